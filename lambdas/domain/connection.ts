@@ -1,0 +1,79 @@
+import { ForbiddenError, HandshakeError, UnavailableError } from '../errors.js';
+import type { Binding, ConnectionRecord } from '../ports.js';
+import { connectParamsSchema } from '../protocol.js';
+import { describe } from './delivery.js';
+import type { Services } from './services.js';
+
+export interface ConnectRequest {
+  connectionId: string;
+  query: Record<string, string | undefined>;
+  origin: string | undefined;
+}
+
+/**
+ * $connect: origin, parameters, token, membership — in that order, writing nothing until all pass. Then the
+ * device becomes a member device of the conversation and the connection is registered.
+ */
+export async function openConnection(services: Services, request: ConnectRequest): Promise<ConnectionRecord> {
+  const allowed = services.settings.originAllowList;
+  if (allowed.length > 0 && (request.origin === undefined || !allowed.includes(request.origin))) {
+    throw new HandshakeError(403, 'origin not allowed');
+  }
+  const params = connectParamsSchema.safeParse(request.query);
+  if (!params.success) {
+    const fields = [...new Set(params.error.issues.map((issue) => issue.path.join('.')))].join(', ');
+    throw new HandshakeError(400, `malformed connection parameters: ${fields}`);
+  }
+  const { token, conversationId, clientId } = params.data;
+  const check = await services.auth.verify(token);
+  if (!check.ok) {
+    if (check.reason === 'unavailable') throw new HandshakeError(503, 'token keys unavailable');
+    throw new HandshakeError(401, check.reason === 'expired' ? 'token expired' : 'invalid token');
+  }
+  const userId = check.userId;
+  try {
+    if (!(await services.members.isMember(conversationId, userId))) {
+      throw new HandshakeError(403, 'not a member of this conversation');
+    }
+    const now = services.clock.now();
+    const record: ConnectionRecord = {
+      connectionId: request.connectionId,
+      userId,
+      deviceId: clientId,
+      conversationId,
+      connectedAt: now,
+      expiresAt: Math.floor(now / 1000) + services.settings.connectionTtlSeconds,
+    };
+    // Device first: if registering the connection then fails, a spare member device is harmless;
+    // the reverse would be a live connection whose device misses pending messages.
+    await services.store.registerDevice(conversationId, { userId, deviceId: clientId });
+    await services.registry.register(record);
+    return record;
+  } catch (error) {
+    if (error instanceof HandshakeError) throw error;
+    if (error instanceof UnavailableError) throw new HandshakeError(503, 'service unavailable, retry later', { cause: error });
+    throw new HandshakeError(500, 'internal error', { cause: error });
+  }
+}
+
+/** $disconnect: forget the connection. Never throws: there is nobody to answer. */
+export async function closeConnection(services: Services, connectionId: string): Promise<void> {
+  try {
+    await services.registry.remove(connectionId);
+  } catch (error) {
+    services.log.warn('could not remove connection on disconnect', { connectionId, error: describe(error) });
+  }
+}
+
+/**
+ * The binding of the connection that sent a frame, checked against the frame's conversation. A connection
+ * that is not registered (never connected through $connect, or expired) is refused.
+ */
+export async function bindingFor(services: Services, connectionId: string, conversationId: string): Promise<Binding> {
+  const record = await services.registry.get(connectionId);
+  if (record === undefined) throw new ForbiddenError('this connection is not registered; reconnect');
+  if (record.conversationId !== conversationId) {
+    throw new ForbiddenError('conversationId does not match this connection');
+  }
+  return record;
+}

@@ -1,0 +1,94 @@
+import type { ConnectionRecord, FanoutJob } from '../ports.js';
+import { messageFrameOf } from './frames.js';
+import type { Services } from './services.js';
+
+export interface DeliveryReport {
+  delivered: number;
+  gone: number;
+  failed: number;
+  queued: number;
+}
+
+/** What goes out: a ready frame (typing), or a stored message that the worker can reload by id. */
+export type Delivery =
+  | { kind: 'frame'; frame: string }
+  | { kind: 'message'; conversationId: string; messageId: string; frame: string };
+
+/**
+ * Delivers live to `recipients`: posted inline up to the fan-out threshold, above it split into batches
+ * for the SQS worker. Delivery never clears what is pending: only `ack` does, so a failure here loses nothing.
+ */
+export async function deliver(
+  services: Services,
+  endpoint: string,
+  delivery: Delivery,
+  recipients: readonly ConnectionRecord[],
+): Promise<DeliveryReport> {
+  const connectionIds = recipients.map((r) => r.connectionId);
+  if (connectionIds.length <= services.settings.fanoutThreshold) {
+    return { ...(await postAll(services, endpoint, delivery.frame, connectionIds)), queued: 0 };
+  }
+  const jobs: FanoutJob[] = [];
+  for (let start = 0; start < connectionIds.length; start += services.settings.fanoutBatchSize) {
+    const batch = connectionIds.slice(start, start + services.settings.fanoutBatchSize);
+    jobs.push(
+      delivery.kind === 'message'
+        ? { kind: 'message', endpoint, conversationId: delivery.conversationId, messageId: delivery.messageId, connectionIds: batch }
+        : { kind: 'frame', endpoint, frame: delivery.frame, connectionIds: batch },
+    );
+  }
+  await services.fanout.enqueue(jobs);
+  return { delivered: 0, gone: 0, failed: 0, queued: connectionIds.length };
+}
+
+/** Posts one frame to many connections with bounded concurrency; a gone connection's row is removed. */
+export async function postAll(
+  services: Services,
+  endpoint: string,
+  frame: string,
+  connectionIds: readonly string[],
+): Promise<Omit<DeliveryReport, 'queued'>> {
+  const poster = services.posterFor(endpoint);
+  const report = { delivered: 0, gone: 0, failed: 0 };
+  let next = 0;
+  const worker = async () => {
+    while (next < connectionIds.length) {
+      const connectionId = connectionIds[next];
+      next += 1;
+      if (connectionId === undefined) break;
+      const outcome = await poster.post(connectionId, frame);
+      report[outcome] += 1;
+      if (outcome === 'gone') await prune(services, connectionId);
+    }
+  };
+  const workers = Math.min(services.settings.postConcurrency, connectionIds.length);
+  await Promise.all(Array.from({ length: workers }, worker));
+  return report;
+}
+
+async function prune(services: Services, connectionId: string): Promise<void> {
+  try {
+    await services.registry.remove(connectionId);
+    services.log.info('pruned gone connection', { connectionId });
+  } catch (error) {
+    services.log.warn('could not prune gone connection', { connectionId, error: describe(error) });
+  }
+}
+
+/** Runs one batch from the fan-out queue. Throws only when the batch should be retried (store unavailable). */
+export async function runFanoutJob(services: Services, job: FanoutJob): Promise<DeliveryReport> {
+  if (job.kind === 'frame') return { ...(await postAll(services, job.endpoint, job.frame, job.connectionIds)), queued: 0 };
+  const stored = await services.store.load(job.conversationId, job.messageId);
+  if (stored === undefined) {
+    // Expired past retention: nothing left to deliver, and nothing pending either.
+    services.log.warn('fan-out message no longer stored', { conversationId: job.conversationId, messageId: job.messageId });
+    return { delivered: 0, gone: 0, failed: 0, queued: 0 };
+  }
+  const frame = JSON.stringify(messageFrameOf(services, stored));
+  return { ...(await postAll(services, job.endpoint, frame, job.connectionIds)), queued: 0 };
+}
+
+/** An error's name and message for logs (our messages never carry bodies or tokens). */
+export function describe(error: unknown): { name: string; message: string } {
+  return error instanceof Error ? { name: error.name, message: error.message } : { name: 'unknown', message: String(error) };
+}

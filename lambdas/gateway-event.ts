@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import type { Config } from './config.js';
+import { DomainError, type ErrorCode } from './errors.js';
+import type { ErrorFrame, ServerFrame } from './protocol.js';
+
+/**
+ * The parts of API Gateway's WebSocket proxy event the handlers read. Events are parsed, not trusted: a
+ * malformed one is answered, never thrown on.
+ */
+const requestContextSchema = z.object({
+  connectionId: z.string().min(1).max(128),
+  requestId: z.string().max(128).optional(),
+  routeKey: z.string().max(128).optional(),
+  domainName: z.string().max(253).optional(),
+  stage: z.string().max(128).optional(),
+});
+
+export const gatewayEventSchema = z.object({
+  requestContext: requestContextSchema,
+  body: z.string().nullish(),
+  isBase64Encoded: z.boolean().optional(),
+  queryStringParameters: z.record(z.string(), z.string().optional()).nullish(),
+  headers: z.record(z.string(), z.string().optional()).nullish(),
+});
+export type GatewayEvent = z.infer<typeof gatewayEventSchema>;
+
+export interface RouteResponse {
+  statusCode: number;
+  body?: string;
+  headers?: Record<string, string>;
+}
+
+export function parseGatewayEvent(event: unknown): GatewayEvent | undefined {
+  const parsed = gatewayEventSchema.safeParse(event);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** The frame text: API Gateway base64-encodes binary frames. */
+export function bodyText(event: GatewayEvent): string {
+  const body = event.body ?? '';
+  return event.isBase64Encoded === true ? Buffer.from(body, 'base64').toString('utf8') : body;
+}
+
+/** Management API endpoint for this event: the configured callback URL, else https://{domainName}/{stage}. */
+export function callbackEndpoint(config: Pick<Config, 'CALLBACK_URL'>, event: GatewayEvent): string {
+  if (config.CALLBACK_URL !== undefined) return config.CALLBACK_URL.replace(/\/+$/, '');
+  const { domainName, stage } = event.requestContext;
+  return `https://${domainName ?? 'localhost'}/${stage ?? ''}`.replace(/\/+$/, '');
+}
+
+/** Case-insensitive header lookup. */
+export function header(event: GatewayEvent, name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(event.headers ?? {})) {
+    if (key.toLowerCase() === wanted) return value;
+  }
+  return undefined;
+}
+
+export function answer(frame: ServerFrame | undefined): RouteResponse {
+  return frame === undefined ? { statusCode: 200 } : { statusCode: 200, body: JSON.stringify(frame) };
+}
+
+/** A short action name from the client, safe to put back in an error frame. */
+export function safeAction(value: unknown): string | undefined {
+  return typeof value === 'string' && /^[A-Za-z0-9_$-]{1,32}$/.test(value) ? value : undefined;
+}
+
+export function errorFrame(code: ErrorCode, message: string, action?: string, requestId?: string): ErrorFrame {
+  return {
+    type: 'error',
+    code,
+    message,
+    ...(action === undefined ? {} : { action }),
+    ...(requestId === undefined ? {} : { requestId }),
+  };
+}
+
+const GENERIC: Record<ErrorCode, string> = {
+  bad_request: 'bad request',
+  forbidden: 'forbidden',
+  not_found: 'not found',
+  payload_too_large: 'payload too large',
+  rate_limited: 'too many frames; slow down and retry',
+  unavailable: 'a dependency is unavailable; retry later',
+  internal: 'internal error',
+};
+
+/** Maps any error to an error frame: domain errors keep their message; anything else is `internal`. */
+export function errorFrameOf(error: unknown, action?: string, requestId?: string): ErrorFrame {
+  if (error instanceof DomainError) return errorFrame(error.code, error.message || GENERIC[error.code], action, requestId);
+  return errorFrame('internal', GENERIC.internal, action, requestId);
+}

@@ -1,0 +1,46 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { z } from 'zod';
+import { getContext } from '../context.js';
+import { runFanoutJob } from '../domain/delivery.js';
+import { conversationIdSchema } from '../protocol.js';
+
+const connectionIds = z.array(z.string().min(1).max(128)).min(1).max(1000);
+const fanoutJobSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('message'),
+    endpoint: z.url(),
+    conversationId: conversationIdSchema,
+    messageId: z.string().min(1).max(128),
+    connectionIds,
+  }),
+  z.object({ kind: z.literal('frame'), endpoint: z.url(), frame: z.string().min(2), connectionIds }),
+]);
+
+export class PoisonRecordError extends Error {
+  override readonly name = 'PoisonRecordError';
+}
+
+const processor = new BatchProcessor(EventType.SQS);
+
+async function processRecord(record: SQSRecord): Promise<void> {
+  let body: unknown;
+  try {
+    body = JSON.parse(record.body);
+  } catch (error) {
+    throw new PoisonRecordError('record body is not JSON', { cause: error });
+  }
+  const job = fanoutJobSchema.safeParse(body);
+  if (!job.success) throw new PoisonRecordError('record is not a fan-out job');
+  const context = await getContext();
+  const report = await runFanoutJob(context, job.data);
+  context.log.info('fan-out batch done', { messageId: record.messageId, ...report });
+}
+
+/**
+ * SQS fan-out worker: posts each batch; a record that fails (poison, or the store unavailable) is reported
+ * alone through ReportBatchItemFailures, so its batch-mates are not redelivered.
+ */
+export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
+  return processPartialResponse(event, processRecord, processor, { throwOnFullBatchFailure: false });
+}

@@ -1,0 +1,136 @@
+import { z } from 'zod';
+import type { ErrorCode } from './errors.js';
+
+/** The wire contract (shared PROTOCOL.md, docs/protocol.md) in executable form. */
+
+export const MAX_BODY_BYTES = 32 * 1024;
+/** API Gateway's limit on one WebSocket message, both directions. */
+export const MAX_MESSAGE_BYTES = 128 * 1024;
+/** What an answer may use of that limit; the rest is headroom for framing. */
+export const MAX_ANSWER_BYTES = MAX_MESSAGE_BYTES - 1024;
+
+const id = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .regex(/^[A-Za-z0-9_-]+$/, `must be 1–${max} characters of A-Z a-z 0-9 _ -`);
+
+export const conversationIdSchema = id(128);
+export const clientIdSchema = id(64);
+
+export const connectParamsSchema = z.object({
+  token: z.string().min(1, 'token is required'),
+  conversationId: conversationIdSchema,
+  clientId: clientIdSchema,
+});
+export type ConnectParams = z.infer<typeof connectParamsSchema>;
+
+export const typingFrameSchema = z.object({
+  action: z.literal('typing'),
+  conversationId: conversationIdSchema,
+  userId: z.string().min(1).max(256).optional(),
+  state: z.enum(['start', 'stop']).default('start'),
+});
+
+export const sendMessageFrameSchema = z.object({
+  action: z.literal('sendMessage'),
+  conversationId: conversationIdSchema,
+  clientMessageId: z.string().min(1).max(64),
+  body: z.string().refine((b) => Buffer.byteLength(b, 'utf8') <= MAX_BODY_BYTES, {
+    message: `body must be at most ${MAX_BODY_BYTES} bytes of UTF-8`,
+    abort: true,
+  }),
+});
+
+export const ackFrameSchema = z.object({
+  action: z.literal('ack'),
+  conversationId: conversationIdSchema,
+  messageIds: z.array(z.string().min(1).max(128)).min(1).max(100),
+});
+
+export const getUnackedFrameSchema = z.object({
+  action: z.literal('getUnacked'),
+  conversationId: conversationIdSchema,
+  limit: z.number().int().min(1).max(100).default(50),
+  afterSeq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+});
+
+export type TypingFrame = z.output<typeof typingFrameSchema>;
+export type SendMessageFrame = z.output<typeof sendMessageFrameSchema>;
+export type AckFrame = z.output<typeof ackFrameSchema>;
+export type GetUnackedFrame = z.output<typeof getUnackedFrameSchema>;
+
+export const clientFrameSchemas = {
+  typing: typingFrameSchema,
+  sendMessage: sendMessageFrameSchema,
+  ack: ackFrameSchema,
+  getUnacked: getUnackedFrameSchema,
+} as const;
+export type ClientAction = keyof typeof clientFrameSchemas;
+
+// Server → client frames.
+
+export interface MessageBody {
+  conversationId: string;
+  messageId: string;
+  seq: number;
+  senderId: string;
+  clientMessageId: string;
+  body: string;
+  sentAt: number;
+}
+export type MessageFrame = { type: 'message' } & MessageBody;
+export interface TypingEventFrame {
+  type: 'typing';
+  conversationId: string;
+  userId: string;
+  state: 'start' | 'stop';
+  at: number;
+}
+export interface SentFrame {
+  type: 'sent';
+  conversationId: string;
+  clientMessageId: string;
+  messageId: string;
+  seq: number;
+  sentAt: number;
+  duplicate: boolean;
+}
+export interface AckedFrame {
+  type: 'acked';
+  conversationId: string;
+  messageIds: string[];
+}
+export interface UnackedFrame {
+  type: 'unacked';
+  conversationId: string;
+  messages: MessageBody[];
+  hasMore: boolean;
+}
+export interface ErrorFrame {
+  type: 'error';
+  code: ErrorCode;
+  message: string;
+  action?: string;
+  requestId?: string;
+}
+export type ServerFrame = MessageFrame | TypingEventFrame | SentFrame | AckedFrame | UnackedFrame | ErrorFrame;
+
+/** UTF-8 size of a frame as it goes on the wire. */
+export function frameBytes(frame: ServerFrame | string): number {
+  return Buffer.byteLength(typeof frame === 'string' ? frame : JSON.stringify(frame), 'utf8');
+}
+
+/**
+ * A short, human-readable reason for a rejected frame. It names fields and rules but never echoes values,
+ * so a body or token cannot leak into an error frame.
+ */
+export function describeIssues(error: z.ZodError): string {
+  const parts = error.issues.slice(0, 3).map((issue) => {
+    const path = issue.path.map(String).join('.');
+    if (issue.code === 'invalid_type') return `${path || 'frame'}: expected ${issue.expected}`;
+    return `${path || 'frame'}: ${issue.message}`.slice(0, 160);
+  });
+  return parts.join('; ');
+}

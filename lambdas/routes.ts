@@ -1,0 +1,86 @@
+/**
+ * The route table, defined once: the CDK stack makes one function per entry and wires it to its route;
+ * the local dev server loads the same handler modules for the same route keys.
+ */
+export interface FunctionSpec {
+  /** Function name suffix, e.g. `sendMessage` → `${stack}-sendMessage`. */
+  name: string;
+  /** Handler module, relative to the repository root; it exports `handler`. */
+  entry: string;
+  /** What it needs, for least-privilege grants. */
+  access: {
+    connections: 'none' | 'read' | 'write' | 'readwrite';
+    members: 'none' | 'read';
+    /** Sends to the fan-out queue. */
+    enqueue: boolean;
+    /** Posts to connections through the Management API. */
+    posts: boolean;
+    /** Reaches Redis (placed in the VPC when Redis is ElastiCache). */
+    redis: boolean;
+  };
+}
+
+export interface RouteSpec extends FunctionSpec {
+  routeKey: string;
+  /** The handler's `body` goes back to the sender (route response). */
+  twoWay: boolean;
+}
+
+export const routes: readonly RouteSpec[] = [
+  {
+    routeKey: '$connect',
+    name: 'connect',
+    entry: 'lambdas/handlers/connect.ts',
+    twoWay: false,
+    access: { connections: 'write', members: 'read', enqueue: false, posts: false, redis: true },
+  },
+  {
+    routeKey: '$disconnect',
+    name: 'disconnect',
+    entry: 'lambdas/handlers/disconnect.ts',
+    twoWay: false,
+    access: { connections: 'write', members: 'none', enqueue: false, posts: false, redis: false },
+  },
+  {
+    routeKey: '$default',
+    name: 'default',
+    entry: 'lambdas/handlers/default.ts',
+    twoWay: true,
+    access: { connections: 'none', members: 'none', enqueue: false, posts: false, redis: false },
+  },
+  {
+    routeKey: 'typing',
+    name: 'typing',
+    entry: 'lambdas/handlers/typing.ts',
+    twoWay: true,
+    access: { connections: 'readwrite', members: 'none', enqueue: true, posts: true, redis: true },
+  },
+  {
+    routeKey: 'sendMessage',
+    name: 'sendMessage',
+    entry: 'lambdas/handlers/send-message.ts',
+    twoWay: true,
+    access: { connections: 'readwrite', members: 'none', enqueue: true, posts: true, redis: true },
+  },
+  {
+    routeKey: 'ack',
+    name: 'ack',
+    entry: 'lambdas/handlers/ack.ts',
+    twoWay: true,
+    access: { connections: 'read', members: 'none', enqueue: false, posts: false, redis: true },
+  },
+  {
+    routeKey: 'getUnacked',
+    name: 'getUnacked',
+    entry: 'lambdas/handlers/get-unacked.ts',
+    twoWay: true,
+    access: { connections: 'read', members: 'none', enqueue: false, posts: false, redis: true },
+  },
+];
+
+/** The SQS consumer that posts large fan-outs in batches. */
+export const fanoutWorker: FunctionSpec = {
+  name: 'fanoutWorker',
+  entry: 'lambdas/handlers/fanout-worker.ts',
+  access: { connections: 'write', members: 'none', enqueue: false, posts: true, redis: true },
+};

@@ -3,7 +3,7 @@ import type { TokenCheck } from './domain/services.js';
 
 /** Verifies connection tokens: `sub` is the user, `exp` is required; issuer/audience/JWKS when configured. */
 export interface AuthSettings {
-  hmacSecret: string;
+  hmacSecret: Uint8Array;
   jwksUrl?: string | undefined;
   issuer?: string | undefined;
   audience?: string | undefined;
@@ -20,7 +20,7 @@ export class TokenVerifier {
       this.key = createRemoteJWKSet(new URL(settings.jwksUrl), { timeoutDuration: 3000, cooldownDuration: 30_000 });
       this.algorithms = ['RS256', 'ES256'];
     } else {
-      this.key = new TextEncoder().encode(settings.hmacSecret);
+      this.key = settings.hmacSecret;
       this.algorithms = ['HS256'];
     }
   }

@@ -4,7 +4,6 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import { Cluster, Redis } from 'ioredis';
-import { z } from 'zod';
 import { DynamoMembershipStore } from './adapters/dynamo-members.js';
 import { DynamoConnectionRegistry } from './adapters/dynamo-registry.js';
 import { createLog } from './adapters/log.js';
@@ -16,6 +15,9 @@ import { TokenVerifier } from './auth.js';
 import { loadConfig, type Config } from './config.js';
 import type { Services } from './domain/services.js';
 import { MessageCipher } from './encryption.js';
+import { SecretError, appKeysFrom, type AppKeys } from './secret.js';
+
+export { SecretError };
 import type { Clock, ConnectionPoster } from './ports.js';
 
 /**
@@ -28,35 +30,10 @@ export interface AppContext extends Services {
   close(): Promise<void>;
 }
 
-const appSecretSchema = z.object({
-  masterKey: z
-    .string()
-    .refine((v) => Buffer.from(v, 'base64').length === 32, 'masterKey must be 32 bytes, base64-encoded'),
-  jwtSecret: z.string().min(32, 'jwtSecret must be at least 32 characters'),
-});
-export type AppSecret = z.infer<typeof appSecretSchema>;
-
-export class SecretError extends Error {
-  override readonly name = 'SecretError';
-}
-
-async function readSecret(config: Config): Promise<AppSecret> {
-  let raw: unknown;
-  if (config.APP_SECRET_ID !== undefined) {
-    const provider = secretsProvider(config);
-    raw = await provider.get(config.APP_SECRET_ID, { transform: 'json' });
-  } else {
-    try {
-      raw = JSON.parse(config.APP_SECRET_JSON ?? '');
-    } catch (error) {
-      throw new SecretError('APP_SECRET_JSON is not JSON', { cause: error });
-    }
-  }
-  const parsed = appSecretSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new SecretError(`app secret: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  }
-  return parsed.data;
+async function readSecret(config: Config): Promise<AppKeys> {
+  if (config.APP_SECRET_ID === undefined) return appKeysFrom(config.APP_SECRET_JSON ?? '');
+  const value = await secretsProvider(config).get(config.APP_SECRET_ID);
+  return appKeysFrom(value);
 }
 
 async function readRedisUrl(config: Config): Promise<string> {
@@ -164,7 +141,7 @@ export async function buildContext(env: NodeJS.ProcessEnv = process.env): Promis
     members: new DynamoMembershipStore(dynamo, config.MEMBERS_TABLE),
     store,
     fanout: new SqsFanoutQueue(sqs, config.FANOUT_QUEUE_URL),
-    sealer: new MessageCipher(Buffer.from(secret.masterKey, 'base64')),
+    sealer: new MessageCipher(secret.masterKey),
     clock,
     log,
     auth,

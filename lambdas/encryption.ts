@@ -24,7 +24,7 @@ export class MessageCipher implements Sealer {
   private readonly keys = new Map<string, Buffer>();
 
   constructor(private readonly masterKey: Buffer) {
-    if (masterKey.length !== 32) throw new RangeError('the master key must be 32 bytes');
+    if (masterKey.length < 32) throw new RangeError('the master key must be at least 32 bytes');
   }
 
   seal(conversationId: string, messageId: string, body: string): string {

@@ -36,6 +36,7 @@ export async function spawnRedis(binary = 'redis-server'): Promise<SpawnedRedis>
   const ready = (async () => {
     for (let attempt = 0; attempt < 100; attempt += 1) {
       const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      probe.on('error', () => undefined);
       try {
         await probe.connect();
         await probe.ping();

@@ -1,0 +1,46 @@
+import { hkdfSync } from 'node:crypto';
+import { z } from 'zod';
+
+/**
+ * The app secret (Secrets Manager in AWS, APP_SECRET_JSON locally): `{"masterKey": string, "jwtSecret"?: string}`.
+ * `masterKey` is high-entropy text (the stack generates 64 characters); message keys are derived from it
+ * with HKDF. Without `jwtSecret`, the HS256 signing secret is derived from the master key as well, so one
+ * generated secret is all a stage needs.
+ */
+export const appSecretSchema = z.object({
+  masterKey: z.string().min(32, 'masterKey must be at least 32 characters'),
+  jwtSecret: z.string().min(32, 'jwtSecret must be at least 32 characters').optional(),
+});
+
+export interface AppKeys {
+  /** Input key material for per-conversation message keys. */
+  masterKey: Buffer;
+  /** HS256 secret for connection tokens. */
+  jwtSecret: Uint8Array;
+}
+
+export class SecretError extends Error {
+  override readonly name = 'SecretError';
+}
+
+/** Parses the secret's value (an object, or its JSON text) into keys; the error names fields, never values. */
+export function appKeysFrom(raw: unknown): AppKeys {
+  let value = raw;
+  if (typeof raw === 'string') {
+    try {
+      value = JSON.parse(raw);
+    } catch (error) {
+      throw new SecretError('the app secret is not JSON', { cause: error });
+    }
+  }
+  const parsed = appSecretSchema.safeParse(value);
+  if (!parsed.success) {
+    throw new SecretError(`the app secret is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'value'}: ${i.message}`).join('; ')}`);
+  }
+  const masterKey = Buffer.from(parsed.data.masterKey, 'utf8');
+  const jwtSecret =
+    parsed.data.jwtSecret === undefined
+      ? new Uint8Array(hkdfSync('sha256', masterKey, Buffer.from('relay-ws/jwt/v1'), 'hs256-signing', 32))
+      : new TextEncoder().encode(parsed.data.jwtSecret);
+  return { masterKey, jwtSecret };
+}

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, requiredVariables } from '../../lambdas/config.js';
+import { completeEnv } from '../support/env.js';
+
+describe('loadConfig', () => {
+  it('parses a complete environment with defaults', () => {
+    const config = loadConfig(completeEnv('redis://127.0.0.1:6379'));
+    expect(config).toMatchObject({
+      CONNECTIONS_TABLE: 'connections-test',
+      RATE_LIMIT_PER_SECOND: 20,
+      RATE_LIMIT_BURST: 40,
+      RETENTION_SECONDS: 7 * 24 * 3600,
+      REDIS_MODE: 'standalone',
+      ORIGIN_ALLOW_LIST: [],
+    });
+  });
+
+  it.each(requiredVariables)('names %s when it is missing', (name) => {
+    const env = Object.fromEntries(Object.entries(completeEnv('redis://x')).filter(([key]) => key !== name));
+    expect(() => loadConfig(env)).toThrowError(new RegExp(`${name} is missing`));
+  });
+
+  it('names every invalid variable and never prints a value', () => {
+    const env = { ...completeEnv('redis://x'), FANOUT_QUEUE_URL: 'not a url', RATE_LIMIT_BURST: 'lots', APP_SECRET_JSON: 'hunter2-secret' };
+    try {
+      loadConfig(env);
+      expect.unreachable('loadConfig accepted an invalid environment');
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      const message = (error as ConfigError).message;
+      expect(message).toContain('FANOUT_QUEUE_URL');
+      expect(message).toContain('RATE_LIMIT_BURST');
+      expect(message).not.toContain('hunter2');
+    }
+  });
+
+  it('needs exactly one Redis source and exactly one secret source', () => {
+    const base: Record<string, string> = completeEnv('redis://x');
+    const noRedis = { ...base };
+    delete noRedis.REDIS_URL;
+    expect(() => loadConfig(noRedis)).toThrowError(/REDIS_URL or REDIS_URL_SECRET_ID/);
+    expect(() => loadConfig({ ...base, REDIS_URL_SECRET_ID: 'arn:x' })).toThrowError(/only one of REDIS_URL/);
+    expect(() => loadConfig({ ...base, APP_SECRET_ID: 'arn:y' })).toThrowError(/only one of APP_SECRET_ID/);
+  });
+
+  it('refuses a burst below the rate and parses the origin allow list', () => {
+    expect(() => loadConfig({ ...completeEnv('redis://x'), RATE_LIMIT_PER_SECOND: '50', RATE_LIMIT_BURST: '10' })).toThrowError(/RATE_LIMIT_BURST/);
+    const config = loadConfig({ ...completeEnv('redis://x'), ORIGIN_ALLOW_LIST: 'https://a.example, https://b.example' });
+    expect(config.ORIGIN_ALLOW_LIST).toEqual(['https://a.example', 'https://b.example']);
+  });
+});

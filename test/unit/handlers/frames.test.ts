@@ -1,0 +1,216 @@
+import { PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
+import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { resetContext } from '../../../lambdas/context.js';
+import { handler as ack } from '../../../lambdas/handlers/ack.js';
+import { handler as defaultRoute } from '../../../lambdas/handlers/default.js';
+import { handler as getUnacked } from '../../../lambdas/handlers/get-unacked.js';
+import { handler as sendMessage } from '../../../lambdas/handlers/send-message.js';
+import { handler as typing } from '../../../lambdas/handlers/typing.js';
+import { mockAws, type AwsMocks } from '../../support/aws-mocks.js';
+import { applyEnv, completeEnv, restoreEnv, uniqueId } from '../../support/env.js';
+import { answerOf, messageEvent } from '../../support/events.js';
+
+let aws: AwsMocks;
+let conversationId: string;
+
+beforeAll(() => {
+  applyEnv(completeEnv(inject('redisUrl'), { RATE_LIMIT_PER_SECOND: '1000', RATE_LIMIT_BURST: '1000', FANOUT_THRESHOLD: '5', FANOUT_BATCH_SIZE: '2' }));
+  aws = mockAws();
+});
+afterAll(async () => {
+  await resetContext();
+  aws.restore();
+  restoreEnv();
+});
+
+/** alice on phone (A1) and laptop (A2), bob on phone (B1), all connected to one conversation. */
+beforeEach(() => {
+  aws.reset();
+  conversationId = uniqueId('conv');
+  aws.connect({ connectionId: 'A1', userId: 'alice', deviceId: 'phone', conversationId });
+  aws.connect({ connectionId: 'A2', userId: 'alice', deviceId: 'laptop', conversationId });
+  aws.connect({ connectionId: 'B1', userId: 'bob', deviceId: 'phone', conversationId });
+});
+
+async function registerDevices() {
+  // Devices become member devices at $connect; here through the store of the real context.
+  const { getContext } = await import('../../../lambdas/context.js');
+  const context = await getContext();
+  for (const [userId, deviceId] of [['alice', 'phone'], ['alice', 'laptop'], ['bob', 'phone']] as const) {
+    await context.store.registerDevice(conversationId, { userId, deviceId });
+  }
+}
+
+const send = (connectionId: string, frame: Record<string, unknown>) =>
+  sendMessage(messageEvent(connectionId, { action: 'sendMessage', conversationId, ...frame }, 'sendMessage'));
+
+describe('typing', () => {
+  it('reaches every other user and none of the sender\'s own connections; answers nothing', async () => {
+    const result = await typing(messageEvent('A1', { action: 'typing', conversationId }, 'typing'));
+    expect(result).toEqual({ statusCode: 200 });
+    expect(aws.posts.map((p) => p.connectionId)).toEqual(['B1']);
+    expect(aws.posts[0]?.frame).toMatchObject({ type: 'typing', conversationId, userId: 'alice', state: 'start' });
+    expect(aws.dynamo.commandCalls(QueryCommand)).toHaveLength(1);
+  });
+
+  it('carries state stop', async () => {
+    await typing(messageEvent('B1', { action: 'typing', conversationId, state: 'stop', userId: 'bob' }, 'typing'));
+    expect(aws.postsTo('A1')).toEqual([expect.objectContaining({ state: 'stop', userId: 'bob' })]);
+  });
+
+  it.each([
+    ['a spoofed userId', { userId: 'bob' }],
+    ['another conversation', { conversationId: 'elsewhere' }],
+  ])('refuses %s with forbidden and posts nothing', async (_label, spoof) => {
+    const result = await typing(messageEvent('A1', { action: 'typing', conversationId, ...spoof }, 'typing'));
+    expect(answerOf(result)).toMatchObject({ type: 'error', code: 'forbidden', action: 'typing' });
+    expect(aws.management.commandCalls(PostToConnectionCommand)).toHaveLength(0);
+  });
+
+  it('refuses a connection that never registered', async () => {
+    const result = await typing(messageEvent('ZZ', { action: 'typing', conversationId }, 'typing'));
+    expect(answerOf(result)).toMatchObject({ code: 'forbidden' });
+  });
+
+  it('prunes a gone connection (410) and keeps delivering to the rest', async () => {
+    aws.connect({ connectionId: 'C1', userId: 'carol', deviceId: 'phone', conversationId });
+    aws.gone.add('B1');
+    await typing(messageEvent('A1', { action: 'typing', conversationId }, 'typing'));
+    expect(aws.connections.has('B1')).toBe(false);
+    expect(aws.postsTo('C1')).toHaveLength(1);
+  });
+});
+
+describe('sendMessage', () => {
+  it('answers sent, delivers live to every device but the sending one, and leaves it pending', async () => {
+    await registerDevices();
+    const sent = answerOf(await send('A1', { clientMessageId: 'cm-1', body: 'hello' }));
+    expect(sent).toMatchObject({ type: 'sent', conversationId, clientMessageId: 'cm-1', seq: 1, duplicate: false });
+    expect(typeof sent.messageId).toBe('string');
+    expect(aws.posts.map((p) => p.connectionId).sort()).toEqual(['A2', 'B1']);
+    expect(aws.postsTo('B1')[0]).toEqual({
+      type: 'message',
+      conversationId,
+      messageId: sent.messageId,
+      seq: 1,
+      senderId: 'alice',
+      clientMessageId: 'cm-1',
+      body: 'hello',
+      sentAt: sent.sentAt,
+    });
+    const pendingForBob = answerOf(await getUnacked(messageEvent('B1', { action: 'getUnacked', conversationId }, 'getUnacked')));
+    expect(pendingForBob).toMatchObject({ type: 'unacked', hasMore: false, messages: [expect.objectContaining({ body: 'hello', seq: 1 })] });
+    const pendingForSender = answerOf(await getUnacked(messageEvent('A1', { action: 'getUnacked', conversationId }, 'getUnacked')));
+    expect(pendingForSender.messages).toEqual([]);
+  });
+
+  it('gives increasing seqs and answers a re-sent clientMessageId with the first ids, storing nothing new', async () => {
+    await registerDevices();
+    const first = answerOf(await send('A1', { clientMessageId: 'cm-1', body: 'one' }));
+    const second = answerOf(await send('A1', { clientMessageId: 'cm-2', body: 'two' }));
+    aws.posts.length = 0;
+    const again = answerOf(await send('A1', { clientMessageId: 'cm-1', body: 'one' }));
+    expect(second.seq).toBe(Number(first.seq) + 1);
+    expect(again).toMatchObject({ messageId: first.messageId, seq: first.seq, sentAt: first.sentAt, duplicate: true });
+    expect(aws.posts).toHaveLength(0);
+    const pending = answerOf(await getUnacked(messageEvent('B1', { action: 'getUnacked', conversationId }, 'getUnacked')));
+    expect((pending.messages as unknown[]).length).toBe(2);
+  });
+
+  it('goes through SQS in batches above the fan-out threshold, with no body in the queue', async () => {
+    await registerDevices();
+    for (let i = 0; i < 6; i += 1) aws.connect({ connectionId: `X${i}`, userId: `user${i}`, deviceId: 'd', conversationId });
+    await send('A1', { clientMessageId: 'cm-big', body: 'secret words' });
+    expect(aws.sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(1);
+    expect(aws.queued).toHaveLength(4); // 8 recipients in batches of 2
+    expect(JSON.stringify(aws.queued)).not.toContain('secret words');
+    expect(aws.posts).toHaveLength(0);
+  });
+
+  it('still answers sent when the recipients cannot be listed: the message is stored and pending', async () => {
+    await registerDevices();
+    aws.dynamo.on(QueryCommand).rejects(Object.assign(new Error('down'), { name: 'InternalServerError', $metadata: { httpStatusCode: 500 } }));
+    const sent = answerOf(await send('A1', { clientMessageId: 'cm-q', body: 'kept' }));
+    expect(sent).toMatchObject({ type: 'sent', duplicate: false });
+  });
+
+  it('refuses an oversize body with bad_request and stores nothing', async () => {
+    await registerDevices();
+    const result = answerOf(await send('A1', { clientMessageId: 'big', body: 'é'.repeat(16 * 1024 + 1) }));
+    expect(result).toMatchObject({ type: 'error', code: 'bad_request', action: 'sendMessage' });
+    expect(String(result.message)).not.toContain('éé');
+    const pending = answerOf(await getUnacked(messageEvent('B1', { action: 'getUnacked', conversationId }, 'getUnacked')));
+    expect(pending.messages).toEqual([]);
+  });
+
+  it('refuses a body whose encoded frame would exceed the 128 KB message limit', async () => {
+    const body = '\u0001'.repeat(30 * 1024); // 30 KiB of UTF-8, ~180 KB once JSON-escaped
+    const result = answerOf(await send('A1', { clientMessageId: 'esc', body }));
+    expect(result).toMatchObject({ code: 'payload_too_large' });
+  });
+});
+
+describe('ack and getUnacked', () => {
+  it('ack clears only this device; it is idempotent and ignores unknown ids', async () => {
+    await registerDevices();
+    const m1 = answerOf(await send('B1', { clientMessageId: 'b-1', body: 'first' }));
+    const m2 = answerOf(await send('B1', { clientMessageId: 'b-2', body: 'second' }));
+    const acked = answerOf(await ack(messageEvent('A1', { action: 'ack', conversationId, messageIds: [m1.messageId, 'nope'] }, 'ack')));
+    expect(acked).toEqual({ type: 'acked', conversationId, messageIds: [m1.messageId, 'nope'] });
+    const again = answerOf(await ack(messageEvent('A1', { action: 'ack', conversationId, messageIds: [m1.messageId] }, 'ack')));
+    expect(again.type).toBe('acked');
+    const phone = answerOf(await getUnacked(messageEvent('A1', { action: 'getUnacked', conversationId }, 'getUnacked')));
+    const laptop = answerOf(await getUnacked(messageEvent('A2', { action: 'getUnacked', conversationId }, 'getUnacked')));
+    expect((phone.messages as { messageId: string }[]).map((m) => m.messageId)).toEqual([m2.messageId]);
+    expect((laptop.messages as { messageId: string }[]).map((m) => m.messageId)).toEqual([m1.messageId, m2.messageId]);
+  });
+
+  it('pages by limit and afterSeq in seq order', async () => {
+    await registerDevices();
+    for (let i = 1; i <= 5; i += 1) await send('B1', { clientMessageId: `p-${i}`, body: `m${i}` });
+    const page1 = answerOf(await getUnacked(messageEvent('A1', { action: 'getUnacked', conversationId, limit: 2 }, 'getUnacked')));
+    expect((page1.messages as { seq: number }[]).map((m) => m.seq)).toEqual([1, 2]);
+    expect(page1.hasMore).toBe(true);
+    const page2 = answerOf(await getUnacked(messageEvent('A1', { action: 'getUnacked', conversationId, limit: 10, afterSeq: 2 }, 'getUnacked')));
+    expect((page2.messages as { seq: number }[]).map((m) => m.seq)).toEqual([3, 4, 5]);
+    expect(page2.hasMore).toBe(false);
+  });
+
+  it('pages by size so that no answer exceeds 128 KB', async () => {
+    await registerDevices();
+    const body = 'x'.repeat(30 * 1024);
+    for (let i = 1; i <= 6; i += 1) await send('B1', { clientMessageId: `big-${i}`, body });
+    const result = await getUnacked(messageEvent('A1', { action: 'getUnacked', conversationId, limit: 100 }, 'getUnacked'));
+    const page = answerOf(result);
+    expect(Buffer.byteLength(result.body ?? '', 'utf8')).toBeLessThanOrEqual(128 * 1024);
+    expect((page.messages as unknown[]).length).toBeGreaterThan(0);
+    expect((page.messages as unknown[]).length).toBeLessThan(6);
+    expect(page.hasMore).toBe(true);
+  });
+
+  it('refuses ack and getUnacked for another conversation', async () => {
+    const a = answerOf(await ack(messageEvent('A1', { action: 'ack', conversationId: 'other', messageIds: ['x'] }, 'ack')));
+    const g = answerOf(await getUnacked(messageEvent('A1', { action: 'getUnacked', conversationId: 'other' }, 'getUnacked')));
+    expect([a.code, g.code]).toEqual(['forbidden', 'forbidden']);
+  });
+});
+
+describe('$default', () => {
+  it.each([
+    ['not JSON', 'hello there', /not valid JSON/],
+    ['a JSON array', '[1,2]', /JSON object/],
+    ['no action', '{"conversationId":"c"}', /missing "action"/],
+    ['an unknown action', '{"action":"dance"}', /unknown action/],
+  ])('answers bad_request to %s', async (_label, body, message) => {
+    const answer = answerOf(await defaultRoute(messageEvent('A1', body)));
+    expect(answer).toMatchObject({ type: 'error', code: 'bad_request' });
+    expect(String(answer.message)).toMatch(message);
+  });
+
+  it('echoes a short unknown action but never a long or odd one', async () => {
+    expect(answerOf(await defaultRoute(messageEvent('A1', '{"action":"dance"}'))).action).toBe('dance');
+    expect(answerOf(await defaultRoute(messageEvent('A1', JSON.stringify({ action: 'x'.repeat(500) })))).action).toBeUndefined();
+  });
+});

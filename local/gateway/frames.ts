@@ -1,19 +1,25 @@
 /**
- * Watches the raw client byte stream of one WebSocket and reports the first data frame whose payload exceeds a limit.
+ * Watches the raw client byte stream of one WebSocket and reports the first data frame over the frame limit, or the
+ * first fragment that takes its message over the message limit.
  *
  * `ws` only limits whole messages (`maxPayload`), while API Gateway also limits each frame (32 KB). Reading just the
- * frame headers alongside `ws` gives a real per-frame check, fragments included, without touching payload bytes.
+ * frame headers alongside `ws` gives a real per-frame check, fragments included, without touching payload bytes, and
+ * it trips on the header, before `ws` has buffered the payload.
  */
 export class FrameSizeMonitor {
   private readonly header = Buffer.alloc(14);
   private headerLength = 0;
   private headerNeeded = 2;
   private payloadRemaining = 0;
+  private messageBytes = 0;
   private tripped = false;
 
-  constructor(private readonly maxFrameBytes: number) {}
+  constructor(
+    private readonly maxFrameBytes: number,
+    private readonly maxMessageBytes: number,
+  ) {}
 
-  /** Feeds the next chunk; returns true once a data frame over the limit has been seen (and stops parsing). */
+  /** Feeds the next chunk; returns true once a limit has been exceeded (and stops parsing). */
   feed(chunk: Buffer): boolean {
     if (this.tripped) return true;
     let offset = 0;
@@ -46,7 +52,7 @@ export class FrameSizeMonitor {
     return 2 + extended + (masked ? 4 : 0);
   }
 
-  /** Resets for the next frame; returns true when the finished header announces an oversize data frame. */
+  /** Resets for the next frame; returns true when the finished header breaks a limit. */
   private completeHeader(): boolean {
     const opcode = this.header.readUInt8(0) & 0x0f;
     const length7 = this.header.readUInt8(1) & 0x7f;
@@ -57,6 +63,8 @@ export class FrameSizeMonitor {
     this.headerNeeded = 2;
     this.payloadRemaining = payloadLength;
     // Opcodes 0x0-0x2 are continuation, text and binary; control frames are capped at 125 bytes by the protocol.
-    return opcode <= 0x2 && payloadLength > this.maxFrameBytes;
+    if (opcode > 0x2) return false;
+    this.messageBytes = opcode === 0x0 ? this.messageBytes + payloadLength : payloadLength;
+    return payloadLength > this.maxFrameBytes || this.messageBytes > this.maxMessageBytes;
   }
 }

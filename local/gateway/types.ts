@@ -110,15 +110,15 @@ export type RouteHandlerResult = RouteResult | string;
 
 /**
  * A Lambda handler. Declared through a method so its parameters compare bivariantly: that lets a handler written
- * against @types/aws-lambda's WebSocket event type be registered directly. Async handlers are the norm; a handler that
- * declares a third parameter and returns nothing is treated as callback-style and settles when it calls back.
+ * against @types/aws-lambda's WebSocket event type be registered directly. Async handlers are the norm and should
+ * resolve to a `RouteHandlerResult` or nothing; a handler that declares a third parameter and returns no promise is
+ * treated as callback-style and settles when it calls back.
+ *
+ * The return type is `unknown` because Lambda handler types return `void | Promise<...>`, and results are read
+ * defensively at run time (`statusCode`, `body`, `headers`) exactly as API Gateway reads a proxy response.
  */
 export type RouteHandler = {
-  handle(
-    event: LocalWebsocketEvent,
-    context: Context,
-    callback: Callback<RouteHandlerResult>,
-  ): Promise<RouteHandlerResult | void> | void;
+  handle(event: LocalWebsocketEvent, context: Context, callback: Callback<RouteHandlerResult>): unknown;
 }['handle'];
 
 export interface RouteDefinition {

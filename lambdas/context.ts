@@ -108,15 +108,16 @@ export async function buildContext(env: NodeJS.ProcessEnv = process.env): Promis
     store = new RedisMessageStore(redis, storeSettings);
   }
 
-  const posters = new Map<string, ConnectionPoster>();
+  const posters = new Map<string, { poster: ConnectionPoster; destroy(): void }>();
   const posterFor = (endpoint: string): ConnectionPoster => {
-    let poster = posters.get(endpoint);
-    if (poster === undefined) {
+    let entry = posters.get(endpoint);
+    if (entry === undefined) {
       const client = managementClientFor(endpoint, config.AWS_REGION, Math.max(config.POST_CONCURRENCY, 16));
-      poster = new ManagementApiPoster(client, (failure) => log.warn('post to connection failed', { ...failure }));
-      posters.set(endpoint, poster);
+      const poster = new ManagementApiPoster(client, (failure) => log.warn('post to connection failed', { ...failure }));
+      entry = { poster, destroy: () => client.destroy() };
+      posters.set(endpoint, entry);
     }
-    return poster;
+    return entry.poster;
   };
 
   const auth = new TokenVerifier({
@@ -151,6 +152,8 @@ export async function buildContext(env: NodeJS.ProcessEnv = process.env): Promis
       redis?.disconnect();
       dynamo.destroy();
       sqs.destroy();
+      for (const entry of posters.values()) entry.destroy();
+      posters.clear();
     },
   };
 }

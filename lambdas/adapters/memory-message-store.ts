@@ -30,15 +30,15 @@ interface ConversationState {
  */
 export class MemoryMessageStore implements MessageStore {
   private readonly conversations = new Map<string, ConversationState>();
-  private readonly buckets = new Map<string, { tokens: number; ts: number }>();
+  private readonly buckets = new Map<string, { tokens: number; ts: number; idleAfter: number }>();
 
   constructor(
     private readonly settings: RedisStoreSettings,
     private readonly clock: Clock,
   ) {}
 
-  async admit(_conversationId: string, limit: RateLimit): Promise<boolean> {
-    return this.take(limit);
+  async admit(conversationId: string, limit: RateLimit): Promise<boolean> {
+    return this.take(conversationId, limit);
   }
 
   async registerDevice(conversationId: string, device: Device): Promise<void> {
@@ -56,7 +56,7 @@ export class MemoryMessageStore implements MessageStore {
   }
 
   async append(message: StoredMessage, limit: RateLimit): Promise<AppendResult> {
-    if (!this.take(limit)) return { status: 'rate_limited' };
+    if (!this.take(message.conversationId, limit)) return { status: 'rate_limited' };
     const state = this.state(message.conversationId);
     const idemKey = `${message.senderId}\n${message.clientMessageId}`;
     const existing = this.live(state.idempotency, idemKey);
@@ -82,7 +82,7 @@ export class MemoryMessageStore implements MessageStore {
   }
 
   async ack(conversationId: string, device: Device, messageIds: readonly string[], limit: RateLimit) {
-    if (!this.take(limit)) return 'rate_limited' as const;
+    if (!this.take(conversationId, limit)) return 'rate_limited' as const;
     const pending = this.state(conversationId).pending.get(deviceKey(device));
     for (const id of messageIds) pending?.delete(id);
     return 'ok' as const;
@@ -94,7 +94,7 @@ export class MemoryMessageStore implements MessageStore {
     page: { afterSeq: number; limit: number; maxBytes: number },
     limit: RateLimit,
   ): Promise<PendingResult> {
-    if (!this.take(limit)) return { status: 'rate_limited' };
+    if (!this.take(conversationId, limit)) return { status: 'rate_limited' };
     const state = this.state(conversationId);
     const pending = state.pending.get(deviceKey(device));
     const messages: StoredMessage[] = [];
@@ -112,14 +112,15 @@ export class MemoryMessageStore implements MessageStore {
       if (messages.length >= page.limit || (messages.length > 0 && bytes + size > page.maxBytes)) {
         return { status: 'ok', messages, hasMore: true };
       }
-      messages.push(message);
+      messages.push({ ...message });
       bytes += size;
     }
     return { status: 'ok', messages, hasMore: false };
   }
 
   async load(conversationId: string, messageId: string): Promise<StoredMessage | undefined> {
-    return this.live(this.state(conversationId).messages, messageId);
+    const message = this.live(this.state(conversationId).messages, messageId);
+    return message === undefined ? undefined : { ...message };
   }
 
   private state(conversationId: string): ConversationState {
@@ -141,15 +142,21 @@ export class MemoryMessageStore implements MessageStore {
     return entry.value;
   }
 
-  /** The same token bucket as the Redis script. */
-  private take(limit: RateLimit): boolean {
+  /** The same token bucket as the Redis script, per (conversation, connection); idle full buckets are dropped. */
+  private take(conversationId: string, limit: RateLimit): boolean {
+    if (limit.perSecond <= 0) return true;
     const now = this.clock.now();
-    const bucket = this.buckets.get(limit.connectionId) ?? { tokens: limit.burst, ts: now };
+    const key = `${conversationId}\n${limit.connectionId}`;
+    const bucket = this.buckets.get(key) ?? { tokens: limit.burst, ts: now, idleAfter: 0 };
     bucket.tokens = Math.min(limit.burst, bucket.tokens + (Math.max(0, now - bucket.ts) * limit.perSecond) / 1000);
     bucket.ts = now;
+    bucket.idleAfter = now + Math.ceil((limit.burst * 1000) / limit.perSecond) + 1000;
     const allowed = bucket.tokens >= 1;
     if (allowed) bucket.tokens -= 1;
-    this.buckets.set(limit.connectionId, bucket);
+    this.buckets.set(key, bucket);
+    if (this.buckets.size > 10_000) {
+      for (const [other, state] of this.buckets) if (state.idleAfter < now) this.buckets.delete(other);
+    }
     return allowed;
   }
 }

@@ -75,6 +75,7 @@ return {'stored', seq}`,
     numberOfKeys: 2,
     lua: `${ADMIT}
 if not admit(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2])) then return -1 end
+if #ARGV < 3 then return 0 end
 return redis.call('ZREM', KEYS[1], unpack(ARGV, 3))`,
   },
   // KEYS: pending, rate. ARGV: rate, burst, afterSeq, limit, maxBytes, messagePrefix.
@@ -227,14 +228,21 @@ export class RedisMessageStore implements MessageStore {
     return value === null ? undefined : decodeStoredMessage(conversationId, value);
   }
 
+  /**
+   * Connection trouble (refused, timed out, retries exhausted) and the server's own "busy" replies mean
+   * `unavailable`; any other reply error is a bug in a script or its arguments and stays an internal error.
+   */
   private async run<T>(command: () => Promise<T>): Promise<T> {
     try {
       return await command();
     } catch (error) {
+      if (error instanceof Error && error.name === 'ReplyError' && !TRANSIENT_REPLY.test(error.message)) throw error;
       throw new UnavailableError('the message store is unavailable', { cause: error });
     }
   }
 }
+
+const TRANSIENT_REPLY = /^(LOADING|BUSY|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|READONLY|OOM|NOREPLICAS)\b/;
 
 function rateArgs(limit: RateLimit): [string, string] {
   return [String(limit.perSecond), String(limit.burst)];

@@ -5,6 +5,10 @@ import { callAws } from './aws-errors.js';
 
 const SQS_BATCH = 10;
 
+export class FanoutRejectedError extends Error {
+  override readonly name = 'FanoutRejectedError';
+}
+
 /** Hands fan-out batches to the worker through SQS; entries SQS refuses are retried once, then reported. */
 export class SqsFanoutQueue implements FanoutQueue {
   constructor(
@@ -22,10 +26,16 @@ export class SqsFanoutQueue implements FanoutQueue {
         const result = await callAws('the fan-out queue', () =>
           this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: batch })),
         );
-        const failed = new Set((result.Failed ?? []).map((f) => f.Id));
-        entries = batch.filter((entry) => failed.has(entry.Id));
+        const failed = result.Failed ?? [];
+        // An entry refused as the sender's fault (too large, invalid) can never succeed: do not retry it.
+        const senderFault = failed.find((f) => f.SenderFault === true);
+        if (senderFault !== undefined) {
+          throw new FanoutRejectedError(`the fan-out queue rejected an entry: ${senderFault.Code ?? 'unknown'}`);
+        }
+        const retry = new Set(failed.map((f) => f.Id));
+        entries = batch.filter((entry) => retry.has(entry.Id));
       }
-      if (entries.length > 0) throw new UnavailableError(`the fan-out queue refused ${entries.length} batch(es)`);
+      if (entries.length > 0) throw new UnavailableError(`the fan-out queue refused ${entries.length} job(s)`);
     }
   }
 }

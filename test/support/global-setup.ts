@@ -1,6 +1,6 @@
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
-import { spawnRedis, type SpawnedRedis } from './redis-server.js';
+import { spawnRedis, type SpawnedRedis } from '../../local/redis-server.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -1,0 +1,137 @@
+import { parseArgs } from 'node:util';
+import { appKeysFrom } from '../lambdas/secret.js';
+import { startLocalBackend, DEV_SECRET_JSON } from './backend.js';
+import { removeDevState, writeDevState } from './dev-state.js';
+import { signToken } from './tokens.js';
+import { DynamoMembershipStore } from '../lambdas/adapters/dynamo-members.js';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+
+/** `npm start`: the whole backend on this machine, with a demo conversation ready to chat in. */
+
+const HELP = `Usage: npm start [-- options]
+
+Options (each also as an environment variable):
+  --port N           WebSocket + Management API port (PORT, default 3001)
+  --host H           bind address (HOST, default 127.0.0.1)
+  --stage S          stage path (STAGE, default local)
+  --redis-url URL    use this Redis (REDIS_URL); default: spawn redis-server, else in-memory
+  --memory           use the in-memory message store (nothing survives a restart)
+  --dynamodb URL     use this DynamoDB endpoint (DYNAMODB_ENDPOINT); default: dynalite in process
+  --sqs URL          use this SQS endpoint (SQS_ENDPOINT); default: fauxqs in process
+  --log-level L      DEBUG | INFO | WARN | ERROR | SILENT (LOG_LEVEL, default INFO)
+  -h, --help         this text
+`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      stage: { type: 'string' },
+      'redis-url': { type: 'string' },
+      memory: { type: 'boolean' },
+      dynamodb: { type: 'string' },
+      sqs: { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const port = Number(values.port ?? process.env.PORT ?? 3001);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`invalid port: ${String(values.port ?? process.env.PORT)}`);
+  const logLevel = (values['log-level'] ?? process.env.LOG_LEVEL ?? 'INFO').toUpperCase();
+  const secretJson = process.env.APP_SECRET_JSON ?? DEV_SECRET_JSON;
+  const redisUrl = values.memory === true ? 'memory://' : (values['redis-url'] ?? process.env.REDIS_URL);
+  const dynamodbEndpoint = values.dynamodb ?? process.env.DYNAMODB_ENDPOINT;
+  const sqsEndpoint = values.sqs ?? process.env.SQS_ENDPOINT;
+
+  const backend = await startLocalBackend({
+    port,
+    host: values.host ?? process.env.HOST ?? '127.0.0.1',
+    stage: values.stage ?? process.env.STAGE ?? 'local',
+    ...(redisUrl === undefined ? {} : { redisUrl }),
+    ...(dynamodbEndpoint === undefined ? {} : { dynamodbEndpoint }),
+    ...(sqsEndpoint === undefined ? {} : { sqsEndpoint }),
+    env: { LOG_LEVEL: logLevel, APP_SECRET_JSON: secretJson },
+    onWorkerError: (error) => process.stderr.write(`fan-out poller: ${error instanceof Error ? error.message : String(error)}\n`),
+  });
+  await writeDevState(backend.port, {
+    pid: process.pid,
+    url: backend.url,
+    dynamodbEndpoint: backend.dynamodbEndpoint,
+    tables: backend.tables,
+    redisUrl: backend.redisUrl,
+    secretJson,
+  });
+
+  // A demo conversation with two members, so the printed lines work straight away.
+  const db = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ endpoint: backend.dynamodbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
+  );
+  const members = new DynamoMembershipStore(db, backend.tables.members);
+  await members.add('demo', 'alice');
+  await members.add('demo', 'bob');
+  db.destroy();
+  const keys = appKeysFrom(secretJson);
+  const day = 24 * 3600;
+  const alice = await signToken(keys.jwtSecret, 'alice', { ttlSeconds: day });
+  const bob = await signToken(keys.jwtSecret, 'bob', { ttlSeconds: day });
+  const line = (token: string, device: string) => `npx wscat -c '${backend.url}?token=${token}&conversationId=demo&clientId=${device}'`;
+
+  const redisNote = {
+    external: `Redis:       ${backend.redisUrl}`,
+    spawned: `Redis:       ${backend.redisUrl} (redis-server started for this run)`,
+    memory: 'Redis:       in-memory twin — redis-server not found or --memory given; nothing survives a restart',
+  }[backend.redisKind];
+  process.stdout.write(
+    [
+      '',
+      'relay-ws is running locally.',
+      '',
+      `WebSocket:   ${backend.url}`,
+      `Management:  ${backend.managementEndpoint}   (POST/GET/DELETE @connections/{id})`,
+      `DynamoDB:    ${backend.dynamodbEndpoint}   tables ${backend.tables.connections}, ${backend.tables.members}`,
+      `SQS:         ${backend.queueUrl}`,
+      redisNote,
+      '',
+      'Demo conversation "demo" with members alice and bob (tokens valid 24 h):',
+      '',
+      '  alice, terminal 1:',
+      `  ${line(alice, 'alice-phone')}`,
+      '',
+      '  bob, terminal 2:',
+      `  ${line(bob, 'bob-laptop')}`,
+      '',
+      'Then type frames, e.g.:',
+      '  {"action":"sendMessage","conversationId":"demo","clientMessageId":"m1","body":"hello"}',
+      '  {"action":"typing","conversationId":"demo"}',
+      '  {"action":"getUnacked","conversationId":"demo"}',
+      '',
+      `More members and tokens: PORT=${backend.port} npm run admin -- add-member <conversationId> <userId> | token <userId> [--ttl 1h]`,
+      'Ctrl-C stops everything.',
+      '',
+    ].join('\n'),
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`\n${signal}: shutting down…\n`);
+    await removeDevState(backend.port);
+    await backend.close();
+    process.stdout.write('stopped.\n');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`npm start failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

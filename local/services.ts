@@ -1,0 +1,52 @@
+import type { AddressInfo } from 'node:net';
+import dynalite from 'dynalite';
+import { startFauxqs } from 'fauxqs';
+import { spawnRedis } from './redis-server.js';
+
+/** The local stand-ins for AWS services: each starts on a free loopback port and stops cleanly. */
+
+export interface RunningService {
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+export async function startDynalite(port = 0, host = '127.0.0.1'): Promise<RunningService> {
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  return {
+    endpoint: `http://${host}:${address.port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export async function startSqsServer(port = 0, host = '127.0.0.1'): Promise<RunningService> {
+  // fauxqs binds every interface; `host` only names the host in its queue URLs.
+  const server = await startFauxqs({ port, host, logger: false });
+  return { endpoint: `http://${host}:${server.port}`, stop: () => server.stop() };
+}
+
+export type RedisSource = { kind: 'external' | 'spawned'; url: string; stop(): Promise<void> } | { kind: 'memory'; url: string; stop(): Promise<void> };
+
+/**
+ * Redis for the dev server: REDIS_URL if given, else a redis-server spawned on a free port, else the
+ * in-memory twin (nothing survives a restart).
+ */
+export async function resolveRedis(given: string | undefined): Promise<RedisSource> {
+  if (given !== undefined && given !== '') {
+    return { kind: given.startsWith('memory:') ? 'memory' : 'external', url: given, stop: async () => undefined };
+  }
+  try {
+    const spawned = await spawnRedis();
+    return { kind: 'spawned', url: spawned.url, stop: spawned.stop };
+  } catch {
+    return { kind: 'memory', url: 'memory://', stop: async () => undefined };
+  }
+}

@@ -24,6 +24,8 @@ Options (each also as an environment variable):
 `;
 
 async function main(): Promise<void> {
+  // Node 20 is supported for local work; the SDK's notice about its own future Node 22 floor is noise here.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { values } = parseArgs({
     options: {
       port: { type: 'string' },
@@ -62,6 +64,7 @@ async function main(): Promise<void> {
   await writeDevState(backend.port, {
     pid: process.pid,
     url: backend.url,
+    stage: backend.stage,
     dynamodbEndpoint: backend.dynamodbEndpoint,
     tables: backend.tables,
     redisUrl: backend.redisUrl,

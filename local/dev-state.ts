@@ -10,6 +10,7 @@ import { z } from 'zod';
 const devStateSchema = z.object({
   pid: z.number(),
   url: z.string(),
+  stage: z.string(),
   dynamodbEndpoint: z.string(),
   tables: z.object({ connections: z.string(), members: z.string() }),
   redisUrl: z.string(),

@@ -27,10 +27,11 @@ export async function startDynalite(port = 0, host = '127.0.0.1'): Promise<Runni
   };
 }
 
-export async function startSqsServer(port = 0, host = '127.0.0.1'): Promise<RunningService> {
-  // fauxqs binds every interface; `host` only names the host in its queue URLs.
-  const server = await startFauxqs({ port, host, logger: false });
-  return { endpoint: `http://${host}:${server.port}`, stop: () => server.stop() };
+export async function startSqsServer(port = 0): Promise<RunningService> {
+  // fauxqs binds every interface and names queues http://sqs.<region>.localhost:<port>/…; the SDK sends
+  // requests to the endpoint below, so that host name is never resolved.
+  const server = await startFauxqs({ port, logger: false });
+  return { endpoint: `http://127.0.0.1:${server.port}`, stop: () => server.stop() };
 }
 
 export type RedisSource = { kind: 'external' | 'spawned'; url: string; stop(): Promise<void> } | { kind: 'memory'; url: string; stop(): Promise<void> };

@@ -1,0 +1,158 @@
+import { parseArgs } from 'node:util';
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { Redis } from 'ioredis';
+import { DynamoMembershipStore } from '../lambdas/adapters/dynamo-members.js';
+import { RedisMessageStore } from '../lambdas/adapters/redis-message-store.js';
+import { conversationIdSchema } from '../lambdas/protocol.js';
+import { appKeysFrom, type AppKeys } from '../lambdas/secret.js';
+import { OUTPUTS, stackNameFor } from '../lib/outputs.js';
+import { readDevState } from './dev-state.js';
+import { parseTtl, signToken } from './tokens.js';
+
+/**
+ * `npm run admin -- <command>`: membership and tokens, against the dev server running on PORT (default 3001),
+ * or against a deployed stage when STAGE is set (reads the stack's outputs with your AWS credentials).
+ */
+const USAGE = `Usage: npm run admin -- <command>
+
+Commands:
+  add-member <conversationId> <userId>      let a user connect to a conversation
+  remove-member <conversationId> <userId>   revoke it (and, where Redis is reachable, drop the user's pending messages)
+  token <userId> [--ttl 1h]                 sign a connection token (HS256 with the stage's secret)
+
+Target:
+  the dev server on PORT (default 3001), as started by \`npm start\`; or
+  STAGE=<stage> (with AWS credentials and AWS_REGION): the deployed stack RelayWs-<stage>;
+  MEMBERS_TABLE / APP_SECRET_ID override what the stack outputs say.
+`;
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+interface Target {
+  description: string;
+  members: DynamoMembershipStore;
+  keys(): Promise<AppKeys>;
+  /** Forgets a removed user's devices in Redis, when Redis is reachable from here. */
+  forgetUser?: (conversationId: string, userId: string) => Promise<void>;
+  close(): void;
+}
+
+async function localTarget(port: string): Promise<Target | undefined> {
+  const state = await readDevState(port);
+  if (state === undefined) return undefined;
+  const db = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ endpoint: state.dynamodbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
+  );
+  const redis = state.redisUrl.startsWith('memory:') ? undefined : new Redis(state.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  const store = redis === undefined ? undefined : new RedisMessageStore(redis, { retentionSeconds: 1, maxPendingPerDevice: 1 });
+  return {
+    description: `the dev server at ${state.url}`,
+    members: new DynamoMembershipStore(db, state.tables.members),
+    keys: async () => appKeysFrom(state.secretJson),
+    ...(store === undefined ? {} : { forgetUser: (conversationId: string, userId: string) => store.forgetUser(conversationId, userId) }),
+    close: () => {
+      db.destroy();
+      redis?.disconnect();
+    },
+  };
+}
+
+async function awsTarget(stage: string): Promise<Target> {
+  let membersTable = process.env.MEMBERS_TABLE;
+  let secretId = process.env.APP_SECRET_ID;
+  if (membersTable === undefined || secretId === undefined) {
+    const cloudFormation = new CloudFormationClient({});
+    const stackName = stackNameFor(stage);
+    const { Stacks } = await cloudFormation.send(new DescribeStacksCommand({ StackName: stackName }));
+    const outputs = new Map((Stacks?.[0]?.Outputs ?? []).map((o) => [o.OutputKey, o.OutputValue]));
+    cloudFormation.destroy();
+    membersTable ??= outputs.get(OUTPUTS.membersTable);
+    secretId ??= outputs.get(OUTPUTS.appSecretArn);
+    if (membersTable === undefined || secretId === undefined) {
+      throw new UsageError(`stack ${stackName} has no ${OUTPUTS.membersTable}/${OUTPUTS.appSecretArn} outputs; is it deployed?`);
+    }
+  }
+  const db = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+  const secrets = new SecretsManagerClient({});
+  const secret = secretId;
+  return {
+    description: `stage ${stage} (table ${membersTable})`,
+    members: new DynamoMembershipStore(db, membersTable),
+    keys: async () => appKeysFrom((await secrets.send(new GetSecretValueCommand({ SecretId: secret }))).SecretString ?? ''),
+    close: () => {
+      db.destroy();
+      secrets.destroy();
+    },
+  };
+}
+
+async function resolveTarget(): Promise<Target> {
+  const port = process.env.PORT ?? '3001';
+  const stage = process.env.STAGE;
+  const local = await localTarget(port);
+  const devStage = local === undefined ? undefined : (await readDevState(port))?.stage;
+  if (local !== undefined && (stage === undefined || stage === devStage)) return local;
+  local?.close();
+  if (stage !== undefined) return awsTarget(stage);
+  throw new UsageError(`no dev server is running on port ${port}: start one with \`npm start\` (or set PORT), or set STAGE=<stage> to manage a deployed stage`);
+}
+
+function argument(value: string | undefined, name: string): string {
+  if (value === undefined || value === '') throw new UsageError(`missing <${name}>\n\n${USAGE}`);
+  return value;
+}
+
+function conversation(value: string | undefined): string {
+  const id = argument(value, 'conversationId');
+  if (!conversationIdSchema.safeParse(id).success) throw new UsageError('conversationId must be 1–128 characters of A-Z a-z 0-9 _ -');
+  return id;
+}
+
+export async function runAdmin(argv: string[], print: (line: string) => void): Promise<void> {
+  // Node 20 is supported for local work; the SDK's notice about its own future Node 22 floor is noise here.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { ttl: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const [command, first, second] = positionals;
+  if (values.help === true || command === undefined) {
+    print(USAGE);
+    return;
+  }
+  if (!['add-member', 'remove-member', 'token'].includes(command)) throw new UsageError(`unknown command "${command}"\n\n${USAGE}`);
+  const ttlSeconds = parseTtl(values.ttl ?? '1h');
+  const target = await resolveTarget();
+  try {
+    if (command === 'add-member') {
+      const conversationId = conversation(first);
+      const userId = argument(second, 'userId');
+      await target.members.add(conversationId, userId);
+      print(`added ${userId} to ${conversationId} on ${target.description}`);
+    } else if (command === 'remove-member') {
+      const conversationId = conversation(first);
+      const userId = argument(second, 'userId');
+      await target.members.remove(conversationId, userId);
+      if (target.forgetUser === undefined) {
+        print(`removed ${userId} from ${conversationId} on ${target.description}; their pending messages expire with retention`);
+      } else {
+        await target.forgetUser(conversationId, userId);
+        print(`removed ${userId} from ${conversationId} on ${target.description}, with their devices' pending messages`);
+      }
+    } else {
+      const userId = argument(first, 'userId');
+      print(await signToken((await target.keys()).jwtSecret, userId, { ttlSeconds }));
+    }
+  } finally {
+    target.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
+  runAdmin(process.argv.slice(2), (line) => process.stdout.write(`${line}\n`)).catch((error: unknown) => {
+    process.stderr.write(`admin: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(error instanceof UsageError ? 2 : 1);
+  });
+}

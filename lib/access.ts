@@ -1,0 +1,64 @@
+import { PolicyStatement, type IRole } from 'aws-cdk-lib/aws-iam';
+import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { connectionsTable, membersTable, type TableShape } from '../lambdas/tables.js';
+import type { FunctionSpec } from '../lambdas/routes.js';
+import { acknowledge, nagNotation } from './nag.js';
+import type { RedisBackend } from './redis.js';
+import type { Tables } from './tables.js';
+
+export interface AccessTargets {
+  tables: Tables;
+  fanoutQueue: IQueue;
+  appSecret: ISecret;
+  redis: RedisBackend;
+  /** `arn:…:execute-api:{region}:{account}:{apiId}/{stage}/POST/@connections/*` — the only calls the code makes. */
+  postToConnectionsArn: string;
+}
+
+export const TABLE_READ_ACTIONS = ['dynamodb:GetItem', 'dynamodb:Query'] as const;
+export const TABLE_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:DeleteItem'] as const;
+export const MANAGE_CONNECTIONS = 'execute-api:ManageConnections';
+
+/** Grants one function exactly what its route-table entry says it needs. */
+export function grantAccess(role: IRole, spec: FunctionSpec, targets: AccessTargets): void {
+  const { access } = spec;
+  // Every function that builds the context reads the app secret and whatever Redis needs, even if the
+  // handler never touches Redis: the context is built whole or not at all (lambdas/context.ts).
+  targets.appSecret.grantRead(role);
+  targets.redis.grantConnect(role);
+  grantTable(role, targets.tables.connections, connectionsTable, access.connections);
+  grantTable(role, targets.tables.members, membersTable, access.members);
+  if (access.enqueue) targets.fanoutQueue.grantSendMessages(role);
+  if (access.posts) {
+    role.addToPrincipalPolicy(
+      new PolicyStatement({ actions: [MANAGE_CONNECTIONS], resources: [targets.postToConnectionsArn] }),
+    );
+    acknowledge(
+      role,
+      `AwsSolutions-IAM5[Resource::${nagNotation(role, targets.postToConnectionsArn)}]`,
+      'Connection ids exist only at run time; the grant is limited to POST on @connections of this API and stage.',
+    );
+  }
+}
+
+function grantTable(
+  role: IRole,
+  table: ITable,
+  shape: TableShape,
+  level: FunctionSpec['access']['connections'] | FunctionSpec['access']['members'],
+): void {
+  if (level === 'read' || level === 'readwrite') {
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: [...TABLE_READ_ACTIONS],
+        // Named indexes, not `index/*`: a new index does not silently widen the grant.
+        resources: [table.tableArn, ...shape.indexes.map((index) => `${table.tableArn}/index/${index.name}`)],
+      }),
+    );
+  }
+  if (level === 'write' || level === 'readwrite') {
+    role.addToPrincipalPolicy(new PolicyStatement({ actions: [...TABLE_WRITE_ACTIONS], resources: [table.tableArn] }));
+  }
+}

@@ -1,0 +1,153 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import {
+  FlowLogDestination,
+  FlowLogTrafficType,
+  GatewayVpcEndpointAwsService,
+  Peer,
+  Port,
+  SecurityGroup,
+  SubnetType,
+  Vpc,
+  type ISecurityGroup,
+  type IVpc,
+  type SubnetSelection,
+} from 'aws-cdk-lib/aws-ec2';
+import { CfnServerlessCache } from 'aws-cdk-lib/aws-elasticache';
+import type { IGrantable } from 'aws-cdk-lib/aws-iam';
+import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Secret, type ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import type { Config } from '../lambdas/config.js';
+
+/** Where a Redis-using function runs so it can reach Redis. */
+export interface RedisPlacement {
+  vpc: IVpc;
+  vpcSubnets: SubnetSelection;
+  securityGroups: ISecurityGroup[];
+}
+
+/** What the functions need from either kind of Redis. */
+export interface RedisBackend {
+  readonly mode: 'serverless' | 'external';
+  /** REDIS_URL or REDIS_URL_SECRET_ID, and REDIS_MODE. */
+  readonly environment: Readonly<Partial<Record<'REDIS_URL' | 'REDIS_URL_SECRET_ID' | 'REDIS_MODE', string>>>;
+  /** Only for functions with `access.redis`; undefined when Redis is reachable from anywhere. */
+  readonly placement: RedisPlacement | undefined;
+  /** Lets a function that builds the context read whatever it needs to connect. */
+  grantConnect(grantee: IGrantable): void;
+}
+
+const REDIS_PORT = 6379;
+const HTTPS_PORT = 443;
+
+export interface ServerlessRedisProps {
+  stage: string;
+  logRetention: RetentionDays;
+  removalPolicy: RemovalPolicy;
+}
+
+/**
+ * ElastiCache Serverless (Valkey) in a new two-AZ VPC. Functions in the private subnets leave through one
+ * NAT gateway. They must reach the public Management API of this WebSocket API (an execute-api interface
+ * endpoint with private DNS would cut the VPC off from public APIs), so NAT is needed anyway, and interface
+ * endpoints for SQS and Secrets Manager would only add about $15 a month each. DynamoDB gets a free gateway
+ * endpoint, which also keeps its traffic off the NAT gateway's per-GB charge.
+ */
+export class ServerlessRedis extends Construct implements RedisBackend {
+  readonly mode = 'serverless';
+  readonly vpc: Vpc;
+  readonly cache: CfnServerlessCache;
+  readonly functionSecurityGroup: SecurityGroup;
+  readonly cacheSecurityGroup: SecurityGroup;
+  readonly environment: RedisBackend['environment'];
+  readonly placement: RedisPlacement;
+
+  constructor(scope: Construct, id: string, props: ServerlessRedisProps) {
+    super(scope, id);
+    this.vpc = new Vpc(this, 'Vpc', {
+      maxAzs: 2,
+      natGateways: 1,
+      subnetConfiguration: [
+        { name: 'public', subnetType: SubnetType.PUBLIC, cidrMask: 24 },
+        { name: 'private', subnetType: SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 22 },
+      ],
+      // Nothing is placed in the default security group; restricting it would add a custom-resource Lambda.
+      restrictDefaultSecurityGroup: false,
+    });
+    this.vpc.addGatewayEndpoint('DynamoDb', { service: GatewayVpcEndpointAwsService.DYNAMODB });
+    // Rejected traffic only: enough to debug a security-group mistake, at a fraction of full flow-log volume.
+    const flowLogs = new LogGroup(this, 'FlowLogs', { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
+    this.vpc.addFlowLog('FlowLog', {
+      destination: FlowLogDestination.toCloudWatchLogs(flowLogs),
+      trafficType: FlowLogTrafficType.REJECT,
+    });
+
+    this.functionSecurityGroup = new SecurityGroup(this, 'FunctionSecurityGroup', {
+      vpc: this.vpc,
+      description: 'Functions that use Redis: HTTPS to AWS APIs and the JWKS URL, Redis to the cache',
+      allowAllOutbound: false,
+    });
+    this.functionSecurityGroup.addEgressRule(Peer.anyIpv4(), Port.tcp(HTTPS_PORT), 'AWS APIs through the NAT gateway');
+    this.cacheSecurityGroup = new SecurityGroup(this, 'CacheSecurityGroup', {
+      vpc: this.vpc,
+      description: 'ElastiCache Serverless: Redis protocol from the Redis-using functions only',
+      allowAllOutbound: false,
+    });
+    this.functionSecurityGroup.connections.allowTo(this.cacheSecurityGroup, Port.tcp(REDIS_PORT), 'Redis (TLS)');
+
+    const privateSubnets = this.vpc.selectSubnets({ subnetType: SubnetType.PRIVATE_WITH_EGRESS });
+    const retained = props.removalPolicy === RemovalPolicy.RETAIN;
+    const name = `relay-ws-${props.stage}`;
+    this.cache = new CfnServerlessCache(this, 'Cache', {
+      serverlessCacheName: name,
+      description: `relay-ws ${props.stage}: offline queues, sequence numbers, rate limits`,
+      engine: 'valkey',
+      majorEngineVersion: '8',
+      subnetIds: privateSubnets.subnetIds,
+      securityGroupIds: [this.cacheSecurityGroup.securityGroupId],
+      // Pending messages live here: prod keeps a week of daily snapshots and a final one on delete.
+      ...(retained ? { snapshotRetentionLimit: 7, dailySnapshotTime: '03:00', finalSnapshotName: `${name}-final` } : {}),
+    });
+    // Deleting the cache (with its final snapshot in prod) lets the VPC and security groups go too.
+    this.cache.applyRemovalPolicy(RemovalPolicy.DESTROY);
+
+    const mode: Config['REDIS_MODE'] = 'cluster';
+    this.environment = {
+      // ElastiCache Serverless speaks TLS only, in cluster mode.
+      REDIS_URL: `rediss://${this.cache.attrEndpointAddress}:${this.cache.attrEndpointPort}`,
+      REDIS_MODE: mode,
+    };
+    this.placement = {
+      vpc: this.vpc,
+      vpcSubnets: { subnetType: SubnetType.PRIVATE_WITH_EGRESS },
+      securityGroups: [this.functionSecurityGroup],
+    };
+  }
+
+  grantConnect(): void {
+    // Reaching the cache is a network permission (the security groups above), not an IAM one.
+  }
+}
+
+export interface ExternalRedisProps {
+  redisUrlSecretArn: string;
+}
+
+/** A Redis you run elsewhere; its URL (with password) stays in Secrets Manager, never in the template. */
+export class ExternalRedis extends Construct implements RedisBackend {
+  readonly mode = 'external';
+  readonly secret: ISecret;
+  readonly environment: RedisBackend['environment'];
+  readonly placement = undefined;
+
+  constructor(scope: Construct, id: string, props: ExternalRedisProps) {
+    super(scope, id);
+    this.secret = Secret.fromSecretCompleteArn(this, 'UrlSecret', props.redisUrlSecretArn);
+    const mode: Config['REDIS_MODE'] = 'standalone';
+    this.environment = { REDIS_URL_SECRET_ID: this.secret.secretArn, REDIS_MODE: mode };
+  }
+
+  grantConnect(grantee: IGrantable): void {
+    this.secret.grantRead(grantee);
+  }
+}

@@ -1,0 +1,166 @@
+import { CfnOutput, Duration, RemovalPolicy, Stack, Tags, type StackProps } from 'aws-cdk-lib';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { Construct } from 'constructs';
+import { fanoutWorker, routes, type FunctionSpec, type RouteSpec } from '../lambdas/routes.js';
+import { grantAccess } from './access.js';
+import { Alarms } from './alarms.js';
+import { WebSocketGateway } from './api.js';
+import { RelayFunction, type FunctionEnvironment } from './functions.js';
+import { FanoutQueues } from './queues.js';
+import { ExternalRedis, ServerlessRedis, type RedisBackend } from './redis.js';
+import type { StackSettings } from './settings.js';
+import { Tables } from './tables.js';
+import { acknowledge } from './nag.js';
+import { OUTPUTS } from './outputs.js';
+
+/** Output keys: the admin CLI and the deploy guide read these names. */
+export { OUTPUTS };
+
+/** API Gateway gives a route integration 29 s; a frame should answer well before that. */
+export const ROUTE_TIMEOUT = Duration.seconds(10);
+/** A batch of 10 jobs × up to FANOUT_BATCH_SIZE posts each. */
+export const WORKER_TIMEOUT = Duration.seconds(30);
+export const WORKER_BATCH_SIZE = 10;
+export const MEMORY_MB = 512;
+
+export interface RelayStackProps extends StackProps {
+  settings: StackSettings;
+}
+
+/** The whole backend of one stage: API, functions, tables, queue, Redis, secret, alarms. */
+export class RelayStack extends Stack {
+  readonly settings: StackSettings;
+  readonly tables: Tables;
+  readonly fanout: FanoutQueues;
+  readonly appSecret: Secret;
+  readonly redis: RedisBackend;
+  readonly routeFunctions: readonly { route: RouteSpec; relayFunction: RelayFunction }[];
+  readonly worker: RelayFunction;
+  readonly gateway: WebSocketGateway;
+  readonly alarms: Alarms;
+
+  constructor(scope: Construct, id: string, props: RelayStackProps) {
+    super(scope, id, props);
+    const { settings } = props;
+    this.settings = settings;
+    const isProd = settings.stage === 'prod';
+    // prod keeps its data when the stack goes; other stages clean up after themselves.
+    const dataRemoval = isProd ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    const logRetention = settings.logRetentionDays as RetentionDays;
+    Tags.of(this).add('app', 'relay-ws');
+    Tags.of(this).add('stage', settings.stage);
+
+    this.tables = new Tables(this, 'Tables', { removalPolicy: dataRemoval });
+    this.fanout = new FanoutQueues(this, 'Fanout', {
+      maxReceiveCount: settings.maxReceiveCount,
+      workerTimeout: WORKER_TIMEOUT,
+    });
+    this.appSecret = new Secret(this, 'AppSecret', {
+      description: `relay-ws ${settings.stage}: masterKey for message keys (and the derived JWT HS256 secret)`,
+      generateSecretString: {
+        secretStringTemplate: '{}',
+        generateStringKey: 'masterKey',
+        passwordLength: 64,
+        excludePunctuation: true,
+      },
+      removalPolicy: dataRemoval,
+    });
+    acknowledge(
+      this.appSecret,
+      'AwsSolutions-SMG4',
+      'masterKey derives the keys of stored messages; rotating it unreads them, so rotation is a planned re-encryption, not a schedule.',
+    );
+    this.redis =
+      settings.redis === 'serverless'
+        ? new ServerlessRedis(this, 'Redis', { stage: settings.stage, logRetention, removalPolicy: dataRemoval })
+        : new ExternalRedis(this, 'Redis', { redisUrlSecretArn: requireValue(settings.redisUrlSecretArn, 'redisUrlSecretArn') });
+
+    // Every function gets the same complete environment: each builds the whole context (lambdas/context.ts).
+    const environment: FunctionEnvironment = {
+      CONNECTIONS_TABLE: this.tables.connections.tableName,
+      MEMBERS_TABLE: this.tables.members.tableName,
+      FANOUT_QUEUE_URL: this.fanout.queue.queueUrl,
+      APP_SECRET_ID: this.appSecret.secretArn,
+      ...this.redis.environment,
+      LOG_LEVEL: settings.logLevel,
+      RATE_LIMIT_PER_SECOND: String(settings.rateLimitPerSecond),
+      RATE_LIMIT_BURST: String(settings.rateLimitBurst),
+      ...(settings.jwtJwksUrl === undefined ? {} : { JWT_JWKS_URL: settings.jwtJwksUrl }),
+      ...(settings.jwtIssuer === undefined ? {} : { JWT_ISSUER: settings.jwtIssuer }),
+      ...(settings.jwtAudience === undefined ? {} : { JWT_AUDIENCE: settings.jwtAudience }),
+      ...(settings.originAllowList === undefined ? {} : { ORIGIN_ALLOW_LIST: settings.originAllowList }),
+    };
+    const makeFunction = (spec: FunctionSpec, timeout: Duration) =>
+      new RelayFunction(this, spec.name, {
+        namePrefix: this.stackName,
+        spec,
+        environment,
+        timeout,
+        memorySize: MEMORY_MB,
+        logRetention,
+        logRemovalPolicy: dataRemoval,
+        tracing: settings.tracing,
+        placement: spec.access.redis ? this.redis.placement : undefined,
+      });
+    this.routeFunctions = routes.map((route) => ({ route, relayFunction: makeFunction(route, ROUTE_TIMEOUT) }));
+    this.worker = makeFunction(fanoutWorker, WORKER_TIMEOUT);
+    this.worker.function.addEventSource(
+      new SqsEventSource(this.fanout.queue, { batchSize: WORKER_BATCH_SIZE, reportBatchItemFailures: true }),
+    );
+
+    this.gateway = new WebSocketGateway(this, 'WebSocket', {
+      name: this.stackName,
+      stageName: settings.stage,
+      routes: this.routeFunctions.map(({ route, relayFunction }) => ({ route, handler: relayFunction.function })),
+      throttleRate: settings.throttleRate,
+      throttleBurst: settings.throttleBurst,
+      logRetention,
+      logRemovalPolicy: dataRemoval,
+      createCloudWatchRole: settings.apiGatewayCloudWatchRole,
+    });
+
+    for (const relayFunction of this.allFunctions) {
+      grantAccess(relayFunction.role, relayFunction.spec, {
+        tables: this.tables,
+        fanoutQueue: this.fanout.queue,
+        appSecret: this.appSecret,
+        redis: this.redis,
+        postToConnectionsArn: this.gateway.postToConnectionsArn,
+      });
+    }
+
+    this.alarms = new Alarms(this, 'Alarms', {
+      functions: this.allFunctions.map((f) => ({ name: f.spec.name, handler: f.function })),
+      deadLetterQueue: this.fanout.deadLetterQueue,
+      apiId: this.gateway.api.apiId,
+      stageName: settings.stage,
+      alarmEmail: settings.alarmEmail,
+    });
+
+    this.output(OUTPUTS.webSocketUrl, this.gateway.stage.url, 'Clients connect here (wss://…/{stage})');
+    this.output(OUTPUTS.callbackUrl, this.gateway.stage.callbackUrl, 'Management API endpoint (POST @connections)');
+    this.output(OUTPUTS.stageName, settings.stage, 'The stage this stack serves');
+    this.output(OUTPUTS.connectionsTable, this.tables.connections.tableName, 'Connections table');
+    this.output(OUTPUTS.membersTable, this.tables.members.tableName, 'Membership table (admin CLI: MEMBERS_TABLE)');
+    this.output(OUTPUTS.fanoutQueueUrl, this.fanout.queue.queueUrl, 'Fan-out queue');
+    this.output(OUTPUTS.deadLetterQueueUrl, this.fanout.deadLetterQueue.queueUrl, 'Fan-out dead-letter queue');
+    this.output(OUTPUTS.appSecretArn, this.appSecret.secretArn, 'App secret (admin CLI: APP_SECRET_ID)');
+    this.output(OUTPUTS.redisMode, this.redis.mode, 'serverless (ElastiCache) or external');
+  }
+
+  get allFunctions(): readonly RelayFunction[] {
+    return [...this.routeFunctions.map((entry) => entry.relayFunction), this.worker];
+  }
+
+  private output(key: string, value: string, description: string): void {
+    new CfnOutput(this, key, { value, description });
+  }
+}
+
+function requireValue(value: string | undefined, name: string): string {
+  // settings.ts already refuses redis=external without it; this keeps the type honest.
+  if (value === undefined) throw new Error(`context value ${name} is required`);
+  return value;
+}

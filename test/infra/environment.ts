@@ -1,0 +1,43 @@
+import type { z } from 'zod';
+import { configSchema, loadConfig, type Config } from '../../lambdas/config.js';
+import { flat, props, resourcesOfType, type TemplateJson } from './synth.js';
+
+const fieldSchemas = new Map<string, z.ZodType>(Object.entries(configSchema.shape));
+
+/**
+ * A deployed value for a CloudFormation expression, chosen by the config schema itself: the expression
+ * with each Ref / GetAtt replaced by `placeholder` (so `rediss://<Cache.Endpoint.Address>:<…>` keeps its
+ * scheme), else a plain placeholder, else an https URL — the first the variable's own schema accepts.
+ */
+export function deployedValue(name: string, raw: unknown): string {
+  if (typeof raw === 'string') return raw;
+  const field = fieldSchemas.get(name);
+  const rendered = flat(raw).replace(/<[^>]+>/g, 'placeholder');
+  const candidates = [rendered, `placeholder-${name.toLowerCase()}`, `https://placeholder.example.com/${name.toLowerCase()}`];
+  return candidates.find((candidate) => field?.safeParse(candidate).success === true) ?? rendered;
+}
+
+export interface FunctionEnvironment {
+  functionName: string;
+  /** As in the template (values may be CloudFormation expressions). */
+  raw: Record<string, unknown>;
+  /** As the function would see it once deployed. */
+  deployed: Record<string, string>;
+}
+
+export function functionEnvironments(json: TemplateJson): FunctionEnvironment[] {
+  return resourcesOfType(json, 'AWS::Lambda::Function').map(([id, resource]) => {
+    const properties = props(resource);
+    const environment = properties.Environment;
+    const variables =
+      typeof environment === 'object' && environment !== null && 'Variables' in environment ? environment.Variables : undefined;
+    const raw: Record<string, unknown> = typeof variables === 'object' && variables !== null ? { ...variables } : {};
+    const deployed = Object.fromEntries(Object.entries(raw).map(([name, value]) => [name, deployedValue(name, value)]));
+    return { functionName: typeof properties.FunctionName === 'string' ? properties.FunctionName : id, raw, deployed };
+  });
+}
+
+/** What the function's own context build would do with this environment. */
+export function configFor(environment: FunctionEnvironment): Config {
+  return loadConfig(environment.deployed);
+}

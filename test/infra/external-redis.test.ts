@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fanoutWorker, routes } from '../../lambdas/routes.js';
+import { configFor, functionEnvironments } from './environment.js';
+import {
+  actionsOf,
+  asArray,
+  functionNamed,
+  props,
+  statementsOf,
+  removeAssembly,
+  synthesize,
+  violationsIn,
+  type Synthesized,
+} from './synth.js';
+
+const STACK = 'RelayWs-dev';
+const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:relay-ws/dev/redis-url-AbCdEf';
+
+let synth: Synthesized;
+
+beforeAll(() => {
+  synth = synthesize({ redis: 'external', redisUrlSecretArn: SECRET_ARN }, { bundle: false });
+});
+
+afterAll(() => removeAssembly(synth));
+
+describe('-c redis=external', () => {
+  it('creates no VPC, NAT gateway or cache', () => {
+    for (const type of ['AWS::EC2::VPC', 'AWS::EC2::NatGateway', 'AWS::EC2::SecurityGroup', 'AWS::ElastiCache::ServerlessCache']) {
+      synth.template.resourceCountIs(type, 0);
+    }
+    for (const spec of [...routes, fanoutWorker]) {
+      const [, fn] = functionNamed(synth.json, STACK, spec.name);
+      expect(props(fn).VpcConfig, spec.name).toBeUndefined();
+    }
+  });
+
+  it('points every function at the Redis URL secret, which each may read', () => {
+    for (const spec of [...routes, fanoutWorker]) {
+      const [functionId, fn] = functionNamed(synth.json, STACK, spec.name);
+      const variables = (props(fn).Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(variables.REDIS_URL_SECRET_ID).toBe(SECRET_ARN);
+      expect(variables.REDIS_URL).toBeUndefined();
+      const readers = statementsOf(synth.json, functionId).filter(
+        (s) => actionsOf(s).includes('secretsmanager:GetSecretValue') && asArray(s.Resource).includes(SECRET_ARN),
+      );
+      expect(readers, spec.name).toHaveLength(1);
+    }
+  });
+
+  it('still gives every function an environment loadConfig accepts', () => {
+    const environments = functionEnvironments(synth.json);
+    expect(environments).toHaveLength(routes.length + 1);
+    for (const environment of environments) {
+      const config = configFor(environment);
+      expect(config.REDIS_URL_SECRET_ID).toBe(SECRET_ARN);
+      expect(config.REDIS_URL).toBeUndefined();
+      expect(config.REDIS_MODE).toBe('standalone');
+    }
+  });
+
+  it('passes cdk-nag', () => {
+    expect(violationsIn(synth.report)).toEqual([]);
+  });
+});

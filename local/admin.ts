@@ -25,8 +25,9 @@ Commands:
 
 Target:
   the dev server on PORT (default 3001), as started by \`npm start\`; or
-  STAGE=<stage> (with AWS credentials and AWS_REGION): the deployed stack RelayWs-<stage>;
-  MEMBERS_TABLE / APP_SECRET_ID override what the stack outputs say.
+  STAGE=<stage> (with AWS credentials and AWS_REGION): the deployed stack RelayWs-<stage>
+  (or STACK_NAME=<name>); MEMBERS_TABLE and APP_SECRET_ID, when both set, are used without
+  reading the stack.
 `;
 
 export class UsageError extends Error {
@@ -62,12 +63,11 @@ async function localTarget(port: string): Promise<Target | undefined> {
   };
 }
 
-async function awsTarget(stage: string): Promise<Target> {
+async function awsTarget(stackName: string): Promise<Target> {
   let membersTable = process.env.MEMBERS_TABLE;
   let secretId = process.env.APP_SECRET_ID;
   if (membersTable === undefined || secretId === undefined) {
     const cloudFormation = new CloudFormationClient({});
-    const stackName = stackNameFor(stage);
     const { Stacks } = await cloudFormation.send(new DescribeStacksCommand({ StackName: stackName }));
     const outputs = new Map((Stacks?.[0]?.Outputs ?? []).map((o) => [o.OutputKey, o.OutputValue]));
     cloudFormation.destroy();
@@ -81,7 +81,7 @@ async function awsTarget(stage: string): Promise<Target> {
   const secrets = new SecretsManagerClient({});
   const secret = secretId;
   return {
-    description: `stage ${stage} (table ${membersTable})`,
+    description: `${stackName} (table ${membersTable})`,
     members: new DynamoMembershipStore(db, membersTable),
     keys: async () => appKeysFrom((await secrets.send(new GetSecretValueCommand({ SecretId: secret }))).SecretString ?? ''),
     close: () => {
@@ -94,11 +94,16 @@ async function awsTarget(stage: string): Promise<Target> {
 async function resolveTarget(): Promise<Target> {
   const port = process.env.PORT ?? '3001';
   const stage = process.env.STAGE;
-  const local = await localTarget(port);
-  const devStage = local === undefined ? undefined : (await readDevState(port))?.stage;
-  if (local !== undefined && (stage === undefined || stage === devStage)) return local;
-  local?.close();
-  if (stage !== undefined) return awsTarget(stage);
+  const stackName = process.env.STACK_NAME;
+  const explicit = process.env.MEMBERS_TABLE !== undefined && process.env.APP_SECRET_ID !== undefined;
+  if (stackName === undefined && !explicit) {
+    const local = await localTarget(port);
+    const devStage = local === undefined ? undefined : (await readDevState(port))?.stage;
+    if (local !== undefined && (stage === undefined || stage === devStage)) return local;
+    local?.close();
+  }
+  if (stackName !== undefined) return awsTarget(stackName);
+  if (stage !== undefined || explicit) return awsTarget(stackNameFor(stage ?? 'dev'));
   throw new UsageError(`no dev server is running on port ${port}: start one with \`npm start\` (or set PORT), or set STAGE=<stage> to manage a deployed stage`);
 }
 

@@ -9,8 +9,18 @@ import type { Clock, ConnectionRecord, ConnectionRegistry } from '../ports.js';
 import { CONVERSATION_INDEX } from '../tables.js';
 import { callAws } from './aws-errors.js';
 
-/** Connection registry in DynamoDB: keyed by connection id, queried by conversation through the GSI. */
+const BINDING_CACHE_LIMIT = 10_000;
+
+/**
+ * Connection registry in DynamoDB: keyed by connection id, queried by conversation through the GSI.
+ *
+ * `get` remembers what it found: a connection's binding never changes and its id is never reused, so a
+ * container answers later frames of the same connection without a read (rows removed here are forgotten;
+ * a connection removed elsewhere sends no more frames).
+ */
 export class DynamoConnectionRegistry implements ConnectionRegistry {
+  private readonly bindings = new Map<string, ConnectionRecord>();
+
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly tableName: string,
@@ -24,11 +34,23 @@ export class DynamoConnectionRegistry implements ConnectionRegistry {
   }
 
   async get(connectionId: string): Promise<ConnectionRecord | undefined> {
+    const cached = this.bindings.get(connectionId);
+    if (cached !== undefined) {
+      if (this.isLive(cached)) return cached;
+      this.bindings.delete(connectionId);
+    }
     const result = await callAws('the connection registry', () =>
       this.db.send(new GetCommand({ TableName: this.tableName, Key: { connectionId }, ConsistentRead: true })),
     );
     const record = toRecord(result.Item);
-    return record !== undefined && this.isLive(record) ? record : undefined;
+    if (record === undefined || !this.isLive(record)) return undefined;
+    // Oldest first out: a Map keeps insertion order.
+    if (this.bindings.size >= BINDING_CACHE_LIMIT) {
+      const oldest = this.bindings.keys().next();
+      if (oldest.done !== true) this.bindings.delete(oldest.value);
+    }
+    this.bindings.set(connectionId, record);
+    return record;
   }
 
   async listByConversation(conversationId: string): Promise<ConnectionRecord[]> {
@@ -59,6 +81,7 @@ export class DynamoConnectionRegistry implements ConnectionRegistry {
   }
 
   async remove(connectionId: string): Promise<void> {
+    this.bindings.delete(connectionId);
     await callAws('the connection registry', () =>
       this.db.send(new DeleteCommand({ TableName: this.tableName, Key: { connectionId } })),
     );

@@ -184,6 +184,8 @@ describe('DynamoConnectionRegistry on dynalite', () => {
     const drop = record(conversationId);
     await registry.register(keep);
     await registry.register(drop);
+    // Read first, so the binding is remembered: remove must forget it too.
+    await expect(registry.get(drop.connectionId)).resolves.toEqual(drop);
 
     await registry.remove(drop.connectionId);
     await expect(registry.get(drop.connectionId)).resolves.toBeUndefined();

@@ -1,6 +1,6 @@
 import { PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { resetContext } from '../../../lambdas/context.js';
 import { handler as ack } from '../../../lambdas/handlers/ack.js';
@@ -25,8 +25,13 @@ afterAll(async () => {
   restoreEnv();
 });
 
-/** alice on phone (A1) and laptop (A2), bob on phone (B1), all connected to one conversation. */
-beforeEach(() => {
+/**
+ * alice on phone (A1) and laptop (A2), bob on phone (B1), all connected to one conversation. Connection ids
+ * are reused across tests here, unlike API Gateway's, so each test starts with a fresh context (whose
+ * registry remembers bindings).
+ */
+beforeEach(async () => {
+  await resetContext();
   aws.reset();
   conversationId = uniqueId('conv');
   aws.connect({ connectionId: 'A1', userId: 'alice', deviceId: 'phone', conversationId });
@@ -53,6 +58,12 @@ describe('typing', () => {
     expect(aws.posts.map((p) => p.connectionId)).toEqual(['B1']);
     expect(aws.posts[0]?.frame).toMatchObject({ type: 'typing', conversationId, userId: 'alice', state: 'start' });
     expect(aws.dynamo.commandCalls(QueryCommand)).toHaveLength(1);
+  });
+
+  it('reads a connection\'s binding once per container: later frames need no GetItem', async () => {
+    for (let i = 0; i < 3; i += 1) await typing(messageEvent('A1', { action: 'typing', conversationId }, 'typing'));
+    expect(aws.dynamo.commandCalls(GetCommand)).toHaveLength(1);
+    expect(aws.dynamo.commandCalls(QueryCommand)).toHaveLength(3);
   });
 
   it('carries state stop', async () => {

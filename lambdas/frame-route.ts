@@ -1,4 +1,5 @@
-import type { z } from 'zod';
+import * as z from 'zod/mini';
+import './zod.js';
 import { describe } from './domain/delivery.js';
 import { bootLog } from './adapters/log.js';
 import { SecretError, getContext, type AppContext } from './context.js';
@@ -23,7 +24,7 @@ export type FrameHandler = (event: unknown) => Promise<RouteResponse>;
  * The one shape of every client-frame route: parse the event and the frame → take the shared context →
  * check the binding → one domain call → map the result or error to the answer frame. It never throws.
  */
-export function frameRoute<S extends z.ZodType<{ conversationId: string }>>(
+export function frameRoute<S extends z.ZodMiniType<{ conversationId: string }>>(
   action: ClientAction,
   schema: S,
   run: (context: AppContext, binding: Binding, frame: z.output<S>, endpoint: string) => Promise<ServerFrame | undefined>,
@@ -41,7 +42,7 @@ export function frameRoute<S extends z.ZodType<{ conversationId: string }>>(
     } catch {
       return answer(errorFrame('bad_request', 'frame is not valid JSON', action, requestId));
     }
-    const frame = schema.safeParse(raw);
+    const frame = z.safeParse(schema, raw);
     if (!frame.success) {
       return answer(errorFrame('bad_request', `invalid ${action} frame: ${describeIssues(frame.error)}`, action, requestId));
     }

@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import './zod.js';
 import type { Config } from './config.js';
 import { DomainError, type ErrorCode } from './errors.js';
 import type { ErrorFrame, ServerFrame } from './protocol.js';
@@ -7,20 +8,21 @@ import type { ErrorFrame, ServerFrame } from './protocol.js';
  * The parts of API Gateway's WebSocket proxy event the handlers read. Events are parsed, not trusted: a
  * malformed one is answered, never thrown on.
  */
+const upTo = (max: number) => z.optional(z.string().check(z.maxLength(max)));
 const requestContextSchema = z.object({
-  connectionId: z.string().min(1).max(128),
-  requestId: z.string().max(128).optional(),
-  routeKey: z.string().max(128).optional(),
-  domainName: z.string().max(253).optional(),
-  stage: z.string().max(128).optional(),
+  connectionId: z.string().check(z.minLength(1), z.maxLength(128)),
+  requestId: upTo(128),
+  routeKey: upTo(128),
+  domainName: upTo(253),
+  stage: upTo(128),
 });
 
 export const gatewayEventSchema = z.object({
   requestContext: requestContextSchema,
-  body: z.string().nullish(),
-  isBase64Encoded: z.boolean().optional(),
-  queryStringParameters: z.record(z.string(), z.string().optional()).nullish(),
-  headers: z.record(z.string(), z.string().optional()).nullish(),
+  body: z.nullish(z.string()),
+  isBase64Encoded: z.optional(z.boolean()),
+  queryStringParameters: z.nullish(z.record(z.string(), z.optional(z.string()))),
+  headers: z.nullish(z.record(z.string(), z.optional(z.string()))),
 });
 export type GatewayEvent = z.infer<typeof gatewayEventSchema>;
 

@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import './zod.js';
 import type { ErrorCode } from './errors.js';
 
 /** The wire contract (shared PROTOCOL.md, docs/protocol.md) in executable form. */
@@ -10,17 +11,18 @@ export const MAX_MESSAGE_BYTES = 128 * 1024;
 export const MAX_ANSWER_BYTES = MAX_MESSAGE_BYTES - 1024;
 
 const id = (max: number) =>
-  z
-    .string()
-    .min(1)
-    .max(max)
-    .regex(/^[A-Za-z0-9_-]+$/, `must be 1–${max} characters of A-Z a-z 0-9 _ -`);
+  z.string().check(
+    z.minLength(1),
+    z.maxLength(max),
+    z.regex(/^[A-Za-z0-9_-]+$/, `must be 1–${max} characters of A-Z a-z 0-9 _ -`),
+  );
+const text = (min: number, max: number) => z.string().check(z.minLength(min), z.maxLength(max));
 
 export const conversationIdSchema = id(128);
 export const clientIdSchema = id(64);
 
 export const connectParamsSchema = z.object({
-  token: z.string().min(1, 'token is required'),
+  token: z.string().check(z.minLength(1, 'token is required')),
   conversationId: conversationIdSchema,
   clientId: clientIdSchema,
 });
@@ -29,31 +31,33 @@ export type ConnectParams = z.infer<typeof connectParamsSchema>;
 export const typingFrameSchema = z.object({
   action: z.literal('typing'),
   conversationId: conversationIdSchema,
-  userId: z.string().min(1).max(256).optional(),
-  state: z.enum(['start', 'stop']).default('start'),
+  userId: z.optional(text(1, 256)),
+  state: z._default(z.enum(['start', 'stop']), 'start'),
 });
 
 export const sendMessageFrameSchema = z.object({
   action: z.literal('sendMessage'),
   conversationId: conversationIdSchema,
-  clientMessageId: z.string().min(1).max(64),
-  body: z.string().refine((b) => Buffer.byteLength(b, 'utf8') <= MAX_BODY_BYTES, {
-    message: `body must be at most ${MAX_BODY_BYTES} bytes of UTF-8`,
-    abort: true,
-  }),
+  clientMessageId: text(1, 64),
+  body: z.string().check(
+    z.refine((b) => Buffer.byteLength(b, 'utf8') <= MAX_BODY_BYTES, {
+      message: `body must be at most ${MAX_BODY_BYTES} bytes of UTF-8`,
+      abort: true,
+    }),
+  ),
 });
 
 export const ackFrameSchema = z.object({
   action: z.literal('ack'),
   conversationId: conversationIdSchema,
-  messageIds: z.array(z.string().min(1).max(128)).min(1).max(100),
+  messageIds: z.array(text(1, 128)).check(z.minLength(1), z.maxLength(100)),
 });
 
 export const getUnackedFrameSchema = z.object({
   action: z.literal('getUnacked'),
   conversationId: conversationIdSchema,
-  limit: z.number().int().min(1).max(100).default(50),
-  afterSeq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  limit: z._default(z.int().check(z.minimum(1), z.maximum(100)), 50),
+  afterSeq: z.optional(z.int().check(z.minimum(0), z.maximum(Number.MAX_SAFE_INTEGER))),
 });
 
 export type TypingFrame = z.output<typeof typingFrameSchema>;
@@ -126,7 +130,7 @@ export function frameBytes(frame: ServerFrame | string): number {
  * A short, human-readable reason for a rejected frame. It names fields and rules but never echoes values,
  * so a body or token cannot leak into an error frame.
  */
-export function describeIssues(error: z.ZodError): string {
+export function describeIssues(error: { issues: readonly z.core.$ZodIssue[] }): string {
   const parts = error.issues.slice(0, 3).map((issue) => {
     const path = issue.path.map(String).join('.');
     if (issue.code === 'invalid_type') return `${path || 'frame'}: expected ${issue.expected}`;

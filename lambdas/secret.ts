@@ -1,5 +1,6 @@
 import { hkdfSync } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import './zod.js';
 
 /**
  * The app secret (Secrets Manager in AWS, APP_SECRET_JSON locally): `{"masterKey": string, "jwtSecret"?: string}`.
@@ -8,8 +9,8 @@ import { z } from 'zod';
  * generated secret is all a stage needs.
  */
 export const appSecretSchema = z.object({
-  masterKey: z.string().min(32, 'masterKey must be at least 32 characters'),
-  jwtSecret: z.string().min(32, 'jwtSecret must be at least 32 characters').optional(),
+  masterKey: z.string().check(z.minLength(32, 'masterKey must be at least 32 characters')),
+  jwtSecret: z.optional(z.string().check(z.minLength(32, 'jwtSecret must be at least 32 characters'))),
 });
 
 export interface AppKeys {

@@ -12,7 +12,7 @@ const RETENTION_CHOICES = Object.values(RetentionDays).filter((v): v is number =
 /** `-c key=` (empty) means "not set", so it falls back to the default instead of failing. */
 const unsetIfEmpty = (value: unknown) => (value === '' || value === null ? undefined : value);
 const optional = <T extends z.ZodType>(schema: T) => z.preprocess(unsetIfEmpty, schema.optional());
-const unsetOr = <T extends z.ZodType>(schema: T) => z.preprocess(unsetIfEmpty, schema);
+const unsetOr = <T extends z.core.$ZodType>(schema: T) => z.preprocess(unsetIfEmpty, schema);
 
 const flag = z
   .union([z.boolean(), z.enum(['true', 'false'])], { error: 'must be true or false' })

@@ -1,20 +1,21 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import '../zod.js';
 import { getContext } from '../context.js';
 import { runFanoutJob } from '../domain/delivery.js';
 import { conversationIdSchema } from '../protocol.js';
 
-const connectionIds = z.array(z.string().min(1).max(128)).min(1).max(1000);
+const connectionIds = z.array(z.string().check(z.minLength(1), z.maxLength(128))).check(z.minLength(1), z.maxLength(1000));
 const fanoutJobSchema = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('message'),
     endpoint: z.url(),
     conversationId: conversationIdSchema,
-    messageId: z.string().min(1).max(128),
+    messageId: z.string().check(z.minLength(1), z.maxLength(128)),
     connectionIds,
   }),
-  z.object({ kind: z.literal('frame'), endpoint: z.url(), frame: z.string().min(2), connectionIds }),
+  z.object({ kind: z.literal('frame'), endpoint: z.url(), frame: z.string().check(z.minLength(2)), connectionIds }),
 ]);
 
 export class PoisonRecordError extends Error {

@@ -1,8 +1,8 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { configSchema, loadConfig, type Config } from '../../lambdas/config.js';
 import { flat, props, resourcesOfType, type TemplateJson } from './synth.js';
 
-const fieldSchemas = new Map<string, z.ZodType>(Object.entries(configSchema.shape));
+const fieldSchemas = new Map<string, z.core.$ZodType>(Object.entries(configSchema.shape));
 
 /**
  * A deployed value for a CloudFormation expression, chosen by the config schema itself: the expression
@@ -14,7 +14,7 @@ export function deployedValue(name: string, raw: unknown): string {
   const field = fieldSchemas.get(name);
   const rendered = flat(raw).replace(/<[^>]+>/g, 'placeholder');
   const candidates = [rendered, `placeholder-${name.toLowerCase()}`, `https://placeholder.example.com/${name.toLowerCase()}`];
-  return candidates.find((candidate) => field?.safeParse(candidate).success === true) ?? rendered;
+  return candidates.find((candidate) => field !== undefined && z.safeParse(field, candidate).success) ?? rendered;
 }
 
 export interface FunctionEnvironment {

@@ -61,15 +61,7 @@ async function main(): Promise<void> {
     env: { LOG_LEVEL: logLevel, APP_SECRET_JSON: secretJson },
     onWorkerError: (error) => process.stderr.write(`fan-out poller: ${error instanceof Error ? error.message : String(error)}\n`),
   });
-  await writeDevState(backend.port, {
-    pid: process.pid,
-    url: backend.url,
-    stage: backend.stage,
-    dynamodbEndpoint: backend.dynamodbEndpoint,
-    tables: backend.tables,
-    redisUrl: backend.redisUrl,
-    secretJson,
-  });
+  await writeDevState(backend, secretJson);
 
   // A demo conversation with two members, so the printed lines work straight away.
   const db = DynamoDBDocumentClient.from(

@@ -2,6 +2,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import type { LocalBackend } from './backend.js';
 
 /**
  * What a running dev server tells the admin CLI: where its DynamoDB and Redis are. One file per PORT, so two
@@ -22,8 +23,18 @@ export function devStatePath(port: number | string): string {
   return join(tmpdir(), `relay-ws-dev-${port}.json`);
 }
 
-export async function writeDevState(port: number, state: DevState): Promise<void> {
-  await writeFile(devStatePath(port), JSON.stringify(state, null, 2), { mode: 0o600 });
+/** Tells admin CLIs on this machine where the dev server `backend` keeps its data. */
+export async function writeDevState(backend: LocalBackend, secretJson: string): Promise<void> {
+  const state: DevState = {
+    pid: process.pid,
+    url: backend.url,
+    stage: backend.stage,
+    dynamodbEndpoint: backend.dynamodbEndpoint,
+    tables: backend.tables,
+    redisUrl: backend.redisUrl,
+    secretJson,
+  };
+  await writeFile(devStatePath(backend.port), JSON.stringify(state, null, 2), { mode: 0o600 });
 }
 
 export async function removeDevState(port: number): Promise<void> {

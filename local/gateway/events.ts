@@ -104,6 +104,23 @@ function identityCopy(identity: WebsocketIdentity): WebsocketIdentity {
     : { sourceIp: identity.sourceIp, userAgent: identity.userAgent };
 }
 
+/** The requestContext fields every event type carries (routeKey, eventType and the type's own come on top). */
+function sharedContext(facts: ConnectionFacts, requestId: string, requestTimeEpoch: number) {
+  return {
+    extendedRequestId: requestId,
+    requestTime: formatRequestTime(requestTimeEpoch),
+    messageDirection: 'IN' as const,
+    stage: facts.stage,
+    connectedAt: facts.connectedAt,
+    requestTimeEpoch,
+    identity: identityCopy(facts.identity),
+    requestId,
+    domainName: facts.domainName,
+    connectionId: facts.connectionId,
+    apiId: facts.apiId,
+  };
+}
+
 export function connectEvent(
   facts: ConnectionFacts,
   requestId: string,
@@ -114,21 +131,7 @@ export function connectEvent(
   const event: ConnectEvent = {
     headers: headers.headers,
     multiValueHeaders: headers.multiValueHeaders,
-    requestContext: {
-      routeKey: '$connect',
-      eventType: 'CONNECT',
-      extendedRequestId: requestId,
-      requestTime: formatRequestTime(requestTimeEpoch),
-      messageDirection: 'IN',
-      stage: facts.stage,
-      connectedAt: facts.connectedAt,
-      requestTimeEpoch,
-      identity: identityCopy(facts.identity),
-      requestId,
-      domainName: facts.domainName,
-      connectionId: facts.connectionId,
-      apiId: facts.apiId,
-    },
+    requestContext: { routeKey: '$connect', eventType: 'CONNECT', ...sharedContext(facts, requestId, requestTimeEpoch) },
     isBase64Encoded: false,
   };
   if (query !== undefined) {
@@ -147,22 +150,7 @@ export function messageEvent(
   body: string,
 ): MessageEvent {
   return {
-    requestContext: {
-      routeKey,
-      messageId,
-      eventType: 'MESSAGE',
-      extendedRequestId: requestId,
-      requestTime: formatRequestTime(requestTimeEpoch),
-      messageDirection: 'IN',
-      stage: facts.stage,
-      connectedAt: facts.connectedAt,
-      requestTimeEpoch,
-      identity: identityCopy(facts.identity),
-      requestId,
-      domainName: facts.domainName,
-      connectionId: facts.connectionId,
-      apiId: facts.apiId,
-    },
+    requestContext: { routeKey, messageId, eventType: 'MESSAGE', ...sharedContext(facts, requestId, requestTimeEpoch) },
     body,
     isBase64Encoded: false,
   };
@@ -183,18 +171,8 @@ export function disconnectEvent(
       routeKey: '$disconnect',
       disconnectStatusCode: statusCode,
       eventType: 'DISCONNECT',
-      extendedRequestId: requestId,
-      requestTime: formatRequestTime(requestTimeEpoch),
-      messageDirection: 'IN',
       disconnectReason: reason,
-      stage: facts.stage,
-      connectedAt: facts.connectedAt,
-      requestTimeEpoch,
-      identity: identityCopy(facts.identity),
-      requestId,
-      domainName: facts.domainName,
-      connectionId: facts.connectionId,
-      apiId: facts.apiId,
+      ...sharedContext(facts, requestId, requestTimeEpoch),
     },
     isBase64Encoded: false,
   };

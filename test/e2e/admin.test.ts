@@ -17,15 +17,7 @@ let db: DynamoDBDocumentClient;
 
 beforeAll(async () => {
   backend = await startLocalBackend({ redisUrl: inject('redisUrl'), env: { LOG_LEVEL: 'SILENT' } });
-  await writeDevState(backend.port, {
-    pid: process.pid,
-    url: backend.url,
-    stage: backend.stage,
-    dynamodbEndpoint: backend.dynamodbEndpoint,
-    tables: backend.tables,
-    redisUrl: backend.redisUrl,
-    secretJson: backend.env.APP_SECRET_JSON ?? '',
-  });
+  await writeDevState(backend, backend.env.APP_SECRET_JSON ?? '');
   applyEnv({ PORT: String(backend.port) });
   Reflect.deleteProperty(process.env, 'STAGE');
   db = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: backend.dynamodbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }));

@@ -3,7 +3,8 @@ import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import * as z from 'zod/mini';
 import '../zod.js';
 import { getContext } from '../context.js';
-import { runFanoutJob } from '../domain/delivery.js';
+import { bootLog } from '../adapters/log.js';
+import { describe, runFanoutJob } from '../domain/delivery.js';
 import { conversationIdSchema } from '../protocol.js';
 
 const connectionIds = z.array(z.string().check(z.minLength(1), z.maxLength(128))).check(z.minLength(1), z.maxLength(1000));
@@ -24,7 +25,7 @@ export class PoisonRecordError extends Error {
 
 const processor = new BatchProcessor(EventType.SQS);
 
-async function processRecord(record: SQSRecord): Promise<void> {
+function parseJob(record: SQSRecord) {
   let body: unknown;
   try {
     body = JSON.parse(record.body);
@@ -33,9 +34,21 @@ async function processRecord(record: SQSRecord): Promise<void> {
   }
   const job = fanoutJobSchema.safeParse(body);
   if (!job.success) throw new PoisonRecordError('record is not a fan-out job');
-  const context = await getContext();
-  const report = await runFanoutJob(context, job.data);
-  context.log.info('fan-out batch done', { messageId: record.messageId, ...report });
+  return job.data;
+}
+
+async function processRecord(record: SQSRecord): Promise<void> {
+  const receiveCount = record.attributes.ApproximateReceiveCount;
+  try {
+    const job = parseJob(record);
+    const context = await getContext();
+    const report = await runFanoutJob(context, job);
+    context.log.info('fan-out batch done', { messageId: record.messageId, ...report });
+  } catch (error) {
+    // Reported back to SQS as this record's failure; after maxReceiveCount it moves to the DLQ.
+    bootLog.error('fan-out record failed', { messageId: record.messageId, receiveCount, error: describe(error) });
+    throw error;
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
 import './zod.js';
-import { describe } from './domain/delivery.js';
+import { errorSummary } from './domain/delivery.js';
 import { bootLog } from './adapters/log.js';
 import { SecretError, getContext, type AppContext } from './context.js';
 import { bindingFor } from './domain/connection.js';
@@ -58,7 +58,7 @@ export function frameRoute<S extends z.ZodMiniType<{ conversationId: string }>>(
       return answer(result);
     } catch (error) {
       const code = errorCodeOf(error);
-      const fields = { action, connectionId, requestId, code, error: describe(error), cause: causeOf(error) };
+      const fields = { action, connectionId, requestId, code, error: errorSummary(error), cause: causeOf(error) };
       if (code === 'internal' || code === 'unavailable') context.log.error('frame failed', fields);
       else context.log.info('frame refused', fields);
       return answer(errorFrameOf(error, action, requestId));
@@ -69,12 +69,12 @@ export function frameRoute<S extends z.ZodMiniType<{ conversationId: string }>>(
 /** The context could not be built: answer clearly, log why, and let the next invocation retry the build. */
 export function contextFailure(error: unknown, action: string | undefined, requestId: string | undefined) {
   const configProblem = error instanceof ConfigError || error instanceof SecretError;
-  bootLog.error('context build failed', { action, requestId, error: describe(error), cause: causeOf(error) });
+  bootLog.error('context build failed', { action, requestId, error: errorSummary(error), cause: causeOf(error) });
   return configProblem
     ? errorFrame('internal', 'the service is misconfigured; the operator has been told', action, requestId)
     : errorFrameOf(new UnavailableError('the service is starting or a dependency is down; retry later'), action, requestId);
 }
 
 function causeOf(error: unknown): { name: string; message: string } | undefined {
-  return error instanceof Error && error.cause !== undefined ? describe(error.cause) : undefined;
+  return error instanceof Error && error.cause !== undefined ? errorSummary(error.cause) : undefined;
 }

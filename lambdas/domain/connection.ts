@@ -1,7 +1,7 @@
 import { ForbiddenError, HandshakeError, UnavailableError } from '../errors.js';
 import type { Binding, ConnectionRecord } from '../ports.js';
 import { connectParamsSchema } from '../protocol.js';
-import { describe } from './delivery.js';
+import { errorSummary } from './delivery.js';
 import type { Services } from './services.js';
 
 export interface ConnectRequest {
@@ -61,7 +61,7 @@ export async function closeConnection(services: Services, connectionId: string):
   try {
     await services.registry.remove(connectionId);
   } catch (error) {
-    services.log.warn('could not remove connection on disconnect', { connectionId, error: describe(error) });
+    services.log.warn('could not remove connection on disconnect', { connectionId, error: errorSummary(error) });
   }
 }
 

@@ -71,7 +71,7 @@ async function prune(services: Services, connectionId: string): Promise<void> {
     await services.registry.remove(connectionId);
     services.log.info('pruned gone connection', { connectionId });
   } catch (error) {
-    services.log.warn('could not prune gone connection', { connectionId, error: describe(error) });
+    services.log.warn('could not prune gone connection', { connectionId, error: errorSummary(error) });
   }
 }
 
@@ -89,6 +89,6 @@ export async function runFanoutJob(services: Services, job: FanoutJob): Promise<
 }
 
 /** An error's name and message for logs (our messages never carry bodies or tokens). */
-export function describe(error: unknown): { name: string; message: string } {
+export function errorSummary(error: unknown): { name: string; message: string } {
   return error instanceof Error ? { name: error.name, message: error.message } : { name: 'unknown', message: String(error) };
 }

@@ -14,7 +14,7 @@ import {
   type TypingFrame,
   type UnackedFrame,
 } from '../protocol.js';
-import { deliver, describe } from './delivery.js';
+import { deliver, errorSummary } from './delivery.js';
 import { messageBodyOf } from './frames.js';
 import type { Services } from './services.js';
 
@@ -36,7 +36,7 @@ export async function typing(services: Services, binding: Binding, frame: Typing
     admitted = await services.store.admit(binding.conversationId, rateLimit(services, binding));
   } catch (error) {
     // Typing is ephemeral: an unavailable store must not silence it, so the limiter fails open here.
-    services.log.warn('rate limiter unavailable; typing admitted', { error: describe(error) });
+    services.log.warn('rate limiter unavailable; typing admitted', { error: errorSummary(error) });
   }
   if (!admitted) throw new RateLimitedError();
   const out: TypingEventFrame = {
@@ -119,10 +119,10 @@ export async function sendMessage(
         recipients,
       );
     } catch (error) {
-      services.log.warn('live delivery failed; message stays pending', { messageId, error: describe(error) });
+      services.log.warn('live delivery failed; message stays pending', { messageId, error: errorSummary(error) });
     }
   } else {
-    services.log.warn('recipient lookup failed; message stays pending', { messageId, error: describe(lookup.error) });
+    services.log.warn('recipient lookup failed; message stays pending', { messageId, error: errorSummary(lookup.error) });
   }
   return {
     type: 'sent',

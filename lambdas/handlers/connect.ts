@@ -1,6 +1,6 @@
 import { bootLog } from '../adapters/log.js';
 import { getContext } from '../context.js';
-import { describe } from '../domain/delivery.js';
+import { errorSummary } from '../domain/delivery.js';
 import { openConnection } from '../domain/connection.js';
 import { HandshakeError } from '../errors.js';
 import { header, parseGatewayEvent, type RouteResponse } from '../gateway-event.js';
@@ -17,7 +17,7 @@ export async function handler(event: unknown): Promise<RouteResponse> {
   try {
     context = await getContext();
   } catch (error) {
-    bootLog.error('context build failed', { route: '$connect', requestId, error: describe(error) });
+    bootLog.error('context build failed', { route: '$connect', requestId, error: errorSummary(error) });
     return refuse(new HandshakeError(503, 'service unavailable, retry later'));
   }
   try {
@@ -36,7 +36,7 @@ export async function handler(event: unknown): Promise<RouteResponse> {
     return { statusCode: 200 };
   } catch (error) {
     const refusal = error instanceof HandshakeError ? error : new HandshakeError(500, 'internal error', { cause: error });
-    const fields = { connectionId, requestId, status: refusal.statusCode, reason: refusal.message, cause: refusal.cause === undefined ? undefined : describe(refusal.cause) };
+    const fields = { connectionId, requestId, status: refusal.statusCode, reason: refusal.message, cause: refusal.cause === undefined ? undefined : errorSummary(refusal.cause) };
     if (refusal.statusCode >= 500) context.log.error('connect failed', fields);
     else context.log.info('connect refused', fields);
     return refuse(refusal);

@@ -1,7 +1,7 @@
 import { bootLog } from '../adapters/log.js';
 import { getContext } from '../context.js';
 import { closeConnection } from '../domain/connection.js';
-import { describe } from '../domain/delivery.js';
+import { errorSummary } from '../domain/delivery.js';
 import { parseGatewayEvent, type RouteResponse } from '../gateway-event.js';
 
 /** Route `$disconnect`: remove the connection's row. Best effort: a missed delete expires with the row. */
@@ -17,7 +17,7 @@ export async function handler(event: unknown): Promise<RouteResponse> {
     await closeConnection(context, connectionId);
     context.log.info('disconnected', { connectionId });
   } catch (error) {
-    bootLog.error('disconnect failed', { connectionId, error: describe(error) });
+    bootLog.error('disconnect failed', { connectionId, error: errorSummary(error) });
   }
   return { statusCode: 200 };
 }

@@ -4,7 +4,7 @@ import * as z from 'zod/mini';
 import '../zod.js';
 import { getContext } from '../context.js';
 import { bootLog } from '../adapters/log.js';
-import { describe, runFanoutJob } from '../domain/delivery.js';
+import { errorSummary, runFanoutJob } from '../domain/delivery.js';
 import { conversationIdSchema } from '../protocol.js';
 
 const connectionIds = z.array(z.string().check(z.minLength(1), z.maxLength(128))).check(z.minLength(1), z.maxLength(1000));
@@ -46,7 +46,7 @@ async function processRecord(record: SQSRecord): Promise<void> {
     context.log.info('fan-out batch done', { messageId: record.messageId, ...report });
   } catch (error) {
     // Reported back to SQS as this record's failure; after maxReceiveCount it moves to the DLQ.
-    bootLog.error('fan-out record failed', { messageId: record.messageId, receiveCount, error: describe(error) });
+    bootLog.error('fan-out record failed', { messageId: record.messageId, receiveCount, error: errorSummary(error) });
     throw error;
   }
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { ManagedPolicy, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { NodejsFunction, OutputFormat, type BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { z } from 'zod';
@@ -32,6 +32,22 @@ export const ESM_REQUIRE_BANNER = [
   'const __filename = __relayFileURLToPath(import.meta.url);',
   'const __dirname = __relayDirname(__filename);',
 ].join(' ');
+
+/**
+ * The esbuild settings every function is bundled with (target: from RUNTIME). Exported so `npm run bench`
+ * bundles exactly as the stack does.
+ */
+export const BUNDLING = {
+  format: OutputFormat.ESM,
+  mainFields: ['module', 'main'],
+  banner: ESM_REQUIRE_BANNER,
+  minify: true,
+  sourceMap: true,
+  sourcesContent: false,
+  // The SDK is bundled: the version we test with is the version that runs.
+  externalModules: [] as string[],
+  forceDockerBundling: false,
+} satisfies BundlingOptions;
 
 export interface RelayFunctionProps {
   /** Stack name prefix: functions are named `{prefix}-{spec.name}`. */
@@ -101,17 +117,7 @@ export class RelayFunction extends Construct {
             vpcSubnets: props.placement.vpcSubnets,
             securityGroups: props.placement.securityGroups,
           }),
-      bundling: {
-        format: OutputFormat.ESM,
-        mainFields: ['module', 'main'],
-        banner: ESM_REQUIRE_BANNER,
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
-        // The SDK is bundled: the version we test with is the version that runs.
-        externalModules: [],
-        forceDockerBundling: false,
-      },
+      bundling: BUNDLING,
     });
     acknowledge(
       this.function,

@@ -1,0 +1,72 @@
+/** What one `npm run bench` (or `bench:quick`, BENCH_QUICK=1) measures, and how long each part may take. */
+
+export type ClientPlacement = 'inproc' | 'child';
+
+export interface BenchConfig {
+  quick: boolean;
+  /** Scenarios to run (BENCH_ONLY=fanout,typing,… narrows it; all by default). */
+  only: ReadonlySet<ScenarioName>;
+  fanout: {
+    /** Receiving connections per conversation (the sender is one more connection). */
+    sizes: readonly number[];
+    /** Messages per run at each size. */
+    messages(n: number): number;
+    /** Interleaved rounds of ours and naive (A/B/A/B), so drift in the machine's load hits both alike. */
+    rounds: number;
+    /** The raw ceiling sends at least this many deliveries (it is fast; a short run is mostly noise). */
+    rawDeliveries: number;
+    /** sendMessage frames (or naive invocations) in flight at once. */
+    window: number;
+    /** Where the receiving sockets live for the headline figures. */
+    clients: ClientPlacement;
+    /** Size at which both placements are measured, to show which one the single event loop distorts. */
+    placementCheckAt: number | undefined;
+    /** Sizes at which the what-if (the prototype poster in the handlers' context) runs. */
+    whatIfSizes: readonly number[];
+    /** Sizes at which one extra run of ours is CPU-profiled (not counted in the figures). */
+    profileSizes: readonly number[];
+    /** Posts per poster in the poster micro-benchmark. */
+    posterPosts: number;
+    runTimeoutMs: number;
+  };
+  typing: { members: number; samples: number; spacingMs: number; timeoutMs: number };
+  cold: { samples: number; timeoutMs: number };
+  ops: { sizes: readonly number[]; repeats: number; pending: number; scanTableRows: number };
+}
+
+export const SCENARIOS = ['fanout', 'typing', 'cold', 'ops'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+function isScenario(name: string): name is ScenarioName {
+  return (SCENARIOS as readonly string[]).includes(name);
+}
+
+export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConfig {
+  const quick = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
+  const only = new Set<ScenarioName>(
+    (env.BENCH_ONLY ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(isScenario),
+  );
+  return {
+    quick,
+    only: only.size === 0 ? new Set(SCENARIOS) : only,
+    fanout: {
+      sizes: quick ? [10, 100] : [10, 100, 1000],
+      messages: (n) => (n <= 10 ? (quick ? 150 : 400) : n <= 100 ? (quick ? 40 : 100) : 20),
+      rounds: quick ? 1 : 2,
+      rawDeliveries: quick ? 50_000 : 200_000,
+      window: 8,
+      clients: 'child',
+      placementCheckAt: quick ? undefined : 100,
+      whatIfSizes: quick ? [100] : [10, 100, 1000],
+      profileSizes: quick ? [] : [10, 100, 1000],
+      posterPosts: quick ? 2_000 : 6_000,
+      runTimeoutMs: 60_000,
+    },
+    typing: { members: 10, samples: quick ? 200 : 400, spacingMs: 3, timeoutMs: 2_000 },
+    cold: { samples: quick ? 3 : 9, timeoutMs: 20_000 },
+    ops: { sizes: [2, 10, 100], repeats: quick ? 3 : 10, pending: 1_000, scanTableRows: 10_000 },
+  };
+}

@@ -1,0 +1,81 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoConnectionRegistry } from '../../lambdas/adapters/dynamo-registry.js';
+import type { ConnectionRecord } from '../../lambdas/ports.js';
+import { appKeysFrom } from '../../lambdas/secret.js';
+import { startLocalBackend, type LocalBackend, type LocalBackendOptions } from '../../local/backend.js';
+import { signToken } from '../../local/tokens.js';
+import { sleep } from './limit.js';
+
+/** The handlers' environment for benchmarks: quiet logs, and a rate limit no benchmark frame should meet. */
+export const BENCH_ENV: Readonly<Record<string, string>> = {
+  LOG_LEVEL: 'SILENT',
+  RATE_LIMIT_PER_SECOND: '1000000',
+  RATE_LIMIT_BURST: '1000000',
+};
+
+export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+
+/** The local backend (real handlers behind the gateway emulator) plus what the benchmarks need around it. */
+export class BenchBackend {
+  readonly db: DynamoDBDocumentClient;
+  readonly registry: DynamoConnectionRegistry;
+  private readonly jwtSecret: Uint8Array;
+
+  private constructor(readonly backend: LocalBackend) {
+    this.db = DynamoDBDocumentClient.from(
+      new DynamoDBClient({ endpoint: backend.dynamodbEndpoint, region: 'us-east-1', credentials: LOCAL_CREDENTIALS }),
+    );
+    this.registry = new DynamoConnectionRegistry(this.db, backend.tables.connections, { now: () => Date.now() });
+    this.jwtSecret = appKeysFrom(backend.env.APP_SECRET_JSON ?? '').jwtSecret;
+  }
+
+  static async start(options: LocalBackendOptions = {}): Promise<BenchBackend> {
+    const backend = await startLocalBackend({ ...options, env: { ...BENCH_ENV, ...options.env } });
+    return new BenchBackend(backend);
+  }
+
+  /** Adds members with BatchWriteItem (25 a request); unprocessed items are retried a bounded number of times. */
+  async addMembers(conversationId: string, userIds: readonly string[]): Promise<void> {
+    for (let start = 0; start < userIds.length; start += 25) {
+      let requests: { PutRequest: { Item: Record<string, unknown> } }[] = userIds
+        .slice(start, start + 25)
+        .map((userId) => ({ PutRequest: { Item: { conversationId, userId, addedAt: Date.now() } } }));
+      for (let attempt = 0; attempt < 10 && requests.length > 0; attempt += 1) {
+        const result = await this.db.send(
+          new BatchWriteCommand({ RequestItems: { [this.backend.tables.members]: requests } }),
+        );
+        requests = (result.UnprocessedItems?.[this.backend.tables.members] ?? []).flatMap((r) =>
+          r.PutRequest?.Item === undefined ? [] : [{ PutRequest: { Item: r.PutRequest.Item } }],
+        );
+        if (requests.length > 0) await sleep(20 * (attempt + 1));
+      }
+      if (requests.length > 0) throw new Error('dynalite left members unprocessed');
+    }
+  }
+
+  async token(userId: string): Promise<string> {
+    return signToken(this.jwtSecret, userId, { ttlSeconds: 3600 });
+  }
+
+  async connectUrl(conversationId: string, userId: string, deviceId: string): Promise<string> {
+    const token = await this.token(userId);
+    return `${this.backend.url}?${new URLSearchParams({ token, conversationId, clientId: deviceId }).toString()}`;
+  }
+
+  listConnections(conversationId: string): Promise<ConnectionRecord[]> {
+    return this.registry.listByConversation(conversationId);
+  }
+
+  async close(): Promise<void> {
+    this.db.destroy();
+    await this.backend.close();
+  }
+}
+
+let unique = 0;
+/** Ids unique within a bench run (conversations, client message ids). */
+export function uniqueId(prefix: string): string {
+  unique += 1;
+  return `${prefix}-${Date.now().toString(36)}-${unique}`;
+}

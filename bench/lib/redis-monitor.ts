@@ -1,0 +1,69 @@
+import { Redis } from 'ioredis';
+import { pollUntil } from './limit.js';
+
+export interface RedisCounts {
+  /** Commands sent by clients (each a request on the wire; a script call is one). */
+  roundTrips: number;
+  byCommand: Record<string, number>;
+  /** Commands run inside scripts (no network round trip of their own). */
+  scriptCommands: number;
+}
+
+const MARKER = 'relay-bench-marker';
+
+/**
+ * Counts what reaches a dedicated redis-server through MONITOR. `settle()` sends a marker from another connection
+ * and waits until MONITOR has shown it, so every command issued before is counted.
+ */
+export class RedisCommandCounter {
+  counting = false;
+  private counts: RedisCounts = { roundTrips: 0, byCommand: {}, scriptCommands: 0 };
+  private markersSeen = 0;
+
+  private constructor(
+    private readonly monitor: Redis,
+    private readonly marker: Redis,
+    private readonly base: Redis,
+  ) {
+    monitor.on('monitor', (_time: string, args: unknown, source: unknown) => {
+      const list = Array.isArray(args) ? args.map(String) : [];
+      const command = (list[0] ?? '').toLowerCase();
+      if (command === 'echo' && list[1]?.startsWith(MARKER) === true) {
+        this.markersSeen += 1;
+        return;
+      }
+      if (!this.counting) return;
+      if (source === 'lua') {
+        this.counts.scriptCommands += 1;
+        return;
+      }
+      this.counts.roundTrips += 1;
+      this.counts.byCommand[command] = (this.counts.byCommand[command] ?? 0) + 1;
+    });
+  }
+
+  static async start(url: string): Promise<RedisCommandCounter> {
+    // monitor() answers a second connection in monitor mode; the first one is closed with it.
+    const base = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null });
+    const monitor = await base.monitor();
+    const marker = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null });
+    return new RedisCommandCounter(monitor, marker, base);
+  }
+
+  reset(): void {
+    this.counts = { roundTrips: 0, byCommand: {}, scriptCommands: 0 };
+  }
+
+  async settle(): Promise<RedisCounts> {
+    const target = this.markersSeen + 1;
+    await this.marker.echo(`${MARKER}-${target}`);
+    await pollUntil(() => this.markersSeen >= target, 5_000, 2);
+    return { roundTrips: this.counts.roundTrips, byCommand: { ...this.counts.byCommand }, scriptCommands: this.counts.scriptCommands };
+  }
+
+  close(): void {
+    this.monitor.disconnect();
+    this.marker.disconnect();
+    this.base.disconnect();
+  }
+}

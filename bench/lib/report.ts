@@ -1,0 +1,195 @@
+import type { ProfileSummary } from './profile.js';
+import type { Throughput } from './throughput.js';
+import type { BenchResults } from './results.js';
+import { dollars, kB, ratio, table } from './table.js';
+
+const pct = (share: number) => `${(share * 100).toFixed(1)}%`;
+
+function rate(t: Throughput): string {
+  const notes = [
+    t.runs === undefined ? '' : `runs ${t.runs.map((r) => r.toLocaleString('en-US')).join(' / ')}`,
+    t.complete ? '' : 'timed out',
+    t.extra > 0 ? `${t.extra} duplicates` : '',
+  ].filter((n) => n !== '');
+  return `${t.perSecond.toLocaleString('en-US')}${notes.length === 0 ? '' : ` (${notes.join(', ')})`}`;
+}
+
+function profileTable(summary: ProfileSummary, limit = 8): string {
+  return table(
+    ['where (self time)', 'share of busy CPU'],
+    summary.byPackage.slice(0, limit).map((p) => [p.name, pct(p.share)]),
+  );
+}
+
+/** Every result as markdown tables (printed after the run and saved beside latest.json). */
+export function renderReport(r: BenchResults): string {
+  const out: string[] = [];
+  const m = r.machine;
+  out.push(`# relay-ws bench — ${r.date}${r.quick ? ' (quick)' : ''}`);
+  out.push('');
+  out.push(
+    `Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Node ${m.node}, ${m.platform}, redis-server ${m.redis}; ` +
+      `1-min load ${m.loadStart} at start, ${m.loadEnd} at end. Wall time ${r.wallSeconds.toFixed(0)} s.`,
+  );
+  out.push(`Setup: ${r.setup.services}; receiving clients: ${r.setup.clients}; ${r.setup.window} frames in flight; FANOUT_THRESHOLD ${r.setup.fanoutThreshold ?? '–'}.`);
+  for (const e of r.errors) out.push(`**${e.scenario} failed:** ${e.message}`);
+
+  const f = r.fanout;
+  if (f !== undefined) {
+    out.push('', '## Fan-out throughput (deliveries per second)', '');
+    out.push(
+      table(
+        ['N', 'messages', 'path', 'ours', 'naive SDK Promise.all', 'raw ws ceiling', 'ours / raw', 'ours / naive'],
+        f.rows.map((row) => [
+          row.n,
+          row.messages,
+          row.path === 'sqs' ? 'SQS + worker' : 'inline',
+          rate(row.ours),
+          rate(row.naive),
+          row.raw.perSecond.toLocaleString('en-US'),
+          ratio(row.oursOverRaw),
+          ratio(row.oursOverNaive),
+        ]),
+      ),
+    );
+    if (f.whatIf.length > 0) {
+      out.push('', 'What-if on the same path (a prototype swapped into the handlers\' context):', '');
+      out.push(
+        table(
+          ['N', 'variant', 'deliveries/s', 'vs ours as is', 'used by the handlers'],
+          f.whatIf.map((w) => [w.n, w.variant, w.ours.perSecond.toLocaleString('en-US'), `${w.gain >= 0 ? '+' : ''}${(w.gain * 100).toFixed(0)}%`, w.applied ? 'yes' : 'NO'])
+        ),
+      );
+    }
+    if (f.placementChecks.length > 0) {
+      out.push('', 'Where the receiving clients run (same N, same path):', '');
+      out.push(
+        table(
+          ['N', 'clients', 'ours', 'raw ws'],
+          f.placementChecks.map((p) => [p.n, p.placement === 'child' ? 'child process' : 'bench process', p.ours.perSecond.toLocaleString('en-US'), p.raw.perSecond.toLocaleString('en-US')]),
+        ),
+      );
+    }
+    if (f.posters.length > 0) {
+      out.push('', 'Management API posts through the emulator, one poster at a time (POST_CONCURRENCY in flight):', '');
+      out.push(
+        table(
+          ['poster', 'posts/s', 'CPU µs per post (poster + emulator)', 'failed'],
+          f.posters.map((p) => [p.contender, p.perSecond.toLocaleString('en-US'), p.cpuMicrosPerPost, p.failed]),
+        ),
+      );
+    }
+    for (const p of f.profiles) {
+      out.push('', `CPU profile of the bench process, ours at N=${p.n}${p.variant === undefined ? '' : ` with ${p.variant}`} (busy ${pct(p.summary.busy)} of ${(p.summary.totalMs / 1000).toFixed(1)} s):`, '');
+      out.push(profileTable(p.summary));
+    }
+  }
+
+  const t = r.typing;
+  if (t !== undefined) {
+    out.push('', `## Typing latency (${t.members} members, one frame every ~${t.spacingMs} ms after the last arrival)`, '');
+    const rows = [{ variant: 'as is', latency: t.latency }, ...t.whatIf.map((w) => ({ variant: `what-if: ${w.variant}`, latency: w.latency }))];
+    out.push(
+      table(
+        ['path', 'samples', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'last member p99 ms', 'timeouts'],
+        rows.map(({ variant, latency: l }) => [variant, l.samples, l.p50, l.p95, l.p99, l.max, l.lastP99, l.timeouts]),
+      ),
+    );
+    if (t.waterfalls.length > 0) {
+      out.push('', 'Where one typing frame spends its time (medians of a traced pass, ms):', '');
+      out.push(
+        table(
+          ['path', 'gateway → handler', 'binding', 'rate limit (Redis)', 'registry Query', 'posts (first → last)', 'total'],
+          t.waterfalls.map((w) => [w.variant, w.toHandler, w.bindingGet, w.admit, w.registryQuery, w.posts, w.total]),
+        ),
+      );
+    }
+  }
+
+  const c = r.cold;
+  if (c !== undefined) {
+    out.push('', `## Cold start (fresh \`node\` per sample, NODE_OPTIONS=${c.nodeOptions}, esbuild target ${c.target}${c.target === c.stackTarget ? ' as the stack' : ` (the stack uses ${c.stackTarget})`}, Node ${c.node})`, '');
+    out.push(`Floor (empty handler, same banner and settings): import ${c.floor.loadMs} ms + first call ${c.floor.firstMs} ms = ${c.floor.totalMs} ms.`, '');
+    out.push(
+      table(
+        ['handler', 'bundle', 'gzip', 'import ms', 'first call ms', 'total ms', 'p90 ms', 'over floor ms', 'samples', 'top contributors'],
+        c.rows.map((row) => [
+          row.name,
+          kB(row.bytes),
+          kB(row.gzipBytes),
+          row.loadMs,
+          row.firstMs,
+          row.totalMs,
+          row.totalP90Ms,
+          row.overFloorMs,
+          `${row.samples}${row.failures > 0 ? ` (${row.failures} failed)` : ''}`,
+          row.top.slice(0, 4).map((p) => `${p.name} ${kB(p.bytes)}`).join(', '),
+        ]),
+      ),
+    );
+    if (c.withoutSourceMaps.length > 0) {
+      out.push('', 'What `--enable-source-maps` costs (same samples, the flag off):', '');
+      out.push(table(['bundle', 'with the flag ms', 'without ms'], c.withoutSourceMaps.map((w) => [w.name, w.withMs, w.totalMs])));
+    }
+    if (c.dependencies.length > 0) {
+      out.push('', 'Import cost of each dependency alone, bundled like the stack:', '');
+      out.push(table(['dependency', 'bundle', 'import ms', 'over floor ms'], c.dependencies.map((d) => [d.name, kB(d.bytes), d.loadMs, d.overFloorMs])));
+    }
+    for (const p of c.profiles) {
+      out.push('', `CPU profile of one cold ${p.name} sample (import + first call, mapped through the source map, ${(p.summary.totalMs).toFixed(0)} ms sampled):`, '');
+      out.push(profileTable(p.summary, 10));
+    }
+  }
+
+  const o = r.ops;
+  if (o !== undefined) {
+    out.push('', `## Operations and cost per event (warm container, ${o.memoryMb} MB arm64; $ per million events)`, '');
+    out.push(
+      table(
+        ['event', 'N', 'DynamoDB calls', 'RRU', 'WRU', 'Redis round trips (in-script cmds)', 'posts', 'API GW msgs', 'ms here', 'API GW', 'Lambda', 'DynamoDB', 'total', `Scan-based (${o.scan.tableRows.toLocaleString('en-US')} rows)`],
+        o.rows.map((row) => [
+          row.route,
+          row.members,
+          Object.entries(row.dynamo.calls).map(([op, n]) => `${n} ${op}`).join(', ') || '0',
+          row.dynamo.readUnits,
+          row.dynamo.writeUnits,
+          `${row.redis.roundTrips} (${row.redis.scriptCommands})`,
+          row.posts,
+          row.gatewayMessages,
+          row.durationMs,
+          dollars(row.cost.apiGateway),
+          dollars(row.cost.lambdaRequests + row.cost.lambdaCompute),
+          dollars(row.cost.dynamo),
+          dollars(row.cost.total),
+          dollars(row.scanCost.total),
+        ]),
+      ),
+    );
+    out.push(
+      '',
+      `Scan-based: the same event with the registry Query replaced by a Scan of a ${o.scan.tableRows.toLocaleString('en-US')}-row connections table ` +
+        `(${o.scan.bytesPerRow} B a row → ${o.scan.readUnits} RRU per event; dynalite's own count for ${o.scan.check.rows.toLocaleString('en-US')} such rows: ` +
+        `${o.scan.check.measured} RRU vs ${o.scan.check.computed} computed). AWS's sample also posts to every connection in the table, not only the conversation's.`,
+    );
+    const u = o.getUnacked;
+    out.push(
+      '',
+      `getUnacked of a device with ${u.pending.toLocaleString('en-US')} pending: ${u.roundTrips} Redis round trip (${Object.entries(u.byCommand).map(([k, v]) => `${v} ${k}`).join(', ')}; ` +
+        `${u.scriptCommands} commands inside the script), ${Object.entries(u.dynamo.calls).map(([k, v]) => `${v} ${k}`).join(', ') || 'no DynamoDB call'} (the connection's first frame), ` +
+        `${u.messages} messages, hasMore ${String(u.hasMore)}; all ${u.pending.toLocaleString('en-US')} take ${u.pagesToDrain} frames = ${u.roundTripsToDrain} round trips.`,
+    );
+    out.push(
+      '',
+      `Connection time is billed apart: ${o.connectionMinutes.map((c) => `${c.members} members online ${c.hoursPerDay} h/day for ${c.days} days = ${dollars(c.dollars)}`).join('; ')}.`,
+    );
+  }
+
+  out.push('', '## Targets', '');
+  out.push(
+    table(
+      ['target', 'goal', 'measured', 'met', 'with the prototype'],
+      r.targets.map((t) => [t.name, t.target, t.measured, t.met === undefined ? '–' : t.met ? 'yes' : 'NO', t.withPrototype ?? '']),
+    ),
+  );
+  return `${out.join('\n')}\n`;
+}

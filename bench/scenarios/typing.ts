@@ -1,0 +1,193 @@
+import { WebSocket } from 'ws';
+import type { BenchConfig } from '../config.js';
+import { uniqueId, type BenchBackend } from '../lib/backend.js';
+import { mapLimit, now, sleep } from '../lib/limit.js';
+import type { Progress } from '../lib/progress.js';
+import { Sender } from '../lib/sender.js';
+import { median, percentile, round } from '../lib/stats.js';
+import { compose, tracingPatch, type Span } from '../lib/trace.js';
+import { patches, recipientsCache, withPatch, type Patch } from '../lib/whatif.js';
+
+export interface LatencySummary {
+  samples: number;
+  /** Per delivery: one typing frame to one other member. */
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  /** Per frame: until the last of the other members has it. */
+  lastP50: number;
+  lastP99: number;
+  timeouts: number;
+}
+
+/** Median time of each stage of one typing frame (ms), from a traced pass that is not counted above. */
+export interface Waterfall {
+  variant: string;
+  /** Frame sent → the handler's first service call: the gateway, event and frame parsing, the context. */
+  toHandler: number;
+  bindingGet: number;
+  admit: number;
+  registryQuery: number;
+  /** First post started → last post answered (posts run concurrently). */
+  posts: number;
+  /** Frame sent → last member has it. */
+  total: number;
+}
+
+export interface TypingResult {
+  members: number;
+  spacingMs: number;
+  latency: LatencySummary;
+  whatIf: { variant: string; latency: LatencySummary; applied: boolean }[];
+  waterfalls: Waterfall[];
+}
+
+const WARM_UP = 20;
+
+/** A member that records when each typing frame arrives. */
+class Listener {
+  arrivals: number[] = [];
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      if (String(data).startsWith('{"type":"typing"')) this.arrivals.push(now());
+    });
+  }
+
+  static open(url: string): Promise<Listener> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { perMessageDeflate: false });
+      const timer = setTimeout(() => {
+        ws.terminate();
+        reject(new Error('listener did not open in time'));
+      }, 15_000);
+      ws.once('open', () => {
+        clearTimeout(timer);
+        resolve(new Listener(ws));
+      });
+      ws.on('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+  }
+}
+
+/**
+ * Typing latency: one member's `typing` frame to each other member's receipt, one frame at a time (light load),
+ * through the gateway, the typing handler (binding, rate limit, registry query) and the Management API posts.
+ */
+export async function runTyping(config: BenchConfig, bench: BenchBackend, progress: Progress, whatIf: boolean): Promise<TypingResult> {
+  const settings = config.typing;
+  const conversationId = uniqueId('typing');
+  const others = Array.from({ length: settings.members - 1 }, (_, i) => `m${i}`);
+  await bench.addMembers(conversationId, ['typist', ...others]);
+  const listeners = await mapLimit(others, 8, async (userId) => Listener.open(await bench.connectUrl(conversationId, userId, 'd')));
+  const typist = await Sender.open(await bench.connectUrl(conversationId, 'typist', 'd'));
+  const frame = JSON.stringify({ action: 'typing', conversationId });
+  const stages = new Map<keyof Omit<Waterfall, 'variant'>, number[]>();
+  const measure = async (samples: number, label: string, spans?: Span[]): Promise<LatencySummary> => {
+    const each: number[] = [];
+    const last: number[] = [];
+    stages.clear();
+    let timeouts = 0;
+    progress.start(label, samples, 'samples');
+    for (let i = 0; i < WARM_UP + samples; i += 1) {
+      for (const listener of listeners) listener.arrivals = [];
+      spans?.splice(0);
+      const sentAt = now();
+      typist.sendRaw(frame);
+      const deadline = Date.now() + settings.timeoutMs;
+      while (listeners.some((l) => l.arrivals.length === 0) && Date.now() < deadline) await sleep(0.2);
+      if (i >= WARM_UP) {
+        const arrivals = listeners.map((l) => l.arrivals[0]);
+        if (arrivals.some((a) => a === undefined)) timeouts += 1;
+        const latencies = arrivals.flatMap((a) => (a === undefined ? [] : [a - sentAt]));
+        each.push(...latencies);
+        if (latencies.length > 0) last.push(Math.max(...latencies));
+        if (spans !== undefined && latencies.length > 0) record(stages, spans, sentAt, Math.max(...latencies));
+        progress.update(i - WARM_UP + 1);
+      }
+      await sleep(settings.spacingMs);
+    }
+    const summary: LatencySummary = {
+      samples,
+      p50: round(percentile(each, 50), 2),
+      p95: round(percentile(each, 95), 2),
+      p99: round(percentile(each, 99), 2),
+      max: round(percentile(each, 100), 2),
+      lastP50: round(percentile(last, 50), 2),
+      lastP99: round(percentile(last, 99), 2),
+      timeouts,
+    };
+    progress.finish(`p50 ${summary.p50} ms, p95 ${summary.p95} ms, p99 ${summary.p99} ms`);
+    return summary;
+  };
+  try {
+    const latency = await measure(settings.samples, `typing ${settings.members} members`);
+    const variants: TypingResult['whatIf'] = [];
+    const waterfalls: Waterfall[] = [];
+    const traced = async (variant: string, base: Patch | undefined) => {
+      const spans: Span[] = [];
+      const trace = tracingPatch(spans);
+      const samples = Math.min(settings.samples, 200);
+      await withPatch(base === undefined ? trace : compose(base, trace), () =>
+        measure(samples, `typing ${settings.members} members traced: ${variant} (not counted)`, spans),
+      );
+      waterfalls.push(waterfall(variant, stages));
+    };
+    await traced('as is', undefined);
+    if (whatIf) {
+      const { list, destroy } = patches(Math.max(Number(bench.backend.env.POST_CONCURRENCY ?? '32'), 16));
+      const cache = recipientsCache();
+      const candidates = [...list, cache, ...list.map((p) => compose(p, cache))];
+      try {
+        for (const patch of candidates) {
+          const { result, applied } = await withPatch(patch, () => measure(settings.samples, `typing ${settings.members} members what-if: ${patch.name}`));
+          variants.push({ variant: patch.name, latency: result, applied });
+          await traced(patch.name, patch);
+        }
+      } finally {
+        destroy();
+      }
+    }
+    return { members: settings.members, spacingMs: settings.spacingMs, latency, whatIf: variants, waterfalls };
+  } finally {
+    await typist.close();
+    for (const listener of listeners) listener.ws.close();
+  }
+}
+
+type Stages = Map<keyof Omit<Waterfall, 'variant'>, number[]>;
+
+function record(stages: Stages, spans: readonly Span[], sentAt: number, total: number): void {
+  const add = (stage: keyof Omit<Waterfall, 'variant'>, value: number | undefined) => {
+    if (value === undefined || !Number.isFinite(value)) return;
+    const list = stages.get(stage) ?? [];
+    list.push(value);
+    stages.set(stage, list);
+  };
+  const first = (name: Span['name']) => spans.find((s) => s.name === name);
+  const duration = (span: Span | undefined) => (span === undefined ? undefined : span.end - span.start);
+  const starts = spans.map((s) => s.start);
+  add('toHandler', starts.length === 0 ? undefined : Math.min(...starts) - sentAt);
+  add('bindingGet', duration(first('registry.get')) ?? 0);
+  add('admit', duration(first('store.admit')));
+  add('registryQuery', duration(first('registry.query')));
+  const posts = spans.filter((s) => s.name === 'post');
+  add('posts', posts.length === 0 ? undefined : Math.max(...posts.map((p) => p.end)) - Math.min(...posts.map((p) => p.start)));
+  add('total', total);
+}
+
+function waterfall(variant: string, stages: Stages): Waterfall {
+  const m = (stage: keyof Omit<Waterfall, 'variant'>) => round(median(stages.get(stage) ?? []), 2);
+  return {
+    variant,
+    toHandler: m('toHandler'),
+    bindingGet: m('bindingGet'),
+    admit: m('admit'),
+    registryQuery: m('registryQuery'),
+    posts: m('posts'),
+    total: m('total'),
+  };
+}

@@ -10,7 +10,7 @@ import { renderReport } from './lib/report.js';
 import type { BenchResults } from './lib/results.js';
 import { startServiceProcess } from './lib/services.js';
 import { evaluateTargets } from './lib/targets.js';
-import { SIGNED_POSTER } from './lib/whatif.js';
+import { SDK_POSTER } from './lib/whatif.js';
 import { runColdStart } from './scenarios/coldstart.js';
 import { runFanout } from './scenarios/fanout.js';
 import { runOps } from './scenarios/ops.js';
@@ -94,8 +94,8 @@ if (results.fanout !== undefined && results.fanout.rows.length > 0) {
     { name: 'ours (handlers, emulator)', color: '#1f6feb', points: rows.map((r) => ({ x: r.n, y: r.ours.perSecond })) },
     { name: 'naive SDK Promise.all', color: '#d1242f', points: rows.map((r) => ({ x: r.n, y: r.naive.perSecond })) },
   ];
-  const poster = results.fanout.whatIf.filter((w) => w.variant === SIGNED_POSTER);
-  if (poster.length > 0) series.push({ name: 'ours + signed poster (prototype)', color: '#2da44e', points: poster.map((w) => ({ x: w.n, y: w.ours.perSecond })) });
+  const poster = results.fanout.whatIf.filter((w) => w.variant === SDK_POSTER);
+  if (poster.length > 0) series.push({ name: 'ours with the SDK client poster (before)', color: '#bf8700', points: poster.map((w) => ({ x: w.n, y: w.ours.perSecond })) });
   const m = results.machine;
   const svg = fanoutChart(
     series,

@@ -7,7 +7,8 @@ import { Cluster, Redis } from 'ioredis';
 import { DynamoMembershipStore } from './adapters/dynamo-members.js';
 import { DynamoConnectionRegistry } from './adapters/dynamo-registry.js';
 import { createLog } from './adapters/log.js';
-import { ManagementApiPoster, managementClientFor } from './adapters/management-poster.js';
+import { fromEnv } from '@aws-sdk/credential-provider-env';
+import { ManagementApiPoster } from './adapters/management-poster.js';
 import { MemoryMessageStore } from './adapters/memory-message-store.js';
 import { RedisMessageStore, type RedisConnection } from './adapters/redis-message-store.js';
 import { SqsFanoutQueue } from './adapters/sqs-fanout-queue.js';
@@ -112,9 +113,15 @@ export async function buildContext(env: NodeJS.ProcessEnv = process.env): Promis
   const posterFor = (endpoint: string): ConnectionPoster => {
     let entry = posters.get(endpoint);
     if (entry === undefined) {
-      const client = managementClientFor(endpoint, config.AWS_REGION, Math.max(config.POST_CONCURRENCY, 16));
-      const poster = new ManagementApiPoster(client, (failure) => log.warn('post to connection failed', { ...failure }));
-      entry = { poster, destroy: () => client.destroy() };
+      const poster = new ManagementApiPoster({
+        endpoint,
+        region: config.AWS_REGION,
+        // Lambda puts the function role's credentials in the environment (the local backend puts dummies there).
+        credentials: fromEnv(),
+        maxSockets: Math.max(config.POST_CONCURRENCY, 16),
+        onFailure: (failure) => log.warn('post to connection failed', { ...failure }),
+      });
+      entry = { poster, destroy: () => poster.destroy() };
       posters.set(endpoint, entry);
     }
     return entry.poster;

@@ -187,7 +187,7 @@ export function renderReport(r: BenchResults): string {
   out.push('', '## Targets', '');
   out.push(
     table(
-      ['target', 'goal', 'measured', 'met', 'with the prototype'],
+      ['target', 'goal', 'measured', 'met', 'with a variant'],
       r.targets.map((t) => [t.name, t.target, t.measured, t.met === undefined ? '–' : t.met ? 'yes' : 'NO', t.withPrototype ?? '']),
     ),
   );

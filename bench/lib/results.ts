@@ -9,7 +9,7 @@ export interface Target {
   target: string;
   measured: string;
   met: boolean | undefined;
-  /** The same figure with the prototype(s) measured in this run, when there is one. */
+  /** The same figure with the what-if variant(s) measured in this run, when there is one. */
   withPrototype?: string;
 }
 

@@ -1,5 +1,5 @@
 import type { BenchResults, Target } from './results.js';
-import { RECIPIENTS_CACHE, SIGNED_POSTER } from './whatif.js';
+import { RECIPIENTS_CACHE, SDK_POSTER } from './whatif.js';
 
 const BUNDLE_LIMIT_BYTES = 400_000;
 const COLD_LIMIT_MS = 60;
@@ -9,24 +9,24 @@ export function evaluateTargets(results: BenchResults): Target[] {
   const targets: Target[] = [];
   const fanout = results.fanout;
   const row = fanout?.rows.find((r) => r.n === 100);
-  const poster = fanout?.whatIf.find((w) => w.n === 100 && w.variant === SIGNED_POSTER);
+  const poster = fanout?.whatIf.find((w) => w.n === 100 && w.variant === SDK_POSTER);
   targets.push({
     name: 'fan-out vs raw ws ceiling, N=100',
     target: '≥ 0.10 × raw',
     measured: row === undefined ? 'not measured' : `${row.oursOverRaw.toFixed(3)} × (${row.ours.perSecond.toLocaleString('en-US')} vs ${row.raw.perSecond.toLocaleString('en-US')}/s)`,
     met: row === undefined ? undefined : row.oursOverRaw >= 0.1,
-    ...(poster === undefined || row === undefined ? {} : { withPrototype: `${(poster.ours.perSecond / row.raw.perSecond).toFixed(3)} × with the signed poster` }),
+    ...(poster === undefined || row === undefined ? {} : { withPrototype: `${(poster.ours.perSecond / row.raw.perSecond).toFixed(3)} × with the SDK client poster (before)` }),
   });
   targets.push({
     name: 'fan-out vs naive SDK Promise.all, N=100',
     target: '≥ 3 × naive',
     measured: row === undefined ? 'not measured' : `${row.oursOverNaive.toFixed(2)} × (${row.naive.perSecond.toLocaleString('en-US')}/s naive)`,
     met: row === undefined ? undefined : row.oursOverNaive >= 3,
-    ...(poster === undefined || row === undefined ? {} : { withPrototype: `${(poster.ours.perSecond / row.naive.perSecond).toFixed(2)} × with the signed poster` }),
+    ...(poster === undefined || row === undefined ? {} : { withPrototype: `${(poster.ours.perSecond / row.naive.perSecond).toFixed(2)} × with the SDK client poster (before)` }),
   });
   const typing = results.typing;
-  const typingPoster = typing?.whatIf.find((w) => w.variant === SIGNED_POSTER);
-  const typingBoth = typing?.whatIf.find((w) => w.variant === `${SIGNED_POSTER} + ${RECIPIENTS_CACHE}`);
+  const typingPoster = typing?.whatIf.find((w) => w.variant === SDK_POSTER);
+  const typingCache = typing?.whatIf.find((w) => w.variant === RECIPIENTS_CACHE);
   targets.push({
     name: `typing p99, ${typing?.members ?? 10} members`,
     target: '≤ 10 ms',
@@ -35,7 +35,7 @@ export function evaluateTargets(results: BenchResults): Target[] {
     ...(typingPoster === undefined
       ? {}
       : {
-          withPrototype: `${typingPoster.latency.p99} ms with the signed poster${typingBoth === undefined ? '' : `; ${typingBoth.latency.p99} ms adding a 2 s recipients cache`}`,
+          withPrototype: `${typingPoster.latency.p99} ms with the SDK client poster (before)${typingCache === undefined ? '' : `; ${typingCache.latency.p99} ms adding a 2 s recipients cache`}`,
         }),
   });
   const cold = results.cold;

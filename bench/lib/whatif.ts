@@ -1,4 +1,6 @@
-import { SignedManagementPoster } from '../../lambdas/adapters/signed-poster.js';
+import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { Agent } from 'node:http';
 import { getContext, type AppContext } from '../../lambdas/context.js';
 import type { ConnectionPoster, ConnectionRecord } from '../../lambdas/ports.js';
 import { LOCAL_CREDENTIALS } from './backend.js';
@@ -12,7 +14,7 @@ export interface Patch {
   apply(context: AppContext, counter: { hits: number }): Partial<AppContext>;
 }
 
-export const SIGNED_POSTER = 'SigV4 keep-alive poster';
+export const SDK_POSTER = 'SDK client poster (before)';
 export const RECIPIENTS_CACHE = 'recipients cache (2 s)';
 /** How long the typing what-if keeps a conversation's connections. */
 const RECIPIENTS_TTL_MS = 2_000;
@@ -52,19 +54,45 @@ export function recipientsCache(): Patch {
   };
 }
 
-/** The prototypes worth measuring on the real path (today: the Management API poster of lambdas/adapters/signed-poster.ts). */
-export function patches(maxSockets: number): { list: Patch[]; destroy(): void } {
-  const posters = new Map<string, SignedManagementPoster>();
-  const posterFor = (endpoint: string): ConnectionPoster => {
-    let poster = posters.get(endpoint);
-    if (poster === undefined) {
-      poster = new SignedManagementPoster({ endpoint, region: 'us-east-1', credentials: LOCAL_CREDENTIALS, maxSockets, onFailure: () => undefined });
-      posters.set(endpoint, poster);
-    }
-    return poster;
+/**
+ * The handlers' previous Management API poster: the SDK client (keep-alive handler) calling PostToConnection,
+ * replaced by the SigV4-signed poster in lambdas/adapters/management-poster.ts. Kept as a what-if so every run
+ * shows what that change is worth.
+ */
+export function sdkClientPoster(endpoint: string, maxSockets: number): { poster: ConnectionPoster; destroy(): void } {
+  const client = new ApiGatewayManagementApiClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: LOCAL_CREDENTIALS,
+    maxAttempts: 3,
+    requestHandler: new NodeHttpHandler({ httpAgent: new Agent({ keepAlive: true, maxSockets }) }),
+  });
+  const poster: ConnectionPoster = {
+    post: async (connectionId, data) => {
+      try {
+        await client.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: Buffer.from(data, 'utf8') }));
+        return 'delivered';
+      } catch (error) {
+        return error instanceof Error && error.name === 'GoneException' ? 'gone' : 'failed';
+      }
+    },
   };
-  const signed: Patch = {
-    name: SIGNED_POSTER,
+  return { poster, destroy: () => client.destroy() };
+}
+
+/** The variants measured on the real path next to the handlers as they are. */
+export function patches(maxSockets: number): { list: Patch[]; destroy(): void } {
+  const posters = new Map<string, ReturnType<typeof sdkClientPoster>>();
+  const posterFor = (endpoint: string): ConnectionPoster => {
+    let entry = posters.get(endpoint);
+    if (entry === undefined) {
+      entry = sdkClientPoster(endpoint, maxSockets);
+      posters.set(endpoint, entry);
+    }
+    return entry.poster;
+  };
+  const sdk: Patch = {
+    name: SDK_POSTER,
     apply: (_context, counter) => ({
       posterFor: (endpoint) => {
         counter.hits += 1;
@@ -73,9 +101,9 @@ export function patches(maxSockets: number): { list: Patch[]; destroy(): void } 
     }),
   };
   return {
-    list: [signed],
+    list: [sdk],
     destroy: () => {
-      for (const poster of posters.values()) poster.destroy();
+      for (const entry of posters.values()) entry.destroy();
       posters.clear();
     },
   };

@@ -85,14 +85,14 @@ const DEPENDENCIES: readonly { name: string; contents: string }[] = [
       "export { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi'; export { NodeHttpHandler } from '@smithy/node-http-handler';",
   },
   { name: 'Powertools SecretsProvider', contents: "export { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';" },
-  { name: 'prototype signed poster', contents: "export { SignedManagementPoster } from './lambdas/adapters/signed-poster.ts';" },
+  { name: 'Management API poster (SigV4 signer)', contents: "export { ManagementApiPoster } from './lambdas/adapters/management-poster.ts';" },
   {
-    name: "typing's own needs (DynamoDB, ioredis, signed poster, schemas, Logger)",
+    name: "typing's own needs (DynamoDB, ioredis, poster, schemas, Logger)",
     contents: [
       "export { DynamoDBClient } from '@aws-sdk/client-dynamodb';",
       "export { DynamoDBDocumentClient, GetCommand, QueryCommand, DeleteCommand } from '@aws-sdk/lib-dynamodb';",
       "export { Redis, Cluster } from 'ioredis';",
-      "export { SignedManagementPoster } from './lambdas/adapters/signed-poster.ts';",
+      "export { ManagementApiPoster } from './lambdas/adapters/management-poster.ts';",
       "export * from './lambdas/protocol.ts'; export * from './lambdas/config.ts';",
       "export { Logger } from '@aws-lambda-powertools/logger';",
     ].join(' '),

@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { WebSocketServer } from 'ws';
-import { ManagementApiPoster, managementClientFor } from '../../lambdas/adapters/management-poster.js';
-import { SignedManagementPoster } from '../../lambdas/adapters/signed-poster.js';
+import { ManagementApiPoster } from '../../lambdas/adapters/management-poster.js';
 import type { BenchConfig, ClientPlacement } from '../config.js';
 import { LOCAL_CREDENTIALS, uniqueId, type BenchBackend } from '../lib/backend.js';
 import { createPool, type ClientPool } from '../lib/clients.js';
@@ -14,7 +13,7 @@ import { resultsPath } from '../lib/paths.js';
 import { Sender } from '../lib/sender.js';
 import { round } from '../lib/stats.js';
 import { throughput, type Throughput } from '../lib/throughput.js';
-import { patches, withPatch } from '../lib/whatif.js';
+import { patches, sdkClientPoster, withPatch } from '../lib/whatif.js';
 
 /** A chat-sized body: what each delivery carries (the frame around it is ~250 bytes). */
 const BODY = 'The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. '.repeat(2).trim();
@@ -356,8 +355,8 @@ async function measurePosters(bench: BenchBackend, room: Room, posts: number, pr
   const endpoint = bench.backend.managementEndpoint;
   const concurrency = postConcurrency(bench);
   const defaultClient = new ApiGatewayManagementApiClient({ endpoint, region: 'us-east-1', credentials: LOCAL_CREDENTIALS });
-  const tunedClient = managementClientFor(endpoint, 'us-east-1', concurrency);
-  const signed = new SignedManagementPoster({ endpoint, region: 'us-east-1', credentials: LOCAL_CREDENTIALS, maxSockets: concurrency, onFailure: () => undefined });
+  const tuned = sdkClientPoster(endpoint, concurrency);
+  const ours = new ManagementApiPoster({ endpoint, region: 'us-east-1', credentials: LOCAL_CREDENTIALS, maxSockets: concurrency, onFailure: () => undefined });
   const data = Buffer.from(room.frame, 'utf8');
   const plainAgent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const contenders: { contender: string; post(id: string): Promise<boolean> }[] = [
@@ -366,10 +365,10 @@ async function measurePosters(bench: BenchBackend, room: Room, posts: number, pr
       post: (id) => defaultClient.send(new PostToConnectionCommand({ ConnectionId: id, Data: data })).then(() => true, () => false),
     },
     {
-      contender: 'SDK client, keep-alive handler (ours today: managementClientFor)',
-      post: async (id) => (await new ManagementApiPoster(tunedClient, () => undefined).post(id, room.frame)) === 'delivered',
+      contender: 'SDK client, keep-alive handler (the handlers before)',
+      post: async (id) => (await tuned.poster.post(id, room.frame)) === 'delivered',
     },
-    { contender: 'SDK SigV4 signer + keep-alive agent (prototype)', post: async (id) => (await signed.post(id, room.frame)) === 'delivered' },
+    { contender: 'SigV4 signer + keep-alive agent (ours: ManagementApiPoster)', post: async (id) => (await ours.post(id, room.frame)) === 'delivered' },
     { contender: 'plain keep-alive POST, unsigned (transport floor; not deployable)', post: (id) => plainPost(plainAgent, endpoint, id, data) },
   ];
   const out: PosterRate[] = [];
@@ -407,8 +406,8 @@ async function measurePosters(bench: BenchBackend, room: Room, posts: number, pr
     }
   } finally {
     defaultClient.destroy();
-    tunedClient.destroy();
-    signed.destroy();
+    tuned.destroy();
+    ours.destroy();
     plainAgent.destroy();
   }
   return out;

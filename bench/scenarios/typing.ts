@@ -140,7 +140,7 @@ export async function runTyping(config: BenchConfig, bench: BenchBackend, progre
     if (whatIf) {
       const { list, destroy } = patches(Math.max(Number(bench.backend.env.POST_CONCURRENCY ?? '32'), 16));
       const cache = recipientsCache();
-      const candidates = [...list, cache, ...list.map((p) => compose(p, cache))];
+      const candidates = [...list, cache];
       try {
         for (const patch of candidates) {
           const { result, applied } = await withPatch(patch, () => measure(settings.samples, `typing ${settings.members} members what-if: ${patch.name}`));

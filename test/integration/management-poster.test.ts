@@ -1,12 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import { fromEnv } from '@aws-sdk/credential-provider-env';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import {
-  ManagementApiPoster,
-  managementClientFor,
-  type PostFailure,
-} from '../../lambdas/adapters/management-poster.js';
+import { ManagementApiPoster, type PostFailure } from '../../lambdas/adapters/management-poster.js';
 
 /**
  * A stand-in for the API Gateway Management API: `POST /{stage}/@connections/{id}` answers from a script per
@@ -27,7 +23,7 @@ const scripts = new Map<string, number[]>();
 const sockets = new Set<Socket>();
 let server: Server;
 let endpoint: string;
-const clients: ApiGatewayManagementApiClient[] = [];
+const posters: ManagementApiPoster[] = [];
 
 function respond(res: ServerResponse, status: number): void {
   if (status === 200) {
@@ -77,7 +73,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const client of clients) client.destroy();
+  for (const created of posters) created.destroy();
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
   vi.unstubAllEnvs();
@@ -89,10 +85,16 @@ beforeEach(() => {
 });
 
 function poster(maxSockets = 8): { poster: ManagementApiPoster; failures: PostFailure[] } {
-  const client = managementClientFor(endpoint, 'eu-west-1', maxSockets);
-  clients.push(client);
   const failures: PostFailure[] = [];
-  return { poster: new ManagementApiPoster(client, (failure) => failures.push(failure)), failures };
+  const created = new ManagementApiPoster({
+    endpoint,
+    region: 'eu-west-1',
+    credentials: fromEnv(),
+    maxSockets,
+    onFailure: (failure) => failures.push(failure),
+  });
+  posters.push(created);
+  return { poster: created, failures };
 }
 
 function attemptsFor(connectionId: string): number {
@@ -131,7 +133,7 @@ describe('ManagementApiPoster against a local Management API', () => {
     expect(failures).toEqual([]);
   });
 
-  it("answers 'failed' after a persistent 500, once the SDK has tried 3 times", async () => {
+  it("answers 'failed' after a persistent 500, once it has tried 3 times", async () => {
     const { poster: p, failures } = poster();
     scripts.set('broken', [500]);
     await expect(p.post('broken', 'x')).resolves.toBe('failed');
@@ -171,5 +173,22 @@ describe('ManagementApiPoster against a local Management API', () => {
     expect(sockets.size).toBeGreaterThanOrEqual(1);
     expect(sockets.size).toBeLessThanOrEqual(2);
     expect(seen.map((request) => request.body).sort()).toEqual(ids.map((id) => `frame-${id}`).sort());
+  });
+});
+
+describe('ManagementApiPoster when the endpoint is unreachable', () => {
+  it("retries network errors, then answers 'failed' and reports the error name", async () => {
+    const { freePort } = await import('../../local/redis-server.js');
+    const failures: PostFailure[] = [];
+    const unreachable = new ManagementApiPoster({
+      endpoint: `http://127.0.0.1:${await freePort()}/${STAGE}`,
+      region: 'eu-west-1',
+      credentials: fromEnv(),
+      maxSockets: 2,
+      onFailure: (failure) => failures.push(failure),
+    });
+    posters.push(unreachable);
+    await expect(unreachable.post('nobody', 'x')).resolves.toBe('failed');
+    expect(failures).toEqual([{ connectionId: 'nobody', errorName: 'ECONNREFUSED', status: undefined }]);
   });
 });

@@ -1,8 +1,5 @@
-import {
-  ApiGatewayManagementApiClient,
-  GoneException,
-  PostToConnectionCommand,
-} from '@aws-sdk/client-apigatewaymanagementapi';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import {
   DeleteCommand,
@@ -13,24 +10,49 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { ConnectionRecord } from '../../lambdas/ports.js';
+import { applyEnv } from './env.js';
 
 /**
- * aws-sdk-client-mock stubs for the three AWS services the handlers call, answering from small tables the
- * test controls: `connections` (the registry rows) and `members` ("conversation/user" keys).
+ * aws-sdk-client-mock stubs for DynamoDB and SQS, answering from small tables the test controls: `connections`
+ * (the registry rows) and `members` ("conversation/user" keys). The Management API is posted to over HTTP
+ * (SigV4-signed, not through an SDK client), so it is a small local server that records posts and answers 410
+ * for ids in `gone`; CALLBACK_URL points the handlers at it.
  */
-export function mockAws() {
+export async function mockAws() {
   const dynamo = mockClient(DynamoDBDocumentClient);
-  const management = mockClient(ApiGatewayManagementApiClient);
   const sqs = mockClient(SQSClient);
   const connections = new Map<string, ConnectionRecord>();
   const members = new Set<string>();
   const posts: { connectionId: string; frame: Record<string, unknown> }[] = [];
   const gone = new Set<string>();
   const queued: unknown[] = [];
+  /** Every POST the Management API received, gone ones included. */
+  const attempts: string[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const match = /^\/[^/]+\/@connections\/([^/?]+)$/.exec(req.url ?? '');
+      const connectionId = decodeURIComponent(match?.[1] ?? '');
+      if (req.method !== 'POST' || match === null) {
+        res.writeHead(404).end();
+        return;
+      }
+      attempts.push(connectionId);
+      if (gone.has(connectionId)) {
+        res.writeHead(410, { 'x-amzn-ErrorType': 'GoneException', 'content-type': 'application/json' }).end('{"message":"gone"}');
+        return;
+      }
+      posts.push({ connectionId, frame: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/test`;
+  applyEnv({ CALLBACK_URL: endpoint });
 
   const install = () => {
     dynamo.reset();
-    management.reset();
     sqs.reset();
     dynamo.on(GetCommand).callsFake((input: { TableName?: string; Key?: Record<string, unknown> }) => {
       const key = input.Key ?? {};
@@ -52,14 +74,6 @@ export function mockAws() {
       const conversationId = input.ExpressionAttributeValues?.[':c'];
       return { Items: [...connections.values()].filter((c) => c.conversationId === conversationId) };
     });
-    management.on(PostToConnectionCommand).callsFake((input: { ConnectionId?: string; Data?: Uint8Array }) => {
-      const connectionId = input.ConnectionId ?? '';
-      if (gone.has(connectionId)) {
-        throw new GoneException({ message: 'gone', $metadata: { httpStatusCode: 410 } });
-      }
-      posts.push({ connectionId, frame: JSON.parse(Buffer.from(input.Data ?? new Uint8Array()).toString('utf8')) });
-      return {};
-    });
     sqs.on(SendMessageBatchCommand).callsFake((input: { Entries?: { Id?: string; MessageBody?: string }[] }) => {
       for (const entry of input.Entries ?? []) queued.push(JSON.parse(entry.MessageBody ?? 'null'));
       return { Successful: (input.Entries ?? []).map((e) => ({ Id: e.Id, MessageId: e.Id, MD5OfMessageBody: '' })), Failed: [] };
@@ -69,10 +83,11 @@ export function mockAws() {
 
   return {
     dynamo,
-    management,
     sqs,
+    endpoint,
     connections,
     posts,
+    attempts,
     queued,
     gone,
     addMember(conversationId: string, userId: string) {
@@ -93,15 +108,17 @@ export function mockAws() {
       connections.clear();
       members.clear();
       posts.length = 0;
+      attempts.length = 0;
       queued.length = 0;
       gone.clear();
       install();
     },
-    restore() {
+    async restore() {
       dynamo.restore();
-      management.restore();
       sqs.restore();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }
-export type AwsMocks = ReturnType<typeof mockAws>;
+export type AwsMocks = Awaited<ReturnType<typeof mockAws>>;

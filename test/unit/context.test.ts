@@ -77,7 +77,7 @@ describe('the shared context', () => {
       expect(answerOf(await typing(event))).toMatchObject({ type: 'error', code: 'internal', message: expect.stringMatching(/misconfigured/) });
     }
     secrets.on(GetSecretValueCommand).resolves({ SecretString: TEST_SECRET_JSON });
-    const aws = mockAws();
+    const aws = await mockAws();
     onTestFinished(() => aws.restore());
     // Fixed secret: the next invocation builds; the unknown connection is now refused by the domain instead.
     expect(answerOf(await typing(event))).toMatchObject({ type: 'error', code: 'forbidden' });

@@ -10,13 +10,13 @@ import { connectEvent, disconnectEvent } from '../../support/events.js';
 
 let aws: AwsMocks;
 
-beforeAll(() => {
+beforeAll(async () => {
   applyEnv(completeEnv(inject('redisUrl'), { ORIGIN_ALLOW_LIST: '' }));
-  aws = mockAws();
+  aws = await mockAws();
 });
 afterAll(async () => {
   await resetContext();
-  aws.restore();
+  await aws.restore();
   restoreEnv();
 });
 beforeEach(() => aws.reset());

@@ -6,15 +6,15 @@ import { mockAws, type AwsMocks } from '../../support/aws-mocks.js';
 import { applyEnv, completeEnv, restoreEnv, uniqueId } from '../../support/env.js';
 
 let aws: AwsMocks;
-const ENDPOINT = 'https://abc123.execute-api.us-east-1.amazonaws.com/test';
 
-beforeAll(() => {
+
+beforeAll(async () => {
   applyEnv(completeEnv(inject('redisUrl')));
-  aws = mockAws();
+  aws = await mockAws();
 });
 afterAll(async () => {
   await resetContext();
-  aws.restore();
+  await aws.restore();
   restoreEnv();
 });
 beforeEach(() => aws.reset());
@@ -43,7 +43,7 @@ describe('fan-out worker', () => {
       { connectionId: 'sender', perSecond: 100, burst: 100 },
     );
     expect(stored.status).toBe('stored');
-    const job = { kind: 'message', endpoint: ENDPOINT, conversationId, messageId: 'm-1', connectionIds: ['X1', 'X2'] };
+    const job = { kind: 'message', endpoint: aws.endpoint, conversationId, messageId: 'm-1', connectionIds: ['X1', 'X2'] };
     const result = await handler({ Records: [record('r1', JSON.stringify(job))] } satisfies SQSEvent);
     expect(result.batchItemFailures).toEqual([]);
     expect(aws.postsTo('X1')).toEqual([expect.objectContaining({ type: 'message', body: 'queued hello', seq: 1, senderId: 'alice' })]);
@@ -51,7 +51,7 @@ describe('fan-out worker', () => {
   });
 
   it('reports only the poison records as failed; their batch-mates succeed', async () => {
-    const good = { kind: 'frame', endpoint: ENDPOINT, frame: '{"type":"typing"}', connectionIds: ['G1'] };
+    const good = { kind: 'frame', endpoint: aws.endpoint, frame: '{"type":"typing"}', connectionIds: ['G1'] };
     const result = await handler({
       Records: [
         record('ok-1', JSON.stringify(good)),
@@ -67,7 +67,7 @@ describe('fan-out worker', () => {
   it('prunes a gone connection while posting a batch', async () => {
     aws.connect({ connectionId: 'GONE', userId: 'u', deviceId: 'd', conversationId: 'c' });
     aws.gone.add('GONE');
-    const job = { kind: 'frame', endpoint: ENDPOINT, frame: '{"type":"typing"}', connectionIds: ['GONE', 'LIVE'] };
+    const job = { kind: 'frame', endpoint: aws.endpoint, frame: '{"type":"typing"}', connectionIds: ['GONE', 'LIVE'] };
     const result = await handler({ Records: [record('r', JSON.stringify(job))] });
     expect(result.batchItemFailures).toEqual([]);
     expect(aws.connections.has('GONE')).toBe(false);

@@ -13,14 +13,14 @@ import { answerOf, messageEvent } from '../../support/events.js';
 let aws: AwsMocks;
 const CONV = 'malformed-conv';
 
-beforeAll(() => {
+beforeAll(async () => {
   applyEnv(completeEnv(inject('redisUrl'), { RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000' }));
-  aws = mockAws();
+  aws = await mockAws();
   aws.connect({ connectionId: 'M1', userId: 'alice', deviceId: 'phone', conversationId: CONV });
 });
 afterAll(async () => {
   await resetContext();
-  aws.restore();
+  await aws.restore();
   restoreEnv();
 });
 

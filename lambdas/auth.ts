@@ -1,5 +1,6 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { TokenCheck } from './domain/services.js';
+import { isWellFormed } from './protocol.js';
 
 /** Verifies connection tokens: `sub` is the user, `exp` is required; issuer/audience/JWKS when configured. */
 export interface AuthSettings {
@@ -38,7 +39,8 @@ export class TokenVerifier {
           ? await jwtVerify(token, this.key, options)
           : await jwtVerify(token, this.key, options);
       const sub = payload.sub;
-      if (typeof sub !== 'string' || sub.length === 0 || sub.length > 256) return { ok: false, reason: 'invalid' };
+      // The user id becomes part of storage keys: it must survive UTF-8 unchanged.
+      if (typeof sub !== 'string' || sub.length === 0 || sub.length > 256 || !isWellFormed(sub)) return { ok: false, reason: 'invalid' };
       return { ok: true, userId: sub };
     } catch (error) {
       if (error instanceof joseErrors.JWTExpired) return { ok: false, reason: 'expired' };

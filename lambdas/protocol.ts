@@ -16,7 +16,18 @@ const id = (max: number) =>
     z.maxLength(max),
     z.regex(/^[A-Za-z0-9_-]+$/, `must be 1–${max} characters of A-Z a-z 0-9 _ -`),
   );
-const text = (min: number, max: number) => z.string().check(z.minLength(min), z.maxLength(max));
+/**
+ * Lone UTF-16 surrogates cannot be encoded as UTF-8: Redis (and any UTF-8 store) would turn them into U+FFFD,
+ * so two distinct ids could become one key and a body would change. Such strings are refused.
+ */
+const LONE_SURROGATE = /\p{Cs}/u;
+const wellFormed = z.refine<string>((v) => !LONE_SURROGATE.test(v), 'must be well-formed Unicode (no lone surrogates)');
+const text = (min: number, max: number) => z.string().check(z.minLength(min), z.maxLength(max), wellFormed);
+
+/** True when a string survives a round trip through UTF-8 unchanged. */
+export function isWellFormed(value: string): boolean {
+  return !LONE_SURROGATE.test(value);
+}
 
 export const conversationIdSchema = id(128);
 export const clientIdSchema = id(64);
@@ -44,6 +55,7 @@ export const sendMessageFrameSchema = z.object({
       message: `body must be at most ${MAX_BODY_BYTES} bytes of UTF-8`,
       abort: true,
     }),
+    wellFormed,
   ),
 });
 

@@ -4,6 +4,7 @@ import { Sha256 } from '@smithy/core/checksum';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import type { ConnectionPoster, PostOutcome } from '../ports.js';
+import { isWellFormed } from '../protocol.js';
 
 export interface PostFailure {
   connectionId: string;
@@ -67,6 +68,11 @@ export class ManagementApiPoster implements ConnectionPoster {
   }
 
   async post(connectionId: string, data: string): Promise<PostOutcome> {
+    if (!isWellFormed(connectionId)) {
+      // No API Gateway id looks like this; it cannot even be put in a URL. Never throw: report it.
+      this.options.onFailure({ connectionId: '(malformed id)', errorName: 'MalformedConnectionId', status: undefined });
+      return 'failed';
+    }
     const body = Buffer.from(data, 'utf8');
     let reply: Reply = { status: undefined, errorType: 'NotAttempted' };
     for (let attempt = 1; attempt <= this.maxAttempts; attempt += 1) {

@@ -19,12 +19,15 @@ export async function openConnection(services: Services, request: ConnectRequest
   if (allowed.length > 0 && (request.origin === undefined || !allowed.includes(request.origin))) {
     throw new HandshakeError(403, 'origin not allowed');
   }
+  // No token is an authentication failure (401), whatever else is wrong with the request.
+  const token = request.query.token;
+  if (token === undefined || token === '') throw new HandshakeError(401, 'missing token');
   const params = connectParamsSchema.safeParse(request.query);
   if (!params.success) {
     const fields = [...new Set(params.error.issues.map((issue) => issue.path.join('.')))].join(', ');
     throw new HandshakeError(400, `malformed connection parameters: ${fields}`);
   }
-  const { token, conversationId, clientId } = params.data;
+  const { conversationId, clientId } = params.data;
   const check = await services.auth.verify(token);
   if (!check.ok) {
     if (check.reason === 'unavailable') throw new HandshakeError(503, 'token keys unavailable');

@@ -1,5 +1,5 @@
-import { ForbiddenError, PayloadTooLargeError, RateLimitedError } from '../errors.js';
-import type { Binding, ConnectionRecord, RateLimit } from '../ports.js';
+import { ForbiddenError, PayloadTooLargeError, RateLimitedError, UnavailableError } from '../errors.js';
+import type { Binding, ConnectionRecord, RateLimit, StoredMessage } from '../ports.js';
 import {
   MAX_ANSWER_BYTES,
   frameBytes,
@@ -82,7 +82,8 @@ export async function sendMessage(
     (list) => ({ ok: true as const, list }),
     (error: unknown) => ({ ok: false as const, error }),
   );
-  const result = await services.store.append(
+  const result = await appendOrExplain(
+    services,
     {
       conversationId: binding.conversationId,
       messageId,
@@ -133,6 +134,23 @@ export async function sendMessage(
     sentAt,
     duplicate: false,
   };
+}
+
+/**
+ * A store that timed out may still have stored the message (the script was already sent), so `unavailable`
+ * never claims it was not: it tells the client to resend the same clientMessageId, which is never stored twice.
+ */
+async function appendOrExplain(services: Services, message: StoredMessage, limit: RateLimit) {
+  try {
+    return await services.store.append(message, limit);
+  } catch (error) {
+    if (error instanceof UnavailableError) {
+      throw new UnavailableError('the message store did not answer; resend with the same clientMessageId (it is never stored twice)', {
+        cause: error,
+      });
+    }
+    throw error;
+  }
 }
 
 function isSendingDevice(connection: ConnectionRecord, binding: Binding): boolean {

@@ -7,7 +7,10 @@ import { bootLog } from '../adapters/log.js';
 import { errorSummary, runFanoutJob } from '../domain/delivery.js';
 import { conversationIdSchema } from '../protocol.js';
 
-const connectionIds = z.array(z.string().check(z.minLength(1), z.maxLength(128))).check(z.minLength(1), z.maxLength(1000));
+/** API Gateway connection ids are base64-like (`L0SM9cOFvHcCIhw=`); anything else in a job is poison. */
+const connectionIds = z
+  .array(z.string().check(z.minLength(1), z.maxLength(128), z.regex(/^[A-Za-z0-9+/=_-]+$/)))
+  .check(z.minLength(1), z.maxLength(1000));
 const fanoutJobSchema = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('message'),

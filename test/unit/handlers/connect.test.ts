@@ -35,8 +35,6 @@ describe('$connect', () => {
   });
 
   it.each([
-    ['no parameters at all', {}],
-    ['a missing token', { conversationId: 'c1', clientId: 'd1' }],
     ['a conversation id with a slash', { token: 't', conversationId: 'a/b', clientId: 'd1' }],
     ['an empty client id', { token: 't', conversationId: 'c1', clientId: '' }],
     ['a 65-character client id', { token: 't', conversationId: 'c1', clientId: 'x'.repeat(65) }],
@@ -44,6 +42,13 @@ describe('$connect', () => {
   ])('refuses %s with 400 and writes nothing', async (_label, query) => {
     const result = await connect(connectEvent('CONN-b', query as Record<string, string>));
     expect(result.statusCode).toBe(400);
+    expect(aws.dynamo.commandCalls(PutCommand)).toHaveLength(0);
+  });
+
+  it('refuses a missing or empty token with 401 even when other parameters are bad too', async () => {
+    for (const query of [{}, { conversationId: 'c1', clientId: 'd1' }, { token: '', conversationId: 'c1', clientId: 'd1' }, { conversationId: 'a/b' }] as Record<string, string>[]) {
+      expect((await connect(connectEvent('CONN-t', query))).statusCode).toBe(401);
+    }
     expect(aws.dynamo.commandCalls(PutCommand)).toHaveLength(0);
   });
 

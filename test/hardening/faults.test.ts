@@ -1,0 +1,358 @@
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SQSRecord } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { DynamoMembershipStore } from '../../lambdas/adapters/dynamo-members.js';
+import { resetContext } from '../../lambdas/context.js';
+import { handler as ack } from '../../lambdas/handlers/ack.js';
+import { handler as connect } from '../../lambdas/handlers/connect.js';
+import { handler as fanoutWorker } from '../../lambdas/handlers/fanout-worker.js';
+import { handler as getUnacked } from '../../lambdas/handlers/get-unacked.js';
+import { handler as sendMessage } from '../../lambdas/handlers/send-message.js';
+import { handler as typing } from '../../lambdas/handlers/typing.js';
+import { freePort } from '../../local/redis-server.js';
+import { signToken } from '../../local/tokens.js';
+import { createTables, startDynalite, type LocalDynamo } from '../support/dynalite.js';
+import { applyEnv, completeEnv, restoreEnv, TEST_KEYS, TEST_SECRET_JSON, uniqueId } from '../support/env.js';
+import { connectEvent, messageEvent } from '../support/events.js';
+import { parseFrame, type Frame } from './support/answers.js';
+import { controlledRedis, managementStub, throttlingDynamo, type ControlledRedis, type ManagementStub, type ThrottlingDynamo } from './support/fault-servers.js';
+import { BackendProbe, switchEnv } from './support/probe.js';
+
+/**
+ * Faults, one test each: Redis down or timing out, DynamoDB throttling, Management API failures, and a context
+ * that cannot be built. The handlers run in process against dynalite (behind a proxy that throttles on demand),
+ * redis-server (the run's, or one this file pauses and kills) and a stub Management API.
+ */
+const TABLES = { connections: uniqueId('connections'), members: uniqueId('members') };
+let dynamo: LocalDynamo;
+let dynamoProxy: ThrottlingDynamo;
+let stub: ManagementStub;
+let probe: BackendProbe;
+
+beforeAll(async () => {
+  dynamo = await startDynalite();
+  await createTables(dynamo.client, TABLES);
+  dynamoProxy = await throttlingDynamo(dynamo.endpoint);
+  stub = await managementStub();
+  probe = new BackendProbe({ dynamodbEndpoint: dynamo.endpoint, redisUrl: inject('redisUrl'), tables: TABLES });
+  applyEnv(
+    completeEnv(inject('redisUrl'), {
+      CONNECTIONS_TABLE: TABLES.connections,
+      MEMBERS_TABLE: TABLES.members,
+      DYNAMODB_ENDPOINT: dynamoProxy.endpoint,
+      CALLBACK_URL: stub.endpoint,
+      RATE_LIMIT_PER_SECOND: '100000',
+      RATE_LIMIT_BURST: '100000',
+      FANOUT_THRESHOLD: '1000',
+    }),
+  );
+});
+
+afterAll(async () => {
+  await resetContext();
+  restoreEnv();
+  await Promise.all([probe.close(), stub.close(), dynamoProxy.close()]);
+  await dynamo.close();
+});
+
+beforeEach(async () => {
+  dynamoProxy.reset();
+  await resetContext();
+});
+
+interface Device {
+  connectionId: string;
+  userId: string;
+  deviceId: string;
+}
+
+/** A conversation whose devices connected through the real $connect handler. */
+async function conversation(...devices: Device[]): Promise<string> {
+  const conversationId = uniqueId('fault');
+  const members = new DynamoMembershipStore(dynamo.doc, TABLES.members);
+  for (const userId of new Set(devices.map((d) => d.userId))) await members.add(conversationId, userId);
+  for (const device of devices) await connectDevice(conversationId, device);
+  return conversationId;
+}
+
+async function connectDevice(conversationId: string, device: Device): Promise<void> {
+  const token = await signToken(TEST_KEYS.jwtSecret, device.userId);
+  const result = await connect(connectEvent(device.connectionId, { token, conversationId, clientId: device.deviceId }));
+  expect(result.statusCode).toBe(200);
+}
+
+const device = (userId: string, deviceId = 'phone'): Device => ({ connectionId: `${uniqueId(userId)}=`, userId, deviceId });
+
+type Route = (event: unknown) => Promise<{ statusCode: number; body?: string }>;
+async function frame(route: Route, connectionId: string, body: Record<string, unknown>): Promise<Frame | undefined> {
+  const result = await route(messageEvent(connectionId, body, String(body.action)));
+  expect(result.statusCode).toBe(200);
+  return result.body === undefined ? undefined : parseFrame(result.body);
+}
+
+function sqsRecord(messageId: string, body: string): SQSRecord {
+  return {
+    messageId,
+    receiptHandle: `rh-${messageId}`,
+    body,
+    attributes: { ApproximateReceiveCount: '1', SentTimestamp: '0', SenderId: 'x', ApproximateFirstReceiveTimestamp: '0' },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:fanout',
+    awsRegion: 'us-east-1',
+  };
+}
+
+const postsTo = (connectionId: string) => stub.posts.filter((p) => p.connectionId === connectionId);
+
+describe('Redis down (nothing listening)', () => {
+  let alice: Device;
+  let bob: Device;
+  let conversationId: string;
+  let restore: () => Promise<void>;
+
+  beforeEach(async () => {
+    alice = device('alice');
+    bob = device('bob');
+    conversationId = await conversation(alice, bob);
+    restore = await switchEnv({ REDIS_URL: `redis://127.0.0.1:${await freePort()}` });
+  });
+  afterEach(async () => restore());
+
+  it('typing still works (the limiter fails open); sendMessage, ack and getUnacked answer unavailable and store nothing', async () => {
+    expect(await frame(typing, alice.connectionId, { action: 'typing', conversationId })).toBeUndefined();
+    expect(postsTo(bob.connectionId).map((p) => JSON.parse(p.data) as Frame)).toEqual([expect.objectContaining({ type: 'typing', userId: 'alice' })]);
+
+    const answers = await Promise.all([
+      frame(sendMessage, alice.connectionId, { action: 'sendMessage', conversationId, clientMessageId: 'down-1', body: 'while redis is down' }),
+      frame(ack, bob.connectionId, { action: 'ack', conversationId, messageIds: ['m-1'] }),
+      frame(getUnacked, bob.connectionId, { action: 'getUnacked', conversationId }),
+    ]);
+    expect(answers).toEqual(
+      ['sendMessage', 'ack', 'getUnacked'].map((action) => expect.objectContaining({ type: 'error', code: 'unavailable', action })),
+    );
+    // No `sent` and nothing delivered for the message; the Redis that is up holds nothing of it either.
+    expect(postsTo(bob.connectionId)).toHaveLength(1);
+    expect(await probe.redis.get(`{c:${conversationId}}:seq`)).toBeNull();
+    expect((await probe.storedKeys(conversationId)).filter((k) => k.includes('}:m:') || k.includes('}:p:'))).toEqual([]);
+  });
+});
+
+describe('Redis timing out or killed (a dedicated redis-server)', () => {
+  let redis: ControlledRedis;
+  let alice: Device;
+  let bob: Device;
+  let conversationId: string;
+  let restore: () => Promise<void>;
+
+  beforeAll(async () => {
+    redis = await controlledRedis();
+  });
+  afterAll(async () => redis.stop());
+  beforeEach(async () => {
+    restore = await switchEnv({ REDIS_URL: redis.url });
+    alice = device('alice');
+    bob = device('bob');
+    conversationId = await conversation(alice, bob);
+  });
+  afterEach(async () => {
+    redis.resume();
+    await restore();
+  });
+
+  it('answers unavailable while Redis does not answer, claims nothing, and a resend stores the message exactly once', async () => {
+    redis.pause();
+    const [typed, sent, acked, unacked] = await Promise.all([
+      frame(typing, alice.connectionId, { action: 'typing', conversationId }),
+      frame(sendMessage, alice.connectionId, { action: 'sendMessage', conversationId, clientMessageId: 'slow-1', body: 'while redis hangs' }),
+      frame(ack, bob.connectionId, { action: 'ack', conversationId, messageIds: ['m-1'] }),
+      frame(getUnacked, bob.connectionId, { action: 'getUnacked', conversationId }),
+    ]);
+    expect(typed).toBeUndefined();
+    expect([sent, acked, unacked]).toEqual(['sendMessage', 'ack', 'getUnacked'].map((action) => expect.objectContaining({ code: 'unavailable', action })));
+    // The answer tells the sender how to find out: resend the same clientMessageId.
+    expect(String(sent?.message)).toMatch(/resend with the same clientMessageId/);
+    redis.resume();
+    // The script may already have been on the socket when the command timed out, so the message may have been
+    // stored; the resend answers for it either way, and there is exactly one message.
+    const resent = await frame(sendMessage, alice.connectionId, { action: 'sendMessage', conversationId, clientMessageId: 'slow-1', body: 'while redis hangs' });
+    expect(resent).toMatchObject({ type: 'sent', seq: 1 });
+    const after = await frame(getUnacked, bob.connectionId, { action: 'getUnacked', conversationId });
+    expect(after).toMatchObject({ type: 'unacked' });
+    expect((after?.messages as { clientMessageId: string }[]).map((m) => m.clientMessageId)).toEqual(['slow-1']);
+    const inspect = new BackendProbe({ dynamodbEndpoint: dynamo.endpoint, redisUrl: redis.url, tables: TABLES });
+    try {
+      expect(await inspect.redis.get(`{c:${conversationId}}:seq`)).toBe('1');
+    } finally {
+      await inspect.close();
+    }
+  });
+
+  it('answers unavailable while Redis is killed and serves again once it is back, with no restart', async () => {
+    await redis.kill();
+    expect(await frame(sendMessage, alice.connectionId, { action: 'sendMessage', conversationId, clientMessageId: 'k-1', body: 'while down' })).toMatchObject({
+      code: 'unavailable',
+    });
+    await redis.restart();
+    let answer: Frame | undefined;
+    for (let attempt = 0; attempt < 40 && answer?.type !== 'sent'; attempt += 1) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 250));
+      answer = await frame(sendMessage, alice.connectionId, { action: 'sendMessage', conversationId, clientMessageId: 'k-1', body: 'while down' });
+      if (answer?.type !== 'sent') expect(answer).toMatchObject({ code: 'unavailable' });
+    }
+    expect(answer).toMatchObject({ type: 'sent', duplicate: false, seq: 1 });
+  });
+});
+
+describe('DynamoDB throttling', () => {
+  let alice: Device;
+  let conversationId: string;
+
+  beforeEach(async () => {
+    alice = device('alice');
+    conversationId = await conversation(alice);
+    // A fresh container: the binding is not cached yet, so the next frame reads the registry.
+    await resetContext();
+    dynamoProxy.reset();
+  });
+
+  it('is retried by the SDK with backoff, and the frame is served once DynamoDB answers', async () => {
+    dynamoProxy.throttle('GetItem', 2);
+    expect(await frame(getUnacked, alice.connectionId, { action: 'getUnacked', conversationId })).toMatchObject({ type: 'unacked' });
+    expect(dynamoProxy.throttled('GetItem')).toBe(2);
+    expect(dynamoProxy.calls('GetItem')).toBe(3);
+  });
+
+  it('answers unavailable once the SDK\'s retries are spent', async () => {
+    dynamoProxy.throttle('GetItem', Number.POSITIVE_INFINITY, 'ProvisionedThroughputExceededException');
+    expect(await frame(getUnacked, alice.connectionId, { action: 'getUnacked', conversationId })).toMatchObject({
+      type: 'error',
+      code: 'unavailable',
+      action: 'getUnacked',
+    });
+    expect(dynamoProxy.calls('GetItem')).toBeGreaterThanOrEqual(2);
+    expect(dynamoProxy.throttled('GetItem')).toBe(dynamoProxy.calls('GetItem'));
+  });
+
+  it('answers 503 at $connect and writes nothing while membership reads are throttled', async () => {
+    dynamoProxy.throttle('GetItem', Number.POSITIVE_INFINITY);
+    const carol = device('carol');
+    await new DynamoMembershipStore(dynamo.doc, TABLES.members).add(conversationId, 'carol');
+    const token = await signToken(TEST_KEYS.jwtSecret, 'carol');
+    const result = await connect(connectEvent(carol.connectionId, { token, conversationId, clientId: 'phone' }));
+    expect(result.statusCode).toBe(503);
+    expect(dynamoProxy.calls('GetItem')).toBeGreaterThanOrEqual(2);
+    expect(dynamoProxy.calls('PutItem')).toBe(0);
+    dynamoProxy.reset();
+    expect(await probe.row(carol.connectionId)).toBeUndefined();
+  });
+});
+
+describe('Management API failures', () => {
+  it('a 410 prunes that connection; the message stays pending for its device', async () => {
+    const alice = device('alice');
+    const bob = device('bob');
+    const conversationId = await conversation(alice, bob);
+    stub.answer(bob.connectionId, [410]);
+    const sent = await frame(sendMessage, alice.connectionId, { action: 'sendMessage', conversationId, clientMessageId: 'g-1', body: 'to a gone socket' });
+    expect(sent).toMatchObject({ type: 'sent', duplicate: false });
+    expect(stub.attempts(bob.connectionId)).toBe(1);
+    expect(await probe.row(bob.connectionId)).toBeUndefined();
+    expect(await probe.row(alice.connectionId)).toBeDefined();
+    // bob's phone comes back on a new connection: the message is waiting.
+    const back = { ...bob, connectionId: `${uniqueId('bob')}=` };
+    await connectDevice(conversationId, back);
+    const pending = await frame(getUnacked, back.connectionId, { action: 'getUnacked', conversationId });
+    expect((pending?.messages as { messageId: string }[]).map((m) => m.messageId)).toEqual([sent?.messageId]);
+  });
+
+  it('429 and 5xx are retried, then the recipient is left pending, never lost; a transient 503 is delivered on retry', async () => {
+    const alice = device('alice');
+    const throttled = device('carol');
+    const broken = device('dave');
+    const flaky = device('erin');
+    const conversationId = await conversation(alice, throttled, broken, flaky);
+    stub.answer(throttled.connectionId, [429]);
+    stub.answer(broken.connectionId, [500]);
+    stub.answer(flaky.connectionId, [503, 200]);
+    const sent = await frame(sendMessage, alice.connectionId, { action: 'sendMessage', conversationId, clientMessageId: 'r-1', body: 'through a bad gateway' });
+    expect(sent).toMatchObject({ type: 'sent', duplicate: false });
+
+    for (const failing of [throttled, broken]) {
+      expect(stub.attempts(failing.connectionId)).toBeGreaterThanOrEqual(2);
+      expect(stub.attempts(failing.connectionId)).toBeLessThanOrEqual(5);
+      // Not gone: the row stays.
+      expect(await probe.row(failing.connectionId)).toBeDefined();
+    }
+    expect(postsTo(flaky.connectionId).map((p) => p.status)).toEqual([503, 200]);
+    for (const recipient of [throttled, broken, flaky]) {
+      const pending = await frame(getUnacked, recipient.connectionId, { action: 'getUnacked', conversationId });
+      expect((pending?.messages as { messageId: string }[]).map((m) => m.messageId)).toEqual([sent?.messageId]);
+    }
+  });
+});
+
+describe('the context cannot be built', () => {
+  describe('because the app secret is invalid', () => {
+    let alice: Device;
+    let conversationId: string;
+    let restore: () => Promise<void>;
+    beforeEach(async () => {
+      alice = device('alice');
+      conversationId = await conversation(alice);
+      restore = await switchEnv({ APP_SECRET_JSON: '{"masterKey":"too short"}' });
+    });
+    afterEach(async () => restore());
+
+    it('answers a clear error on every invocation and recovers on the first one after the fix, with no restart', async () => {
+      for (let i = 0; i < 3; i += 1) {
+        for (const [route, body] of [
+          [typing, { action: 'typing', conversationId }],
+          [sendMessage, { action: 'sendMessage', conversationId, clientMessageId: `bad-${i}`, body: 'x' }],
+          [getUnacked, { action: 'getUnacked', conversationId }],
+        ] as const) {
+          const answer = await frame(route, alice.connectionId, body);
+          expect(answer).toMatchObject({ type: 'error', code: 'internal', action: body.action });
+          expect(String(answer?.message)).toMatch(/misconfigured/);
+        }
+      }
+      const token = await signToken(TEST_KEYS.jwtSecret, 'alice');
+      expect((await connect(connectEvent(`${uniqueId('c')}=`, { token, conversationId, clientId: 'tablet' }))).statusCode).toBe(503);
+      const job = JSON.stringify({ kind: 'frame', endpoint: stub.endpoint, frame: '{"type":"typing"}', connectionIds: ['X'] });
+      expect((await fanoutWorker({ Records: [sqsRecord('w1', job)] })).batchItemFailures).toEqual([{ itemIdentifier: 'w1' }]);
+
+      process.env.APP_SECRET_JSON = TEST_SECRET_JSON;
+      expect(await frame(getUnacked, alice.connectionId, { action: 'getUnacked', conversationId })).toMatchObject({ type: 'unacked' });
+      expect(await frame(sendMessage, alice.connectionId, { action: 'sendMessage', conversationId, clientMessageId: 'good', body: 'x' })).toMatchObject({ type: 'sent' });
+    });
+  });
+
+  describe('because Secrets Manager fails', () => {
+    const secrets = mockClient(SecretsManagerClient);
+    let alice: Device;
+    let conversationId: string;
+    let restore: () => Promise<void>;
+    beforeEach(async () => {
+      alice = device('alice');
+      conversationId = await conversation(alice);
+      secrets.reset();
+      secrets.on(GetSecretValueCommand).rejects(Object.assign(new Error('Secrets Manager is down'), { name: 'InternalServiceError', $metadata: { httpStatusCode: 500 } }));
+      restore = await switchEnv({ APP_SECRET_ID: 'relay/app-secret', APP_SECRET_JSON: undefined });
+    });
+    afterEach(async () => restore());
+    afterAll(() => secrets.restore());
+
+    it('answers unavailable on every invocation and recovers on the first one after Secrets Manager answers, with no restart', async () => {
+      for (let i = 0; i < 3; i += 1) {
+        const answer = await frame(getUnacked, alice.connectionId, { action: 'getUnacked', conversationId });
+        expect(answer).toMatchObject({ type: 'error', code: 'unavailable', action: 'getUnacked' });
+        expect(String(answer?.message)).toMatch(/retry/);
+      }
+      expect(secrets.commandCalls(GetSecretValueCommand).length).toBeGreaterThanOrEqual(3);
+      secrets.on(GetSecretValueCommand).resolves({ SecretString: TEST_SECRET_JSON });
+      expect(await frame(getUnacked, alice.connectionId, { action: 'getUnacked', conversationId })).toMatchObject({ type: 'unacked' });
+    });
+  });
+});

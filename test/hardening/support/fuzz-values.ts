@@ -1,0 +1,395 @@
+import fc from 'fast-check';
+
+/**
+ * Hostile input for the fuzz suite: JSON values that JSON.stringify cannot write (1e400, -0, 2^53+1 spelled
+ * exactly, `__proto__` as a plain key, duplicate keys), unicode edge cases, huge and deeply nested frames, and
+ * valid frames with one field mutated.
+ */
+
+/** A JSON number literal written as is. */
+export class RawNumber {
+  constructor(readonly text: string) {}
+}
+
+/** A JSON object as an entry list, so `__proto__` stays a plain key and a key may repeat. */
+export class Entries {
+  constructor(readonly entries: [string, FuzzValue][]) {}
+}
+
+export type FuzzValue = null | boolean | number | string | RawNumber | Entries | FuzzValue[];
+
+/** How strings are written: `escaped` as JSON.stringify does, `raw` with every non-ASCII (and lone surrogate) as is. */
+export type StringStyle = 'escaped' | 'raw';
+
+function encodeString(text: string, style: StringStyle): string {
+  if (style === 'escaped') return JSON.stringify(text);
+  // Only what JSON requires is escaped; lone surrogates and other code points go into the text unchanged.
+  let out = '"';
+  for (const c of text) {
+    const code = c.charCodeAt(0);
+    out += c === '"' || c === '\\' || code < 0x20 ? `\\u${code.toString(16).padStart(4, '0')}` : c;
+  }
+  return `${out}"`;
+}
+
+export function encode(value: FuzzValue, style: StringStyle = 'escaped'): string {
+  if (value instanceof RawNumber) return value.text;
+  if (value instanceof Entries) {
+    return `{${value.entries.map(([key, inner]) => `${encodeString(key, style)}:${encode(inner, style)}`).join(',')}}`;
+  }
+  if (Array.isArray(value)) return `[${value.map((inner) => encode(inner, style)).join(',')}]`;
+  if (typeof value === 'string') return encodeString(value, style);
+  if (typeof value === 'number' && !Number.isFinite(value)) return 'null';
+  return JSON.stringify(value);
+}
+
+/** Every string value and key in a JSON text (for "the error never echoes the frame" checks). */
+export function stringLeaves(text: string): string[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return [text];
+  }
+  const out: string[] = [];
+  const walk = (value: unknown, depth: number): void => {
+    if (depth > 200) return;
+    if (typeof value === 'string') out.push(value);
+    else if (Array.isArray(value)) for (const inner of value) walk(inner, depth + 1);
+    else if (typeof value === 'object' && value !== null) {
+      for (const [key, inner] of Object.entries(value)) {
+        out.push(key);
+        walk(inner, depth + 1);
+      }
+    }
+  };
+  walk(parsed, 0);
+  return out;
+}
+
+// ---- strings ---------------------------------------------------------------------------------------------
+
+export const SPECIAL_STRINGS: readonly string[] = [
+  '',
+  ' ',
+  '\u0000',
+  'a\u0000b',
+  '\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000',
+  '\uD800',
+  '\uDFFF',
+  'x\uD83D',
+  '\uDE00y',
+  '\uDBFF\uDBFF',
+  '\u202Eevil-rtl-override',
+  '\u200Fright-to-left-mark',
+  'שלום עולם',
+  'مرحبا بالعالم',
+  '\u200B',
+  '\u200D\u200D',
+  '\uFEFF',
+  '👩‍👩‍👧‍👦',
+  'e\u0301\u0301\u0301',
+  '\u0085\u2028\u2029',
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'hasOwnProperty',
+  '{"action":"sendMessage"}',
+  '${process.env.APP_SECRET_JSON}',
+  '%s%s%s%n',
+  '../../../../etc/passwd',
+  '<script>alert(1)</script>',
+  "' OR 1=1 --",
+  '\\',
+  '"',
+  'null',
+  'undefined',
+  'NaN',
+  'Infinity',
+  '-0',
+  '1e400',
+  ' typing',
+  'typing ',
+  'TYPING',
+  'sendmessage',
+  '$default',
+  '$connect',
+  '$disconnect',
+  'typing\u0000',
+];
+
+/** One UTF-16 code unit that is a lone surrogate half. */
+export const loneSurrogate = fc.integer({ min: 0xd800, max: 0xdfff }).map((code) => String.fromCharCode(code));
+
+/** Mixed code units: ASCII, any code point, lone surrogates, zero-width and direction marks, NUL. */
+export const edgeUnit = fc.oneof(
+  { arbitrary: fc.string({ unit: 'binary-ascii', minLength: 1, maxLength: 1 }), weight: 4 },
+  { arbitrary: fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }), weight: 3 },
+  { arbitrary: loneSurrogate, weight: 2 },
+  { arbitrary: fc.constantFrom('\u0000', '\u200B', '\u200D', '\u202E', '\u200F', '\uFEFF', '\u0301', '"', '\\'), weight: 2 },
+);
+
+export const edgeString = (maxLength = 40) => fc.string({ unit: edgeUnit, maxLength });
+
+/** Strings far larger than anything the protocol accepts, or right at its limits (none over `maxBytes`). */
+export function hugeString(maxBytes: number): fc.Arbitrary<string> {
+  const repeat = (unit: string, bytesPerUnit: number) =>
+    fc.integer({ min: 1, max: Math.max(1, Math.floor(maxBytes / bytesPerUnit)) }).map((n) => unit.repeat(n));
+  // Exact sizes around the 32 KiB body limit, in 1-, 2- and 4-byte characters (only those that fit).
+  const atLimit = [
+    ...[32 * 1024 - 1, 32 * 1024, 32 * 1024 + 1].map((n) => ['x', n] as const),
+    ...[16 * 1024, 16 * 1024 + 1].map((n) => ['é', n] as const),
+    ...[8 * 1024, 8 * 1024 + 1].map((n) => ['😀', n] as const),
+  ].filter(([unit, n]) => Buffer.byteLength(unit) * n <= maxBytes);
+  const choices = [repeat('x', 1), repeat('é', 2), repeat('😀', 4), repeat('\u0001', 6), repeat('\uD800', 6)];
+  if (atLimit.length > 0) choices.push(fc.constantFrom(...atLimit).map(([unit, n]) => unit.repeat(n)));
+  return fc.oneof(...choices);
+}
+
+export function nastyString(maxBytes: number): fc.Arbitrary<string> {
+  return fc.oneof(
+    { arbitrary: fc.constantFrom(...SPECIAL_STRINGS), weight: 4 },
+    { arbitrary: edgeString(), weight: 4 },
+    { arbitrary: fc.string({ unit: 'grapheme', maxLength: 20 }), weight: 1 },
+    { arbitrary: hugeString(maxBytes), weight: 1 },
+  );
+}
+
+// ---- numbers ---------------------------------------------------------------------------------------------
+
+export const nastyNumber: fc.Arbitrary<FuzzValue> = fc.oneof(
+  fc.constantFrom<FuzzValue>(
+    new RawNumber('1e400'),
+    new RawNumber('-1e400'),
+    new RawNumber('-0'),
+    new RawNumber('-0.0'),
+    new RawNumber('9007199254740993'),
+    new RawNumber('-9007199254740993'),
+    new RawNumber('123456789012345678901234567890'),
+    new RawNumber('1E2'),
+    new RawNumber('1.0'),
+    new RawNumber('5e-324'),
+    new RawNumber('0.1e1'),
+    0,
+    1,
+    -1,
+    0.5,
+    50,
+    100,
+    101,
+    2 ** 31,
+    2 ** 32,
+    Number.MAX_SAFE_INTEGER,
+    Number.MAX_SAFE_INTEGER + 1,
+    Number.MAX_VALUE,
+    Number.MIN_VALUE,
+  ),
+  fc.integer(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+);
+
+// ---- structures ------------------------------------------------------------------------------------------
+
+const keyArb = fc.oneof(
+  { arbitrary: fc.constantFrom('__proto__', 'constructor', 'prototype', 'action', 'conversationId', 'body', 'userId', 'type'), weight: 2 },
+  { arbitrary: edgeString(12), weight: 3 },
+);
+
+/** Any JSON value, including raw numbers and hostile keys, to a bounded depth. */
+export function fuzzValue(maxBytes: number, maxDepth = 4): fc.Arbitrary<FuzzValue> {
+  const { value } = fc.letrec<{ value: FuzzValue }>((tie) => ({
+    value: fc.oneof(
+      { depthSize: 'small', maxDepth },
+      { arbitrary: fc.constant(null), weight: 1 },
+      { arbitrary: fc.boolean(), weight: 1 },
+      { arbitrary: nastyNumber, weight: 2 },
+      { arbitrary: nastyString(maxBytes), weight: 3 },
+      { arbitrary: fc.array(tie('value'), { maxLength: 4 }), weight: 1 },
+      {
+        arbitrary: fc.array(fc.tuple(keyArb, tie('value')), { maxLength: 4 }).map((entries) => new Entries(entries)),
+        weight: 1,
+      },
+    ),
+  }));
+  return value;
+}
+
+/** Deeply nested arrays/objects, alone or inside an otherwise valid frame. */
+export function deepNesting(conversationId: string, maxDepth: number): fc.Arbitrary<string> {
+  return fc
+    .record({
+      depth: fc.integer({ min: 20, max: maxDepth }),
+      shape: fc.constantFrom('array', 'object', 'body', 'conversationId', 'messageIds', 'extra'),
+    })
+    .map(({ depth, shape }) => {
+      const arrays = '['.repeat(depth) + ']'.repeat(depth);
+      const objects = '{"a":'.repeat(depth) + 'null' + '}'.repeat(depth);
+      const conv = JSON.stringify(conversationId);
+      switch (shape) {
+        case 'array':
+          return arrays;
+        case 'object':
+          return objects;
+        case 'body':
+          return `{"action":"sendMessage","conversationId":${conv},"clientMessageId":"deep","body":${arrays}}`;
+        case 'conversationId':
+          return `{"action":"getUnacked","conversationId":${objects}}`;
+        case 'messageIds':
+          return `{"action":"ack","conversationId":${conv},"messageIds":${arrays}}`;
+        default:
+          return `{"action":"typing","conversationId":${conv},"x":${objects}}`;
+      }
+    });
+}
+
+// ---- valid frames with one field mutated -----------------------------------------------------------------
+
+export const ACTIONS = ['typing', 'sendMessage', 'ack', 'getUnacked'] as const;
+export type Action = (typeof ACTIONS)[number];
+
+export interface Binding {
+  conversationId: string;
+  userId: string;
+}
+
+/** A valid frame of each action, as entries, for the bound connection. */
+function validFrame(binding: Binding, maxBytes: number): fc.Arbitrary<[string, FuzzValue][]> {
+  const conv: [string, FuzzValue] = ['conversationId', binding.conversationId];
+  const bodies = [
+    { arbitrary: fc.string({ maxLength: 60 }), weight: 4 },
+    { arbitrary: edgeString(60), weight: 3 },
+    { arbitrary: hugeString(Math.min(maxBytes, 32 * 1024)), weight: 1 },
+  ];
+  if (maxBytes >= 6 * 32 * 1024) {
+    // Within the 32 KiB body limit but six times larger once JSON-escaped: around and over the 128 KB frame limit.
+    bodies.push({ arbitrary: fc.integer({ min: 20_000, max: 32 * 1024 }).map((n) => '\u0001'.repeat(n)), weight: 2 });
+  }
+  const bodyArb = fc.oneof(...bodies);
+  return fc.oneof(
+    fc
+      .record({ userId: fc.option(fc.constant(binding.userId)), state: fc.option(fc.constantFrom('start', 'stop')) })
+      .map(({ userId, state }) => {
+        const entries: [string, FuzzValue][] = [['action', 'typing'], conv];
+        if (userId !== null) entries.push(['userId', userId]);
+        if (state !== null) entries.push(['state', state]);
+        return entries;
+      }),
+    fc
+      .record({ clientMessageId: fc.string({ unit: edgeUnit, minLength: 1, maxLength: 64 }), body: bodyArb })
+      .map(({ clientMessageId, body }): [string, FuzzValue][] => [
+        ['action', 'sendMessage'],
+        conv,
+        ['clientMessageId', clientMessageId],
+        ['body', body],
+      ]),
+    fc
+      .array(fc.oneof(fc.uuid(), fc.string({ unit: edgeUnit, minLength: 1, maxLength: 128 })), { minLength: 1, maxLength: 5 })
+      .map((ids): [string, FuzzValue][] => [['action', 'ack'], conv, ['messageIds', ids]]),
+    fc
+      .record({ limit: fc.option(fc.integer({ min: 1, max: 100 })), afterSeq: fc.option(fc.integer({ min: 0, max: 1000 })) })
+      .map(({ limit, afterSeq }) => {
+        const entries: [string, FuzzValue][] = [['action', 'getUnacked'], conv];
+        if (limit !== null) entries.push(['limit', limit]);
+        if (afterSeq !== null) entries.push(['afterSeq', afterSeq]);
+        return entries;
+      }),
+  );
+}
+
+type Mutation =
+  | { op: 'none' }
+  | { op: 'replace'; index: number; value: FuzzValue }
+  | { op: 'delete'; index: number }
+  | { op: 'add'; key: string; value: FuzzValue }
+  | { op: 'duplicate'; index: number; value: FuzzValue };
+
+function mutate(entries: [string, FuzzValue][], mutation: Mutation): [string, FuzzValue][] {
+  const at = (index: number) => index % entries.length;
+  switch (mutation.op) {
+    case 'none':
+      return entries;
+    case 'replace':
+      return entries.map(([key, value], i) => [key, i === at(mutation.index) ? mutation.value : value]);
+    case 'delete':
+      return entries.filter((_, i) => i !== at(mutation.index));
+    case 'add':
+      return [...entries, [mutation.key, mutation.value]];
+    case 'duplicate': {
+      const [key] = entries[at(mutation.index)] ?? ['action'];
+      return [...entries, [key, mutation.value]];
+    }
+  }
+}
+
+export function mutatedFrame(binding: Binding, maxBytes: number): fc.Arbitrary<FuzzValue> {
+  const value = fuzzValue(Math.min(maxBytes, 40 * 1024), 2);
+  const mutation: fc.Arbitrary<Mutation> = fc.oneof(
+    { arbitrary: fc.constant<Mutation>({ op: 'none' }), weight: 6 },
+    { arbitrary: fc.record({ op: fc.constant('replace' as const), index: fc.nat(), value }), weight: 5 },
+    { arbitrary: fc.record({ op: fc.constant('delete' as const), index: fc.nat() }), weight: 1 },
+    {
+      arbitrary: fc.record({
+        op: fc.constant('add' as const),
+        key: fc.oneof(fc.constantFrom('__proto__', 'constructor', 'prototype', 'deviceId', 'clientId', 'senderId', 'seq'), edgeString(10)),
+        value,
+      }),
+      weight: 2,
+    },
+    { arbitrary: fc.record({ op: fc.constant('duplicate' as const), index: fc.nat(), value }), weight: 1 },
+  );
+  const otherConversation = fc.constantFrom('someone-elses', `${binding.conversationId}x`, binding.conversationId.toUpperCase());
+  return fc.oneof(
+    { arbitrary: fc.tuple(validFrame(binding, maxBytes), mutation).map(([entries, m]) => new Entries(mutate(entries, m))), weight: 8 },
+    // Spoofed bindings: valid in shape, wrong conversation or user.
+    {
+      arbitrary: fc.tuple(validFrame(binding, maxBytes), otherConversation).map(
+        ([entries, other]) => new Entries(entries.map(([k, v]): [string, FuzzValue] => [k, k === 'conversationId' ? other : v])),
+      ),
+      weight: 1,
+    },
+    {
+      arbitrary: fc
+        .constantFrom('bob', 'mallory', `${binding.userId} `, binding.userId.toUpperCase())
+        .map((userId) => new Entries([['action', 'typing'], ['conversationId', binding.conversationId], ['userId', userId]])),
+      weight: 1,
+    },
+    // The right frame in the wrong container.
+    { arbitrary: validFrame(binding, maxBytes).map((entries): FuzzValue => [new Entries(entries)]), weight: 1 },
+    { arbitrary: validFrame(binding, maxBytes).map((entries) => new Entries([['frame', new Entries(entries)]])), weight: 1 },
+  );
+}
+
+export interface FuzzFrame {
+  kind: string;
+  text: string;
+}
+
+/** Every kind of hostile frame text, at most `maxBytes` of UTF-8. */
+export function fuzzFrame(binding: Binding, maxBytes: number, maxDepth: number): fc.Arbitrary<FuzzFrame> {
+  const style = fc.constantFrom<StringStyle>('escaped', 'raw');
+  const arb = fc.oneof(
+    {
+      arbitrary: fc.tuple(mutatedFrame(binding, maxBytes), style).map(([v, s]) => ({ kind: 'mutated', text: encode(v, s) })),
+      weight: 14,
+    },
+    { arbitrary: fc.tuple(fuzzValue(maxBytes), style).map(([v, s]) => ({ kind: 'value', text: encode(v, s) })), weight: 3 },
+    { arbitrary: fc.jsonValue({ maxDepth: 4 }).map((v) => ({ kind: 'json', text: JSON.stringify(v) ?? 'null' })), weight: 2 },
+    { arbitrary: edgeString(200).map((text) => ({ kind: 'text', text })), weight: 2 },
+    { arbitrary: deepNesting(binding.conversationId, maxDepth).map((text) => ({ kind: 'deep', text })), weight: 1 },
+  );
+  return arb.filter((frame) => Buffer.byteLength(frame.text, 'utf8') <= maxBytes);
+}
+
+// ---- run budget ------------------------------------------------------------------------------------------
+
+/** The fuzz budget: FUZZ_RUNS (npm run fuzz sets 10,000), else 2,400 for `npm test` (3,000 cases with the shares). */
+export const TOTAL_RUNS = Math.max(1, Number(process.env.FUZZ_RUNS ?? '') || 2400);
+
+/**
+ * This property's share of the total. The shares add up to 1.25, so the suite runs at least TOTAL_RUNS cases
+ * even while a property or two stop early on a counterexample.
+ */
+export function runsFor(share: number): number {
+  return Math.max(1, Math.ceil(TOTAL_RUNS * share));
+}

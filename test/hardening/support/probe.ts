@@ -1,0 +1,109 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { Redis } from 'ioredis';
+import type { WebSocket } from 'ws';
+import { DynamoMembershipStore } from '../../../lambdas/adapters/dynamo-members.js';
+import { resetContext } from '../../../lambdas/context.js';
+import { CONVERSATION_INDEX } from '../../../lambdas/tables.js';
+import type { LocalBackend } from '../../../local/backend.js';
+import { uniqueId } from '../../support/env.js';
+
+/**
+ * Looks at what the backend really holds — registry rows in DynamoDB, keys in Redis — from outside the handlers,
+ * with clients of its own.
+ */
+export class BackendProbe {
+  readonly db: DynamoDBDocumentClient;
+  readonly redis: Redis;
+
+  constructor(private readonly backend: Pick<LocalBackend, 'dynamodbEndpoint' | 'redisUrl' | 'tables'>) {
+    this.db = DynamoDBDocumentClient.from(
+      new DynamoDBClient({ endpoint: backend.dynamodbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+    );
+    this.redis = new Redis(backend.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  }
+
+  /** A new conversation with these members. */
+  async conversationWith(...userIds: string[]): Promise<string> {
+    const conversationId = uniqueId('hard');
+    const members = new DynamoMembershipStore(this.db, this.backend.tables.members);
+    for (const userId of userIds) await members.add(conversationId, userId);
+    return conversationId;
+  }
+
+  /** Registry rows of a conversation (the index the handlers query). */
+  async rowsOf(conversationId: string): Promise<Record<string, unknown>[]> {
+    const result = await this.db.send(
+      new QueryCommand({
+        TableName: this.backend.tables.connections,
+        IndexName: CONVERSATION_INDEX,
+        KeyConditionExpression: 'conversationId = :c',
+        ExpressionAttributeValues: { ':c': conversationId },
+      }),
+    );
+    return result.Items ?? [];
+  }
+
+  async row(connectionId: string): Promise<Record<string, unknown> | undefined> {
+    const result = await this.db.send(new GetCommand({ TableName: this.backend.tables.connections, Key: { connectionId }, ConsistentRead: true }));
+    return result.Item;
+  }
+
+  /** Every Redis key of a conversation (they all carry the hash tag `{c:<id>}`). */
+  async redisKeys(conversationId: string): Promise<string[]> {
+    return (await this.redis.keys(`{c:${conversationId}}:*`)).sort();
+  }
+
+  /** Redis keys of a conversation other than rate-limit buckets: what a refused frame must not create. */
+  async storedKeys(conversationId: string): Promise<string[]> {
+    return (await this.redisKeys(conversationId)).filter((key) => !key.includes('}:rl:'));
+  }
+
+  /** The content of any Redis key as text (strings, sets, sorted sets, hashes). */
+  async dump(key: string): Promise<string> {
+    const type = await this.redis.type(key);
+    if (type === 'string') return (await this.redis.get(key)) ?? '';
+    if (type === 'set') return JSON.stringify(await this.redis.smembers(key));
+    if (type === 'zset') return JSON.stringify(await this.redis.zrange(key, '0', '-1'));
+    if (type === 'hash') return JSON.stringify(await this.redis.hgetall(key));
+    return `<${type}>`;
+  }
+
+  async close(): Promise<void> {
+    this.db.destroy();
+    this.redis.disconnect();
+  }
+}
+
+/**
+ * Switches handler configuration for one test: sets (or, with undefined, removes) environment variables and drops
+ * the cached context so the next invocation builds from them; the returned function puts everything back.
+ */
+export async function switchEnv(overrides: Record<string, string | undefined>): Promise<() => Promise<void>> {
+  const saved = new Map<string, string | undefined>();
+  for (const [key, value] of Object.entries(overrides)) {
+    saved.set(key, process.env[key]);
+    if (value === undefined) Reflect.deleteProperty(process.env, key);
+    else process.env[key] = value;
+  }
+  await resetContext();
+  return async () => {
+    for (const [key, value] of saved) {
+      if (value === undefined) Reflect.deleteProperty(process.env, key);
+      else process.env[key] = value;
+    }
+    await resetContext();
+  };
+}
+
+/** Sends one text message as fragments of at most `fragmentBytes` each (each frame under the 32 KB frame limit). */
+export async function sendFragmented(ws: WebSocket, text: string, fragmentBytes = 30 * 1024): Promise<void> {
+  const data = Buffer.from(text, 'utf8');
+  for (let start = 0; start < data.length; start += fragmentBytes) {
+    const chunk = data.subarray(start, start + fragmentBytes);
+    const fin = start + fragmentBytes >= data.length;
+    await new Promise<void>((resolve, reject) =>
+      ws.send(chunk, { binary: false, fin }, (error) => (error === undefined || error === null ? resolve() : reject(error))),
+    );
+  }
+}

@@ -1,10 +1,12 @@
 import { parseArgs } from 'node:util';
+import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Redis } from 'ioredis';
 import { DynamoMembershipStore } from '../lambdas/adapters/dynamo-members.js';
+import { DynamoConnectionRegistry } from '../lambdas/adapters/dynamo-registry.js';
 import { RedisMessageStore } from '../lambdas/adapters/redis-message-store.js';
 import { conversationIdSchema } from '../lambdas/protocol.js';
 import { appKeysFrom, type AppKeys } from '../lambdas/secret.js';
@@ -20,14 +22,15 @@ const USAGE = `Usage: npm run admin -- <command>
 
 Commands:
   add-member <conversationId> <userId>      let a user connect to a conversation
-  remove-member <conversationId> <userId>   revoke it (and, where Redis is reachable, drop the user's pending messages)
+  remove-member <conversationId> <userId>   revoke it: close the user's open connections to it and (where
+                                            Redis is reachable) drop their devices' pending messages
   token <userId> [--ttl 1h]                 sign a connection token (HS256 with the stage's secret)
 
 Target:
   the dev server on PORT (default 3001), as started by \`npm start\`; or
   STAGE=<stage> (with AWS credentials and AWS_REGION): the deployed stack RelayWs-<stage>
-  (or STACK_NAME=<name>); MEMBERS_TABLE and APP_SECRET_ID, when both set, are used without
-  reading the stack.
+  (or STACK_NAME=<name>); MEMBERS_TABLE, APP_SECRET_ID, CONNECTIONS_TABLE and CALLBACK_URL, when
+  all set, are used without reading the stack.
 `;
 
 export class UsageError extends Error {
@@ -38,9 +41,36 @@ interface Target {
   description: string;
   members: DynamoMembershipStore;
   keys(): Promise<AppKeys>;
+  /** Closes a removed user's open connections to the conversation; answers how many. */
+  disconnectUser(conversationId: string, userId: string): Promise<number>;
   /** Forgets a removed user's devices in Redis, when Redis is reachable from here. */
   forgetUser?: (conversationId: string, userId: string) => Promise<void>;
   close(): void;
+}
+
+/**
+ * Ends a user's connections to a conversation: DELETE @connections/{id} (API Gateway then runs $disconnect),
+ * and the registry row goes too, in case that $disconnect is lost. Without this a removed member's open socket
+ * would keep sending and receiving until it closed by itself.
+ */
+function userDisconnector(db: DynamoDBDocumentClient, connectionsTable: string, callbackUrl: string, credentials?: { accessKeyId: string; secretAccessKey: string }) {
+  const registry = new DynamoConnectionRegistry(db, connectionsTable, { now: () => Date.now() });
+  const management = new ApiGatewayManagementApiClient({ endpoint: callbackUrl, ...(credentials === undefined ? {} : { credentials, region: 'us-east-1' }) });
+  return {
+    disconnectUser: async (conversationId: string, userId: string) => {
+      const theirs = (await registry.listByConversation(conversationId)).filter((c) => c.userId === userId);
+      for (const connection of theirs) {
+        try {
+          await management.send(new DeleteConnectionCommand({ ConnectionId: connection.connectionId }));
+        } catch (error) {
+          if (!(error instanceof Error && error.name === 'GoneException')) throw error;
+        }
+        await registry.remove(connection.connectionId);
+      }
+      return theirs.length;
+    },
+    destroy: () => management.destroy(),
+  };
 }
 
 async function localTarget(port: string): Promise<Target | undefined> {
@@ -51,13 +81,16 @@ async function localTarget(port: string): Promise<Target | undefined> {
   );
   const redis = state.redisUrl.startsWith('memory:') ? undefined : new Redis(state.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   const store = redis === undefined ? undefined : new RedisMessageStore(redis, { retentionSeconds: 1, maxPendingPerDevice: 1 });
+  const disconnector = userDisconnector(db, state.tables.connections, state.managementEndpoint, { accessKeyId: 'local', secretAccessKey: 'local' });
   return {
     description: `the dev server at ${state.url}`,
     members: new DynamoMembershipStore(db, state.tables.members),
     keys: async () => appKeysFrom(state.secretJson),
+    disconnectUser: disconnector.disconnectUser,
     ...(store === undefined ? {} : { forgetUser: (conversationId: string, userId: string) => store.forgetUser(conversationId, userId) }),
     close: () => {
       db.destroy();
+      disconnector.destroy();
       redis?.disconnect();
     },
   };
@@ -66,27 +99,36 @@ async function localTarget(port: string): Promise<Target | undefined> {
 async function awsTarget(stackName: string): Promise<Target> {
   let membersTable = process.env.MEMBERS_TABLE;
   let secretId = process.env.APP_SECRET_ID;
-  if (membersTable === undefined || secretId === undefined) {
+  let connectionsTable = process.env.CONNECTIONS_TABLE;
+  let callbackUrl = process.env.CALLBACK_URL;
+  if (membersTable === undefined || secretId === undefined || connectionsTable === undefined || callbackUrl === undefined) {
     const cloudFormation = new CloudFormationClient({});
     const { Stacks } = await cloudFormation.send(new DescribeStacksCommand({ StackName: stackName }));
     const outputs = new Map((Stacks?.[0]?.Outputs ?? []).map((o) => [o.OutputKey, o.OutputValue]));
     cloudFormation.destroy();
     membersTable ??= outputs.get(OUTPUTS.membersTable);
     secretId ??= outputs.get(OUTPUTS.appSecretArn);
-    if (membersTable === undefined || secretId === undefined) {
-      throw new UsageError(`stack ${stackName} has no ${OUTPUTS.membersTable}/${OUTPUTS.appSecretArn} outputs; is it deployed?`);
+    connectionsTable ??= outputs.get(OUTPUTS.connectionsTable);
+    callbackUrl ??= outputs.get(OUTPUTS.callbackUrl);
+    if (membersTable === undefined || secretId === undefined || connectionsTable === undefined || callbackUrl === undefined) {
+      throw new UsageError(
+        `stack ${stackName} lacks the outputs ${OUTPUTS.membersTable}, ${OUTPUTS.appSecretArn}, ${OUTPUTS.connectionsTable}, ${OUTPUTS.callbackUrl}; is it deployed?`,
+      );
     }
   }
   const db = DynamoDBDocumentClient.from(new DynamoDBClient({}));
   const secrets = new SecretsManagerClient({});
   const secret = secretId;
+  const disconnector = userDisconnector(db, connectionsTable, callbackUrl);
   return {
     description: `${stackName} (table ${membersTable})`,
     members: new DynamoMembershipStore(db, membersTable),
     keys: async () => appKeysFrom((await secrets.send(new GetSecretValueCommand({ SecretId: secret }))).SecretString ?? ''),
+    disconnectUser: disconnector.disconnectUser,
     close: () => {
       db.destroy();
       secrets.destroy();
+      disconnector.destroy();
     },
   };
 }
@@ -95,7 +137,7 @@ async function resolveTarget(): Promise<Target> {
   const port = process.env.PORT ?? '3001';
   const stage = process.env.STAGE;
   const stackName = process.env.STACK_NAME;
-  const explicit = process.env.MEMBERS_TABLE !== undefined && process.env.APP_SECRET_ID !== undefined;
+  const explicit = ['MEMBERS_TABLE', 'APP_SECRET_ID', 'CONNECTIONS_TABLE', 'CALLBACK_URL'].every((name) => process.env[name] !== undefined);
   if (stackName === undefined && !explicit) {
     const local = await localTarget(port);
     const devStage = local === undefined ? undefined : (await readDevState(port))?.stage;
@@ -140,11 +182,13 @@ export async function runAdmin(argv: string[], print: (line: string) => void): P
       const conversationId = conversation(first);
       const userId = argument(second, 'userId');
       await target.members.remove(conversationId, userId);
+      const closed = await target.disconnectUser(conversationId, userId);
+      const connections = `closed ${closed} open connection${closed === 1 ? '' : 's'}`;
       if (target.forgetUser === undefined) {
-        print(`removed ${userId} from ${conversationId} on ${target.description}; their pending messages expire with retention`);
+        print(`removed ${userId} from ${conversationId} on ${target.description}; ${connections}; their pending messages expire with retention`);
       } else {
         await target.forgetUser(conversationId, userId);
-        print(`removed ${userId} from ${conversationId} on ${target.description}, with their devices' pending messages`);
+        print(`removed ${userId} from ${conversationId} on ${target.description}; ${connections}; dropped their devices' pending messages`);
       }
     } else {
       const userId = argument(first, 'userId');

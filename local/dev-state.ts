@@ -11,6 +11,7 @@ import type { LocalBackend } from './backend.js';
 const devStateSchema = z.object({
   pid: z.number(),
   url: z.string(),
+  managementEndpoint: z.string(),
   stage: z.string(),
   dynamodbEndpoint: z.string(),
   tables: z.object({ connections: z.string(), members: z.string() }),
@@ -28,6 +29,7 @@ export async function writeDevState(backend: LocalBackend, secretJson: string): 
   const state: DevState = {
     pid: process.pid,
     url: backend.url,
+    managementEndpoint: backend.managementEndpoint,
     stage: backend.stage,
     dynamodbEndpoint: backend.dynamodbEndpoint,
     tables: backend.tables,

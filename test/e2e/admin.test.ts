@@ -47,9 +47,10 @@ describe('npm run admin against a running dev server', () => {
     const check = await new TokenVerifier({ hmacSecret: appKeysFrom(backend.env.APP_SECRET_JSON ?? '').jwtSecret }).verify(token);
     expect(check).toEqual({ ok: true, userId: 'carol' });
     const carol = await ChatClient.connect(backend, conversationId, 'carol', 'phone');
-    await carol.close();
 
-    expect(await admin('remove-member', conversationId, 'carol')).toMatch(/removed carol/);
+    // Removal also ends carol's open connection: her socket closes and its registry row is gone.
+    expect(await admin('remove-member', conversationId, 'carol')).toMatch(/removed carol .*closed 1 open connection;/);
+    expect((await carol.socket.closed).code).toBe(1000);
     expect(await members.isMember(conversationId, 'carol')).toBe(false);
     expect(await refusedStatus(connectUrl(backend, { token, conversationId, clientId: 'phone' }))).toBe(403);
   });

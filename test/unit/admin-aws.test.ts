@@ -1,6 +1,7 @@
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
+import { DeleteCommand, DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TokenVerifier } from '../../lambdas/auth.js';
@@ -11,12 +12,14 @@ import { applyEnv, restoreEnv } from '../support/env.js';
 const cloudFormation = mockClient(CloudFormationClient);
 const secrets = mockClient(SecretsManagerClient);
 const dynamo = mockClient(DynamoDBDocumentClient);
+const management = mockClient(ApiGatewayManagementApiClient);
 const SECRET = JSON.stringify({ masterKey: 'deployed-stage-master-key-0123456789abcdef' });
 
 beforeEach(() => {
   cloudFormation.reset();
   secrets.reset();
   dynamo.reset();
+  management.reset();
   // Port 1 has no dev server, so the CLI goes to AWS.
   applyEnv({ PORT: '1', STAGE: 'dev', AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x' });
   cloudFormation.on(DescribeStacksCommand, { StackName: 'RelayWs-dev' }).resolves({
@@ -25,6 +28,8 @@ beforeEach(() => {
       Outputs: [
         { OutputKey: 'MembersTableName', OutputValue: 'RelayWs-dev-Members' },
         { OutputKey: 'AppSecretArn', OutputValue: 'arn:aws:secretsmanager:eu-west-1:1:secret:app' },
+        { OutputKey: 'ConnectionsTableName', OutputValue: 'RelayWs-dev-Connections' },
+        { OutputKey: 'CallbackUrl', OutputValue: 'https://abc.execute-api.eu-west-1.amazonaws.com/dev' },
       ],
     }],
   });
@@ -36,6 +41,7 @@ afterAll(() => {
   cloudFormation.restore();
   secrets.restore();
   dynamo.restore();
+  management.restore();
 });
 
 async function admin(...argv: string[]): Promise<string> {
@@ -56,8 +62,13 @@ describe('npm run admin against a deployed stage (STAGE=dev)', () => {
     expect(await verifier.verify(token)).toEqual({ ok: true, userId: 'alice' });
   });
 
-  it('uses MEMBERS_TABLE and APP_SECRET_ID without reading the stack', async () => {
-    applyEnv({ MEMBERS_TABLE: 'explicit-members', APP_SECRET_ID: 'arn:aws:secretsmanager:eu-west-1:1:secret:app' });
+  it('uses explicit table names, secret and callback URL without reading the stack', async () => {
+    applyEnv({
+      MEMBERS_TABLE: 'explicit-members',
+      APP_SECRET_ID: 'arn:aws:secretsmanager:eu-west-1:1:secret:app',
+      CONNECTIONS_TABLE: 'explicit-connections',
+      CALLBACK_URL: 'https://abc.execute-api.eu-west-1.amazonaws.com/dev',
+    });
     await admin('add-member', 'team-2', 'bob');
     expect(cloudFormation.commandCalls(DescribeStacksCommand)).toHaveLength(0);
     expect(dynamo.commandCalls(PutCommand)[0]?.args[0].input.TableName).toBe('explicit-members');
@@ -65,6 +76,24 @@ describe('npm run admin against a deployed stage (STAGE=dev)', () => {
 
   it('reports a stack without the outputs', async () => {
     cloudFormation.on(DescribeStacksCommand).resolves({ Stacks: [{ StackName: 'RelayWs-dev', CreationTime: new Date(), StackStatus: 'CREATE_COMPLETE', Outputs: [] }] });
-    await expect(admin('token', 'alice')).rejects.toThrow(/no MembersTableName\/AppSecretArn outputs/);
+    await expect(admin('token', 'alice')).rejects.toThrow(/lacks the outputs MembersTableName/);
+  });
+
+  it('remove-member deletes the membership and closes the user\'s open connections on the stage', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const row = (connectionId: string, userId: string) => ({ connectionId, userId, deviceId: 'd', conversationId: 'team-1', connectedAt: 0, expiresAt: now + 600 });
+    dynamo.on(QueryCommand).resolves({ Items: [row('AAA=', 'bob'), row('BBB=', 'alice'), row('CCC=', 'bob')] });
+    dynamo.on(DeleteCommand).resolves({});
+    management.on(DeleteConnectionCommand, { ConnectionId: 'CCC=' }).rejects(Object.assign(new Error('gone'), { name: 'GoneException' }));
+    management.on(DeleteConnectionCommand, { ConnectionId: 'AAA=' }).resolves({});
+    expect(await admin('remove-member', 'team-1', 'bob')).toMatch(/closed 2 open connections/);
+    expect(management.commandCalls(DeleteConnectionCommand).map((c) => c.args[0].input.ConnectionId).sort()).toEqual(['AAA=', 'CCC=']);
+    const deleted = dynamo.commandCalls(DeleteCommand).map((c) => c.args[0].input);
+    expect(deleted).toEqual(expect.arrayContaining([
+      { TableName: 'RelayWs-dev-Members', Key: { conversationId: 'team-1', userId: 'bob' } },
+      { TableName: 'RelayWs-dev-Connections', Key: { connectionId: 'AAA=' } },
+      { TableName: 'RelayWs-dev-Connections', Key: { connectionId: 'CCC=' } },
+    ]));
+    expect(deleted).toHaveLength(3);
   });
 });

@@ -1,6 +1,6 @@
 import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
-import type { SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { sqsRecord } from '../support/sqs-record.js';
 import { handler as fanoutWorker } from '../../lambdas/handlers/fanout-worker.js';
 import { startLocalBackend, type LocalBackend } from '../../local/backend.js';
 import { ChatClient, eventually } from '../support/chat.js';
@@ -47,28 +47,14 @@ async function liveDevice(userId: string): Promise<{ client: ChatClient; convers
 const frameJob = (connectionIds: string[], frame: Record<string, unknown>) =>
   JSON.stringify({ kind: 'frame', endpoint: backend.managementEndpoint, frame: JSON.stringify(frame), connectionIds });
 
-function record(messageId: string, body: string): SQSRecord {
-  return {
-    messageId,
-    receiptHandle: `rh-${messageId}`,
-    body,
-    attributes: { ApproximateReceiveCount: '1', SentTimestamp: '0', SenderId: 'x', ApproximateFirstReceiveTimestamp: '0' },
-    messageAttributes: {},
-    md5OfBody: '',
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:fanout',
-    awsRegion: 'us-east-1',
-  };
-}
-
 describe('a poison record in the fan-out worker', () => {
   it('is the only record reported failed; its batch-mates are processed once', async () => {
     const { client, connectionId, conversationId } = await liveDevice('alice');
     const result = await fanoutWorker({
       Records: [
-        record('good-1', frameJob([connectionId], { type: 'typing', conversationId, userId: 'one', state: 'start', at: 1 })),
-        record('poison', '{"kind":"message","endpoint":"nope"'),
-        record('good-2', frameJob([connectionId], { type: 'typing', conversationId, userId: 'two', state: 'stop', at: 2 })),
+        sqsRecord('good-1', frameJob([connectionId], { type: 'typing', conversationId, userId: 'one', state: 'start', at: 1 })),
+        sqsRecord('poison', '{"kind":"message","endpoint":"nope"'),
+        sqsRecord('good-2', frameJob([connectionId], { type: 'typing', conversationId, userId: 'two', state: 'stop', at: 2 })),
       ],
     });
     expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'poison' }]);

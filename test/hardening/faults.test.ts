@@ -1,7 +1,7 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { sqsRecord } from '../support/sqs-record.js';
 import { DynamoMembershipStore } from '../../lambdas/adapters/dynamo-members.js';
 import { resetContext } from '../../lambdas/context.js';
 import { handler as ack } from '../../lambdas/handlers/ack.js';
@@ -89,20 +89,6 @@ async function frame(route: Route, connectionId: string, body: Record<string, un
   const result = await route(messageEvent(connectionId, body, String(body.action)));
   expect(result.statusCode).toBe(200);
   return result.body === undefined ? undefined : parseFrame(result.body);
-}
-
-function sqsRecord(messageId: string, body: string): SQSRecord {
-  return {
-    messageId,
-    receiptHandle: `rh-${messageId}`,
-    body,
-    attributes: { ApproximateReceiveCount: '1', SentTimestamp: '0', SenderId: 'x', ApproximateFirstReceiveTimestamp: '0' },
-    messageAttributes: {},
-    md5OfBody: '',
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:fanout',
-    awsRegion: 'us-east-1',
-  };
 }
 
 const postsTo = (connectionId: string) => stub.posts.filter((p) => p.connectionId === connectionId);

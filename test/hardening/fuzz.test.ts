@@ -1,8 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import type { SQSRecord } from 'aws-lambda';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { sqsRecord } from '../support/sqs-record.js';
 import { DynamoMembershipStore } from '../../lambdas/adapters/dynamo-members.js';
 import { handler as ack } from '../../lambdas/handlers/ack.js';
 import { handler as connect } from '../../lambdas/handlers/connect.js';
@@ -286,20 +286,6 @@ describe('$connect with arbitrary parameters and headers, and $disconnect', () =
 });
 
 describe('the fan-out worker with arbitrary SQS records', () => {
-  function record(messageId: string, body: string): SQSRecord {
-    return {
-      messageId,
-      receiptHandle: `rh-${messageId}`,
-      body,
-      attributes: { ApproximateReceiveCount: '1', SentTimestamp: '0', SenderId: 'x', ApproximateFirstReceiveTimestamp: '0' },
-      messageAttributes: {},
-      md5OfBody: '',
-      eventSource: 'aws:sqs',
-      eventSourceARN: 'arn:aws:sqs:us-east-1:000000000000:fanout',
-      awsRegion: 'us-east-1',
-    };
-  }
-
   it('reports exactly the records that are not fan-out jobs, processes the rest, and never throws', async () => {
     const conversationId = await conversationWith('alice', 'bob');
     const bob = await live(conversationId, 'bob', 'phone');
@@ -343,7 +329,7 @@ describe('the fan-out worker with arbitrary SQS records', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(recordArb, { minLength: 1, maxLength: 4 }), async (records) => {
         cases += 1;
-        const event = { Records: records.map((r, i) => record(`r${cases}-${i}`, r.body)) };
+        const event = { Records: records.map((r, i) => sqsRecord(`r${cases}-${i}`, r.body)) };
         const result = await fanoutWorker(event);
         const failed = new Set(result.batchItemFailures.map((f) => f.itemIdentifier));
         for (const id of failed) expect(event.Records.map((r) => r.messageId)).toContain(id);

@@ -1,8 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Redis } from 'ioredis';
-import { freePort } from '../../../local/redis-server.js';
+import { freePort, startRedisProcess, waitForRedis } from '../../../local/redis-server.js';
 
 /** Test doubles that fail on purpose, all on loopback. */
 
@@ -47,23 +46,8 @@ export async function controlledRedis(): Promise<ControlledRedis> {
   const url = `redis://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
-      stdio: 'ignore',
-    });
-    for (let attempt = 0; attempt < 100; attempt += 1) {
-      const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      probe.on('error', () => undefined);
-      try {
-        await probe.connect();
-        await probe.ping();
-        return;
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      } finally {
-        probe.disconnect();
-      }
-    }
-    throw new Error(`redis-server did not start on ${url}`);
+    child = startRedisProcess(port);
+    await waitForRedis(url);
   };
   const kill = async () => {
     const running = child;

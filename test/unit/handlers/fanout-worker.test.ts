@@ -1,5 +1,6 @@
-import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { sqsRecord } from '../../support/sqs-record.js';
 import { getContext, resetContext } from '../../../lambdas/context.js';
 import { handler } from '../../../lambdas/handlers/fanout-worker.js';
 import { mockAws, type AwsMocks } from '../../support/aws-mocks.js';
@@ -19,20 +20,6 @@ afterAll(async () => {
 });
 beforeEach(() => aws.reset());
 
-function record(id: string, body: string): SQSRecord {
-  return {
-    messageId: id,
-    receiptHandle: `rh-${id}`,
-    body,
-    attributes: { ApproximateReceiveCount: '1', SentTimestamp: '0', SenderId: 'x', ApproximateFirstReceiveTimestamp: '0' },
-    messageAttributes: {},
-    md5OfBody: '',
-    eventSource: 'aws:sqs',
-    eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:fanout',
-    awsRegion: 'us-east-1',
-  };
-}
-
 describe('fan-out worker', () => {
   it('posts a stored message to its batch, reloading and opening it', async () => {
     const conversationId = uniqueId('conv');
@@ -44,7 +31,7 @@ describe('fan-out worker', () => {
     );
     expect(stored.status).toBe('stored');
     const job = { kind: 'message', endpoint: aws.endpoint, conversationId, messageId: 'm-1', connectionIds: ['X1', 'X2'] };
-    const result = await handler({ Records: [record('r1', JSON.stringify(job))] } satisfies SQSEvent);
+    const result = await handler({ Records: [sqsRecord('r1', JSON.stringify(job))] } satisfies SQSEvent);
     expect(result.batchItemFailures).toEqual([]);
     expect(aws.postsTo('X1')).toEqual([expect.objectContaining({ type: 'message', body: 'queued hello', seq: 1, senderId: 'alice' })]);
     expect(aws.postsTo('X2')).toHaveLength(1);
@@ -54,10 +41,10 @@ describe('fan-out worker', () => {
     const good = { kind: 'frame', endpoint: aws.endpoint, frame: '{"type":"typing"}', connectionIds: ['G1'] };
     const result = await handler({
       Records: [
-        record('ok-1', JSON.stringify(good)),
-        record('bad-json', '{not json'),
-        record('bad-shape', JSON.stringify({ kind: 'message', endpoint: 'nope' })),
-        record('ok-2', JSON.stringify({ ...good, connectionIds: ['G2'] })),
+        sqsRecord('ok-1', JSON.stringify(good)),
+        sqsRecord('bad-json', '{not json'),
+        sqsRecord('bad-shape', JSON.stringify({ kind: 'message', endpoint: 'nope' })),
+        sqsRecord('ok-2', JSON.stringify({ ...good, connectionIds: ['G2'] })),
       ],
     });
     expect(result.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(['bad-json', 'bad-shape']);
@@ -68,7 +55,7 @@ describe('fan-out worker', () => {
     aws.connect({ connectionId: 'GONE', userId: 'u', deviceId: 'd', conversationId: 'c' });
     aws.gone.add('GONE');
     const job = { kind: 'frame', endpoint: aws.endpoint, frame: '{"type":"typing"}', connectionIds: ['GONE', 'LIVE'] };
-    const result = await handler({ Records: [record('r', JSON.stringify(job))] });
+    const result = await handler({ Records: [sqsRecord('r', JSON.stringify(job))] });
     expect(result.batchItemFailures).toEqual([]);
     expect(aws.connections.has('GONE')).toBe(false);
     expect(aws.postsTo('LIVE')).toHaveLength(1);

@@ -15,19 +15,9 @@ export abstract class DomainError extends Error {
   abstract readonly code: ErrorCode;
 }
 
-export class BadRequestError extends DomainError {
-  override readonly name = 'BadRequestError';
-  readonly code = 'bad_request';
-}
-
 export class ForbiddenError extends DomainError {
   override readonly name = 'ForbiddenError';
   readonly code = 'forbidden';
-}
-
-export class NotFoundError extends DomainError {
-  override readonly name = 'NotFoundError';
-  readonly code = 'not_found';
 }
 
 export class PayloadTooLargeError extends DomainError {

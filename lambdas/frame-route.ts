@@ -67,7 +67,7 @@ export function frameRoute<S extends z.ZodMiniType<{ conversationId: string }>>(
 }
 
 /** The context could not be built: answer clearly, log why, and let the next invocation retry the build. */
-export function contextFailure(error: unknown, action: string | undefined, requestId: string | undefined) {
+function contextFailure(error: unknown, action: string | undefined, requestId: string | undefined) {
   const configProblem = error instanceof ConfigError || error instanceof SecretError;
   bootLog.error('context build failed', { action, requestId, error: errorSummary(error), cause: causeOf(error) });
   return configProblem

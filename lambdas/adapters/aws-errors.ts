@@ -41,11 +41,3 @@ export async function callAws<T>(what: string, call: () => Promise<T>): Promise<
     throw error;
   }
 }
-
-export function awsErrorName(error: unknown): string {
-  return error instanceof Error ? error.name : 'UnknownError';
-}
-
-export function httpStatusOf(error: unknown): number | undefined {
-  return status(error);
-}

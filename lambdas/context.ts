@@ -109,11 +109,11 @@ export async function buildContext(env: NodeJS.ProcessEnv = process.env): Promis
     store = new RedisMessageStore(redis, storeSettings);
   }
 
-  const posters = new Map<string, { poster: ConnectionPoster; destroy(): void }>();
+  const posters = new Map<string, ManagementApiPoster>();
   const posterFor = (endpoint: string): ConnectionPoster => {
-    let entry = posters.get(endpoint);
-    if (entry === undefined) {
-      const poster = new ManagementApiPoster({
+    let poster = posters.get(endpoint);
+    if (poster === undefined) {
+      poster = new ManagementApiPoster({
         endpoint,
         region: config.AWS_REGION,
         // Lambda puts the function role's credentials in the environment (the local backend puts dummies there).
@@ -121,10 +121,9 @@ export async function buildContext(env: NodeJS.ProcessEnv = process.env): Promis
         maxSockets: Math.max(config.POST_CONCURRENCY, 16),
         onFailure: (failure) => log.warn('post to connection failed', { ...failure }),
       });
-      entry = { poster, destroy: () => poster.destroy() };
-      posters.set(endpoint, entry);
+      posters.set(endpoint, poster);
     }
-    return entry.poster;
+    return poster;
   };
 
   const auth = new TokenVerifier({
@@ -159,7 +158,7 @@ export async function buildContext(env: NodeJS.ProcessEnv = process.env): Promis
       redis?.disconnect();
       dynamo.destroy();
       sqs.destroy();
-      for (const entry of posters.values()) entry.destroy();
+      for (const poster of posters.values()) poster.destroy();
       posters.clear();
     },
   };

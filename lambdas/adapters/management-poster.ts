@@ -76,7 +76,10 @@ export class ManagementApiPoster implements ConnectionPoster {
     const body = Buffer.from(data, 'utf8');
     let reply: Reply = { status: undefined, errorType: 'NotAttempted' };
     for (let attempt = 1; attempt <= this.maxAttempts; attempt += 1) {
-      reply = await this.attempt(connectionId, body);
+      // Signing can fail too (no credentials): that is an outcome to report, never an exception.
+      reply = await this.attempt(connectionId, body).catch(
+        (error: unknown): Reply => ({ status: undefined, errorType: error instanceof Error ? error.name : 'SigningError' }),
+      );
       if (reply.status !== undefined && reply.status < 300) return 'delivered';
       if (reply.status === 410) return 'gone';
       const retryable = reply.status === undefined || reply.status === 429 || reply.status >= 500;

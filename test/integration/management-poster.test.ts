@@ -192,3 +192,23 @@ describe('ManagementApiPoster when the endpoint is unreachable', () => {
     expect(failures).toEqual([{ connectionId: 'nobody', errorName: 'ECONNREFUSED', status: undefined }]);
   });
 });
+
+describe('ManagementApiPoster without credentials', () => {
+  it("answers 'failed' and reports why instead of throwing", async () => {
+    const failures: PostFailure[] = [];
+    const noCredentials = new ManagementApiPoster({
+      endpoint,
+      region: 'eu-west-1',
+      credentials: async () => {
+        throw Object.assign(new Error('no credentials in the environment'), { name: 'CredentialsProviderError' });
+      },
+      maxSockets: 2,
+      maxAttempts: 1,
+      onFailure: (failure) => failures.push(failure),
+    });
+    posters.push(noCredentials);
+    await expect(noCredentials.post('someone', 'x')).resolves.toBe('failed');
+    expect(failures).toEqual([{ connectionId: 'someone', errorName: 'CredentialsProviderError', status: undefined }]);
+    expect(attemptsFor('someone')).toBe(0);
+  });
+});

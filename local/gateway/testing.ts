@@ -108,3 +108,18 @@ export async function refusedStatus(url: string, options: OpenOptions = {}): Pro
   }
   throw new Error('upgrade was accepted');
 }
+
+/** A `$connect` handler that accepts only once `release()` is called: for tests of a handshake still in progress. */
+export function gatedConnect(): { handler: () => Promise<{ statusCode: number }>; release: () => void } {
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  return {
+    handler: async () => {
+      await gate;
+      return { statusCode: 200 };
+    },
+    release: () => release(),
+  };
+}

@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startLocalGateway, type LocalGateway, type RouteHandler, type RouteTable } from '../../local/gateway.js';
-import { openClient, refusedStatus } from '../../local/gateway/testing.js';
+import { openClient, refusedStatus, gatedConnect } from '../../local/gateway/testing.js';
 
 let gateway: LocalGateway | undefined;
 afterEach(async () => {
@@ -81,14 +81,9 @@ describe('$connect', () => {
   });
 
   it('holds the upgrade until the handler finishes', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const connect = vi.fn<RouteHandler>(async () => {
-      await gate;
-      return { statusCode: 200 };
-    });
+    const gated = gatedConnect();
+    const release = gated.release;
+    const connect = vi.fn<RouteHandler>(gated.handler);
     const { gateway: gw } = await start(connect);
     let opened = false;
     const opening = openClient(gw.url).then((client) => {
@@ -105,14 +100,9 @@ describe('$connect', () => {
   });
 
   it('runs $disconnect once with 1006 when the client leaves while $connect is still running', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const connect = vi.fn<RouteHandler>(async () => {
-      await gate;
-      return { statusCode: 200 };
-    });
+    const gated = gatedConnect();
+    const release = gated.release;
+    const connect = vi.fn<RouteHandler>(gated.handler);
     const { gateway: gw, disconnect } = await start(connect);
     const opening = openClient(gw.url);
     opening.catch(() => undefined);

@@ -13,7 +13,7 @@ import {
   type LocalGatewayOptions,
   type RouteHandler,
 } from '../../local/gateway.js';
-import { openClient, type TestClient } from '../../local/gateway/testing.js';
+import { openClient, type TestClient, gatedConnect } from '../../local/gateway/testing.js';
 
 const gateways: LocalGateway[] = [];
 afterEach(async () => {
@@ -196,14 +196,9 @@ describe('gateway close()', () => {
   });
 
   it('lets a $connect that is still running finish, then closes that connection too', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const connect = vi.fn<RouteHandler>(async () => {
-      await gate;
-      return { statusCode: 200 };
-    });
+    const gated = gatedConnect();
+    const release = gated.release;
+    const connect = vi.fn<RouteHandler>(gated.handler);
     const disconnect = vi.fn<RouteHandler>(async () => undefined);
     const gateway = await startLocalGateway({ routes: { $connect: { handler: connect }, $disconnect: { handler: disconnect } } });
     gateways.push(gateway);

@@ -119,3 +119,120 @@ export interface Sealer {
   seal(conversationId: string, messageId: string, body: string): string;
   open(conversationId: string, messageId: string, sealed: string): string;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The durable store (DynamoDB is the record) and the fast, disposable helpers (Redis).
+// ---------------------------------------------------------------------------------------------------------
+
+/** One message of a conversation's log: one DynamoDB item keyed by (conversationId, seq). */
+export interface LogEntry {
+  conversationId: string;
+  seq: number;
+  messageId: string;
+  senderId: string;
+  senderDevice: string;
+  clientMessageId: string;
+  sentAt: number;
+  /** The sealed body (see encryption): its associated data binds every field above. */
+  sealed: string;
+}
+
+/** What the sender asks to store; the log assigns the seq. */
+export interface MessageDraft {
+  conversationId: string;
+  senderId: string;
+  senderDevice: string;
+  clientMessageId: string;
+  /** Used unless an earlier, unfinished attempt with the same clientMessageId already chose its own. */
+  messageId: string;
+  sentAt: number;
+}
+
+/** Seals the body for the ids the log settled on (the seq is part of the associated data). */
+export type SealFor = (entry: Omit<LogEntry, 'sealed'>) => string;
+
+export type AppendOutcome =
+  /** Written by this call (`completed`: an earlier attempt had claimed the id and this call finished it). */
+  | { status: 'stored'; entry: LogEntry; completed: boolean }
+  /** The clientMessageId was stored before, within the idempotency window: nothing new was written. */
+  | { status: 'duplicate'; messageId: string; seq: number; sentAt: number };
+
+export interface LogPage {
+  entries: LogEntry[];
+  hasMore: boolean;
+}
+
+/**
+ * The message log, the idempotency records and the conversation's last seq, in DynamoDB. `seq` is gap-free and
+ * strictly increasing per conversation whatever happens between two writes (no transactions are used).
+ */
+export interface MessageLog {
+  /**
+   * Idempotently stores the draft under the next seq. `lastSeqHint` (the seq cache) makes the common case one
+   * attempt; a wrong hint only costs a retry.
+   */
+  append(draft: MessageDraft, seal: SealFor, lastSeqHint?: number): Promise<AppendOutcome>;
+  /** The highest seq ever written in the conversation (0 when none). */
+  lastSeq(conversationId: string): Promise<number>;
+  get(conversationId: string, seq: number): Promise<LogEntry | undefined>;
+  /** messageId → seq for the ids that exist in the conversation (unknown ids are left out). */
+  seqsOf(conversationId: string, messageIds: readonly string[]): Promise<Map<string, number>>;
+  /**
+   * Entries with afterSeq < seq < beforeSeq (either bound optional), ascending in the result. `newestFirst`
+   * picks which end the page is taken from. Stops at `limit` entries or about `maxBytes` of sealed data
+   * (at least one entry); `hasMore` says entries were left on that side.
+   */
+  page(
+    conversationId: string,
+    range: { afterSeq?: number; beforeSeq?: number; limit: number; maxBytes: number; newestFirst: boolean },
+  ): Promise<LogPage>;
+}
+
+/** Where one device of a member stands in one conversation. */
+export interface DevicePosition {
+  conversationId: string;
+  userId: string;
+  deviceId: string;
+  /** Every message with seq ≤ this is done for the device (acked, its own, or from before it registered). */
+  ackedThrough: number;
+  /** Seqs above ackedThrough acked out of order (kept sorted and short: they are compacted into ackedThrough). */
+  acked: number[];
+  lastSeenAt: number;
+  /** Optimistic concurrency: `save` succeeds only when the stored version is still this one. */
+  version: number;
+}
+
+export interface DevicePositions {
+  /**
+   * Makes the device known in the conversation from `startAfterSeq` on, or refreshes its `lastSeenAt` if it is
+   * known. A user keeps at most `maxDevicesPerUser` devices per conversation: registering one more drops the
+   * least recently seen.
+   */
+  register(conversationId: string, device: Device, startAfterSeq: number, now: number): Promise<DevicePosition>;
+  /** The device's position, or undefined when it is unknown or has not been seen for the device TTL. */
+  get(conversationId: string, device: Device): Promise<DevicePosition | undefined>;
+  /** Writes `next` if the stored version is still `next.version - 1`; false when someone else saved first. */
+  save(next: DevicePosition): Promise<boolean>;
+  /** Forgets every device of a user in a conversation (a removed member). */
+  forgetUser(conversationId: string, userId: string): Promise<void>;
+}
+
+/** Token buckets shared by all containers (Redis), falling back to this container's own when Redis is down. */
+export interface RateLimiter {
+  /** Takes one token from each bucket; true when every bucket had one. */
+  admit(buckets: readonly RateBucket[]): Promise<boolean>;
+}
+
+export interface RateBucket {
+  /** e.g. `conn:<connectionId>` or `user:<userId>`. */
+  key: string;
+  perSecond: number;
+  burst: number;
+}
+
+/** The last seq of each conversation, cached so an append usually needs one attempt. Never the truth. */
+export interface SeqCache {
+  get(conversationId: string): Promise<number | undefined>;
+  /** Raises the cached value to `seq` (never lowers it). */
+  raise(conversationId: string, seq: number): Promise<void>;
+}

@@ -8,7 +8,7 @@ import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { z } from 'zod';
 import type { configSchema } from '../lambdas/config.js';
-import type { FunctionSpec } from '../lambdas/routes.js';
+import type { FunctionSpec } from '../deploy/routes.js';
 import { acknowledge } from './nag.js';
 import type { RedisPlacement } from './redis.js';
 

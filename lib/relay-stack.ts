@@ -3,7 +3,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { fanoutWorker, routes, type FunctionSpec, type RouteSpec } from '../lambdas/routes.js';
+import { fanoutWorker, routes, type FunctionSpec, type RouteSpec } from '../deploy/routes.js';
 import { grantAccess } from './access.js';
 import { Alarms } from './alarms.js';
 import { WebSocketGateway } from './api.js';

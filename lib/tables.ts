@@ -1,7 +1,7 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, ProjectionType, Table, type Attribute } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import { connectionsTable, membersTable, type KeyAttribute, type TableShape } from '../lambdas/tables.js';
+import { connectionsTable, membersTable, type KeyAttribute, type TableShape } from '../deploy/tables.js';
 
 export interface TablesProps {
   removalPolicy: RemovalPolicy;

@@ -6,7 +6,7 @@ import {
   type DynamoDBClient,
   type KeySchemaElement,
 } from '@aws-sdk/client-dynamodb';
-import type { KeyAttribute, TableShape } from '../lambdas/tables.js';
+import type { KeyAttribute, TableShape } from '../deploy/tables.js';
 
 function keySchema(partitionKey: KeyAttribute, sortKey: KeyAttribute | undefined): KeySchemaElement[] {
   const schema: KeySchemaElement[] = [{ AttributeName: partitionKey.name, KeyType: 'HASH' }];

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { build } from 'esbuild';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
-import { fanoutWorker, routes, type FunctionSpec } from '../../lambdas/routes.js';
+import { fanoutWorker, routes, type FunctionSpec } from '../../deploy/routes.js';
 import { connectEvent, disconnectEvent, headerMaps, messageEvent, queryMaps, type ConnectionFacts } from '../../local/gateway/events.js';
 import type { BenchConfig } from '../config.js';
 import { uniqueId, type BenchBackend } from '../lib/backend.js';

@@ -4,7 +4,7 @@ import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb
 import { handler as getUnackedHandler } from '../../lambdas/handlers/get-unacked.js';
 import { handler as sendMessageHandler } from '../../lambdas/handlers/send-message.js';
 import { handler as typingHandler } from '../../lambdas/handlers/typing.js';
-import { connectionsTable } from '../../lambdas/tables.js';
+import { connectionsTable } from '../../deploy/tables.js';
 import { MEMORY_MB } from '../../lib/relay-stack.js';
 import { messageEvent, type ConnectionFacts } from '../../local/gateway/events.js';
 import { spawnRedis } from '../../local/redis-server.js';

@@ -6,7 +6,7 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import type { Clock, ConnectionRecord, ConnectionRegistry } from '../ports.js';
-import { CONVERSATION_INDEX } from '../tables.js';
+import { CONVERSATION_INDEX } from '../../deploy/tables.js';
 import { callAws } from './aws-errors.js';
 
 const BINDING_CACHE_LIMIT = 10_000;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fanoutWorker, routes, type FunctionSpec } from '../../lambdas/routes.js';
-import { CONVERSATION_INDEX } from '../../lambdas/tables.js';
+import { fanoutWorker, routes, type FunctionSpec } from '../../deploy/routes.js';
+import { CONVERSATION_INDEX } from '../../deploy/tables.js';
 import {
   actionsOf,
   asArray,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, requiredVariables } from '../../lambdas/config.js';
-import { fanoutWorker, routes } from '../../lambdas/routes.js';
+import { fanoutWorker, routes } from '../../deploy/routes.js';
 import { configFor, functionEnvironments, type FunctionEnvironment } from './environment.js';
 import { removeAssembly, synthesize, type Synthesized } from './synth.js';
 

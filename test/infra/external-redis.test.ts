@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fanoutWorker, routes } from '../../lambdas/routes.js';
+import { fanoutWorker, routes } from '../../deploy/routes.js';
 import { configFor, functionEnvironments } from './environment.js';
 import {
   actionsOf,

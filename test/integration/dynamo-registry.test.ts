@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoConnectionRegistry } from '../../lambdas/adapters/dynamo-registry.js';
 import { UnavailableError } from '../../lambdas/errors.js';
 import type { ConnectionRecord } from '../../lambdas/ports.js';
-import { CONVERSATION_INDEX } from '../../lambdas/tables.js';
+import { CONVERSATION_INDEX } from '../../deploy/tables.js';
 import { closedPort } from './net.js';
 import { DUMMY_CREDENTIALS, createTables, startDynalite, type LocalDynamo } from '../support/dynalite.js';
 

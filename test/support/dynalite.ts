@@ -1,6 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { connectionsTable, membersTable, type TableNames } from '../../lambdas/tables.js';
+import { connectionsTable, membersTable, type TableNames } from '../../deploy/tables.js';
 import { startDynalite as startDynaliteServer } from '../../local/services.js';
 import { ensureTables } from '../../local/tables.js';
 

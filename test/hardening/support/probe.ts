@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import type { WebSocket } from 'ws';
 import { DynamoMembershipStore } from '../../../lambdas/adapters/dynamo-members.js';
 import { resetContext } from '../../../lambdas/context.js';
-import { CONVERSATION_INDEX } from '../../../lambdas/tables.js';
+import { CONVERSATION_INDEX } from '../../../deploy/tables.js';
 import type { LocalBackend } from '../../../local/backend.js';
 import { uniqueId } from '../../support/env.js';
 

@@ -1,11 +1,19 @@
+import type { FunctionName } from '../lambdas/config.js';
+
 /**
  * The route table, defined once: the CDK stack makes one function per entry and wires it to its route;
- * the local dev server loads the same handler modules for the same route keys.
+ * the local backend loads the same handler modules for the same route keys.
  */
 export interface FunctionSpec {
-  /** Function name suffix, e.g. `sendMessage` → `${stack}-sendMessage`. */
-  name: string;
-  /** Handler module, relative to the repository root; it exports `handler`. */
+  /**
+   * Function name suffix, e.g. `sendMessage` → `${stack}-sendMessage`; also the key of the function's
+   * environment schema (lambdas/config.ts), which decides the variables the stack gives it.
+   */
+  name: FunctionName;
+  /**
+   * Handler module, relative to the repository root. It exports `handler` (the Lambda entry) and `route`
+   * (how its services are built and used, for the local backend and tests to build with their own).
+   */
   entry: string;
   /** What it needs, for least-privilege grants. */
   access: {

@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
-import type { TokenCheck } from './domain/services.js';
+import type { TokenCheck, TokenVerifier as TokenVerifierPort } from './ports.js';
 import { isWellFormed } from './protocol.js';
 
 /** Verifies connection tokens: `sub` is the user, `exp` is required; issuer/audience/JWKS when configured. */
@@ -10,9 +10,8 @@ export interface AuthSettings {
   audience?: string | undefined;
 }
 
-export type { TokenCheck } from './domain/services.js';
 
-export class TokenVerifier {
+export class TokenVerifier implements TokenVerifierPort {
   private readonly key: Uint8Array | JWTVerifyGetKey;
   private readonly algorithms: string[];
 

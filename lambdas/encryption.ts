@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { DecryptionError } from './errors.js';
 import type { Sealer } from './ports.js';
 
 /**
@@ -12,9 +13,6 @@ const TAG_BYTES = 16;
 const SALT = Buffer.from('relay-ws/message-key/v1', 'utf8');
 const KEY_CACHE_LIMIT = 1024;
 
-export class DecryptionError extends Error {
-  override readonly name = 'DecryptionError';
-}
 
 export function deriveConversationKey(masterKey: Buffer, conversationId: string): Buffer {
   return Buffer.from(hkdfSync('sha256', masterKey, SALT, `conversation:${conversationId}`, 32));

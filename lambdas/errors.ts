@@ -1,6 +1,9 @@
+import type { ErrorFrame } from './protocol.js';
+
 /**
- * Errors the domain raises, one class per wire error code (PROTOCOL.md). Each carries a `name` and, where
- * another error caused it, a `cause`. Handlers map them to `error` frames; anything else becomes `internal`.
+ * Every error this code raises, in one small class tree, and the only two mappings used at the edges: to an
+ * `error` frame (`errorFrameFor`) and to a handshake status (`handshakeStatusFor`). Each error carries a `name`
+ * and, where another error caused it, a `cause`; messages never carry bodies, tokens or secrets.
  */
 export type ErrorCode =
   | 'bad_request'
@@ -11,8 +14,17 @@ export type ErrorCode =
   | 'unavailable'
   | 'internal';
 
-export abstract class DomainError extends Error {
+/** The base of every error of ours. */
+export abstract class RelayError extends Error {}
+
+/** An error with a wire code (PROTOCOL.md): the client gets its message. */
+export abstract class DomainError extends RelayError {
   abstract readonly code: ErrorCode;
+}
+
+export class BadRequestError extends DomainError {
+  override readonly name = 'BadRequestError';
+  readonly code = 'bad_request';
 }
 
 export class ForbiddenError extends DomainError {
@@ -40,10 +52,10 @@ export class UnavailableError extends DomainError {
 }
 
 /** Why a $connect was refused; the status goes back on the handshake and nothing is written. */
-export class HandshakeError extends Error {
+export class HandshakeError extends RelayError {
   override readonly name = 'HandshakeError';
   constructor(
-    readonly statusCode: 400 | 401 | 403 | 500 | 503,
+    readonly statusCode: 400 | 401 | 403 | 429 | 500 | 503,
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -51,6 +63,108 @@ export class HandshakeError extends Error {
   }
 }
 
+/** The environment of a function is incomplete or invalid (names variables, never values). */
+export class ConfigError extends RelayError {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly problems: readonly string[],
+    options?: { cause?: unknown },
+  ) {
+    super(`invalid configuration: ${problems.join('; ')}`, options);
+  }
+}
+
+/** The app secret is missing or malformed (names fields, never values). */
+export class SecretError extends RelayError {
+  override readonly name = 'SecretError';
+}
+
+/** A sealed body did not open: wrong key, tampered, or not ours. */
+export class DecryptionError extends RelayError {
+  override readonly name = 'DecryptionError';
+}
+
+/** A stored record does not have the shape we write. */
+export class CorruptRecordError extends RelayError {
+  override readonly name = 'CorruptRecordError';
+}
+
+/** SQS refused to take a fan-out batch. */
+export class FanoutRejectedError extends RelayError {
+  override readonly name = 'FanoutRejectedError';
+}
+
+/** A queue record that is not a fan-out job: it can never succeed, so it goes to the DLQ. */
+export class PoisonRecordError extends RelayError {
+  override readonly name = 'PoisonRecordError';
+}
+
+/** An error's name and message for logs (our messages never carry bodies or tokens). */
+export function errorSummary(error: unknown): { name: string; message: string } {
+  return error instanceof Error ? { name: error.name, message: error.message } : { name: 'unknown', message: String(error) };
+}
+
+/** The summary of an error's cause, if it has one. */
+export function causeSummary(error: unknown): { name: string; message: string } | undefined {
+  return error instanceof Error && error.cause !== undefined ? errorSummary(error.cause) : undefined;
+}
+
+const GENERIC: Record<ErrorCode, string> = {
+  bad_request: 'bad request',
+  forbidden: 'forbidden',
+  not_found: 'not found',
+  payload_too_large: 'payload too large',
+  rate_limited: 'too many frames; slow down and retry',
+  unavailable: 'a dependency is unavailable; retry later',
+  internal: 'internal error',
+};
+
 export function errorCodeOf(error: unknown): ErrorCode {
-  return error instanceof DomainError ? error.code : 'internal';
+  if (error instanceof DomainError) return error.code;
+  // The services of a route could not be built: bad configuration is ours to fix, anything else is retryable.
+  if (error instanceof ServicesBuildError) return error.misconfigured ? 'internal' : 'unavailable';
+  return 'internal';
+}
+
+/** The services of a route could not be built at this event; the next event builds them again. */
+export class ServicesBuildError extends RelayError {
+  override readonly name = 'ServicesBuildError';
+  /** True when the environment or the secret is wrong (an operator must act); else a dependency was down. */
+  readonly misconfigured: boolean;
+  constructor(cause: unknown) {
+    super('the services of this route could not be built', { cause });
+    this.misconfigured = cause instanceof ConfigError || cause instanceof SecretError;
+  }
+}
+
+/**
+ * Mapping 1 of 2: any error to the `error` frame the client gets. Domain errors keep their message; a
+ * misconfiguration says so without detail; anything else is `internal`.
+ */
+export function errorFrameFor(error: unknown, action?: string, requestId?: string): ErrorFrame {
+  const code = errorCodeOf(error);
+  let message = GENERIC[code];
+  if (error instanceof DomainError && error.message !== '') message = error.message;
+  else if (error instanceof ServicesBuildError) {
+    message = error.misconfigured
+      ? 'the service is misconfigured; the operator has been told'
+      : 'the service is starting or a dependency is down; retry later';
+  }
+  return {
+    type: 'error',
+    code,
+    message,
+    ...(action === undefined ? {} : { action }),
+    ...(requestId === undefined ? {} : { requestId }),
+  };
+}
+
+/** Mapping 2 of 2: any error to the status and reason of a refused handshake. */
+export function handshakeRefusalFor(error: unknown): HandshakeError {
+  if (error instanceof HandshakeError) return error;
+  if (error instanceof RateLimitedError) return new HandshakeError(429, error.message, { cause: error });
+  if (error instanceof UnavailableError || error instanceof ServicesBuildError) {
+    return new HandshakeError(503, 'service unavailable, retry later', { cause: error });
+  }
+  return new HandshakeError(500, 'internal error', { cause: error });
 }

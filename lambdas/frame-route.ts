@@ -1,80 +1,65 @@
 import * as z from 'zod/mini';
 import './zod.js';
-import { errorSummary } from './domain/delivery.js';
 import { bootLog } from './adapters/log.js';
-import { SecretError, getContext, type AppContext } from './context.js';
+import type { ServiceSource } from './context/lazy.js';
 import { bindingFor } from './domain/connection.js';
-import { UnavailableError, errorCodeOf } from './errors.js';
-import {
-  answer,
-  bodyText,
-  callbackEndpoint,
-  errorFrame,
-  errorFrameOf,
-  parseGatewayEvent,
-  type RouteResponse,
-} from './gateway-event.js';
-import type { Binding } from './ports.js';
+import { BadRequestError, causeSummary, errorCodeOf, errorFrameFor, errorSummary } from './errors.js';
+import { answer, bodyText, parseProxyEvent, type ProxyEvent, type RouteResponse } from './proxy-event.js';
+import type { Binding, ConnectionRegistry, Log } from './ports.js';
 import { describeIssues, type ClientAction, type ServerFrame } from './protocol.js';
-import { ConfigError } from './config.js';
 
 export type FrameHandler = (event: unknown) => Promise<RouteResponse>;
 
+/** What every client-frame route uses: the registry (to check the binding) and a log. */
+export interface FrameServices {
+  registry: Pick<ConnectionRegistry, 'get'>;
+  log: Log;
+}
+
 /**
- * The one shape of every client-frame route: parse the event and the frame → take the shared context →
+ * The one shape of every client-frame route: parse the event and the frame → take the route's services →
  * check the binding → one domain call → map the result or error to the answer frame. It never throws.
  */
-export function frameRoute<S extends z.ZodMiniType<{ conversationId: string }>>(
+export function frameRoute<S extends FrameServices, F extends z.ZodMiniType<{ conversationId: string }>>(
   action: ClientAction,
-  schema: S,
-  run: (context: AppContext, binding: Binding, frame: z.output<S>, endpoint: string) => Promise<ServerFrame | undefined>,
+  schema: F,
+  services: ServiceSource<S>,
+  run: (services: S, binding: Binding, frame: z.output<F>, event: ProxyEvent) => Promise<ServerFrame | undefined>,
 ): FrameHandler {
   return async (event) => {
-    const parsedEvent = parseGatewayEvent(event);
+    const parsedEvent = parseProxyEvent(event);
     if (parsedEvent === undefined) {
       bootLog.warn('malformed gateway event', { action });
-      return answer(errorFrame('bad_request', 'malformed event', action));
+      return answer(errorFrameFor(new BadRequestError('malformed event'), action));
     }
     const { connectionId, requestId } = parsedEvent.requestContext;
     let raw: unknown;
     try {
       raw = JSON.parse(bodyText(parsedEvent));
     } catch {
-      return answer(errorFrame('bad_request', 'frame is not valid JSON', action, requestId));
+      return answer(errorFrameFor(new BadRequestError('frame is not valid JSON'), action, requestId));
     }
     const frame = z.safeParse(schema, raw);
     if (!frame.success) {
-      return answer(errorFrame('bad_request', `invalid ${action} frame: ${describeIssues(frame.error)}`, action, requestId));
+      return answer(errorFrameFor(new BadRequestError(`invalid ${action} frame: ${describeIssues(frame.error)}`), action, requestId));
     }
-    let context: AppContext;
+    let built: S;
     try {
-      context = await getContext();
+      built = await services();
     } catch (error) {
-      return answer(contextFailure(error, action, requestId));
+      // The build is retried by the next event; say clearly why this one could not be served.
+      bootLog.error('services build failed', { action, requestId, error: errorSummary(error), cause: causeSummary(error) });
+      return answer(errorFrameFor(error, action, requestId));
     }
     try {
-      const binding = await bindingFor(context, connectionId, frame.data.conversationId);
-      const result = await run(context, binding, frame.data, callbackEndpoint(context.config, parsedEvent));
-      return answer(result);
+      const binding = await bindingFor(built, connectionId, frame.data.conversationId);
+      return answer(await run(built, binding, frame.data, parsedEvent));
     } catch (error) {
       const code = errorCodeOf(error);
-      const fields = { action, connectionId, requestId, code, error: errorSummary(error), cause: causeOf(error) };
-      if (code === 'internal' || code === 'unavailable') context.log.error('frame failed', fields);
-      else context.log.info('frame refused', fields);
-      return answer(errorFrameOf(error, action, requestId));
+      const fields = { action, connectionId, requestId, code, error: errorSummary(error), cause: causeSummary(error) };
+      if (code === 'internal' || code === 'unavailable') built.log.error('frame failed', fields);
+      else built.log.info('frame refused', fields);
+      return answer(errorFrameFor(error, action, requestId));
     }
   };
-}
-
-/** The context could not be built: answer clearly, log why, and let the next invocation retry the build. */
-function contextFailure(error: unknown, action: string | undefined, requestId: string | undefined) {
-  const configProblem = error instanceof ConfigError || error instanceof SecretError;
-  bootLog.error('context build failed', { action, requestId, error: errorSummary(error), cause: causeOf(error) });
-  return configProblem
-    ? errorFrame('internal', 'the service is misconfigured; the operator has been told', action, requestId)
-    : errorFrameOf(new UnavailableError('the service is starting or a dependency is down; retry later'), action, requestId);
-}
-
-function causeOf(error: unknown): { name: string; message: string } | undefined {
-  return error instanceof Error && error.cause !== undefined ? errorSummary(error.cause) : undefined;
 }

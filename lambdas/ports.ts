@@ -1,7 +1,58 @@
 /**
- * The interfaces the domain needs. Adapters implement them against DynamoDB, Redis, SQS and the Management
- * API (and, for the embedded default of `npm start` only, in memory). The domain imports nothing else.
+ * The interfaces the domain needs, all of them, in one place. Adapters implement them against DynamoDB, Redis,
+ * SQS and the Management API; each route's services (handlers/) are a subset of `Services`. The domain
+ * imports nothing else.
  */
+
+/** Structured log sink; fields must never carry tokens, message bodies or keys. */
+export interface Log {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+export type TokenCheck = { ok: true; userId: string } | { ok: false; reason: 'expired' | 'invalid' | 'unavailable' };
+
+export interface TokenVerifier {
+  verify(token: string): Promise<TokenCheck>;
+}
+
+/** The per-connection rate limit. */
+export interface RateSettings {
+  ratePerSecond: number;
+  rateBurst: number;
+}
+
+/** How live delivery is spread: inline up to the threshold, else in SQS batches. */
+export interface DeliverySettings {
+  fanoutThreshold: number;
+  fanoutBatchSize: number;
+  postConcurrency: number;
+}
+
+export interface HandshakeSettings {
+  connectionTtlSeconds: number;
+  originAllowList: readonly string[];
+}
+
+/** Everything the domain can be given. A route's services pick what that route uses, each member present. */
+export interface Services {
+  limits: RateSettings;
+  delivery: DeliverySettings;
+  handshake: HandshakeSettings;
+  registry: ConnectionRegistry;
+  members: MembershipStore;
+  store: MessageStore;
+  fanout: FanoutQueue;
+  sealer: Sealer;
+  clock: Clock;
+  log: Log;
+  auth: TokenVerifier;
+  /** The Management API poster of one endpoint (kept per endpoint by whoever builds it). */
+  posterFor(endpoint: string): ConnectionPoster;
+  newMessageId(): string;
+}
 
 /** Who a connection is: fixed at $connect, checked on every later frame. */
 export interface Binding {

@@ -87,7 +87,8 @@ export type ClientAction = keyof typeof clientFrameSchemas;
 
 // Server → client frames.
 
-export interface MessageBody {
+/** A message as clients get it (the `message` frame without its `type`). */
+export interface MessageData {
   conversationId: string;
   messageId: string;
   seq: number;
@@ -96,7 +97,7 @@ export interface MessageBody {
   body: string;
   sentAt: number;
 }
-export type MessageFrame = { type: 'message' } & MessageBody;
+export type MessageFrame = { type: 'message' } & MessageData;
 export interface TypingEventFrame {
   type: 'typing';
   conversationId: string;
@@ -121,7 +122,7 @@ export interface AckedFrame {
 export interface UnackedFrame {
   type: 'unacked';
   conversationId: string;
-  messages: MessageBody[];
+  messages: MessageData[];
   hasMore: boolean;
 }
 export interface ErrorFrame {

@@ -1,6 +1,7 @@
 import { hkdfSync } from 'node:crypto';
 import * as z from 'zod/mini';
 import './zod.js';
+import { SecretError } from './errors.js';
 
 /**
  * The app secret (Secrets Manager in AWS, APP_SECRET_JSON locally): `{"masterKey": string, "jwtSecret"?: string}`.
@@ -20,9 +21,6 @@ export interface AppKeys {
   jwtSecret: Uint8Array;
 }
 
-export class SecretError extends Error {
-  override readonly name = 'SecretError';
-}
 
 /** Parses the secret's value (an object, or its JSON text) into keys; the error names fields, never values. */
 export function appKeysFrom(raw: unknown): AppKeys {

@@ -4,6 +4,7 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { connectionsTable, membersTable, type TableShape } from '../deploy/tables.js';
 import type { FunctionSpec } from '../deploy/routes.js';
+import { variablesOf } from '../lambdas/config.js';
 import { acknowledge, nagNotation } from './nag.js';
 import type { RedisBackend } from './redis.js';
 import type { Tables } from './tables.js';
@@ -24,10 +25,10 @@ export const MANAGE_CONNECTIONS = 'execute-api:ManageConnections';
 /** Grants one function exactly what its route-table entry says it needs. */
 export function grantAccess(role: IRole, spec: FunctionSpec, targets: AccessTargets): void {
   const { access } = spec;
-  // Every function that builds the context reads the app secret and whatever Redis needs, even if the
-  // handler never touches Redis: the context is built whole or not at all (lambdas/context.ts).
-  targets.appSecret.grantRead(role);
-  targets.redis.grantConnect(role);
+  // Secrets and Redis only where the function's own environment names them (lambdas/config.ts).
+  const variables = new Set(variablesOf(spec.name));
+  if (variables.has('APP_SECRET_ID')) targets.appSecret.grantRead(role);
+  if (access.redis) targets.redis.grantConnect(role);
   grantTable(role, targets.tables.connections, connectionsTable, access.connections);
   grantTable(role, targets.tables.members, membersTable, access.members);
   if (access.enqueue) targets.fanoutQueue.grantSendMessages(role);

@@ -6,14 +6,12 @@ import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, type BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import type { z } from 'zod';
-import type { configSchema } from '../lambdas/config.js';
+import type { ConfigVariable } from '../lambdas/config.js';
 import type { FunctionSpec } from '../deploy/routes.js';
 import { acknowledge } from './nag.js';
 import type { RedisPlacement } from './redis.js';
 
-/** A variable the functions' config schema reads; the type keeps a misspelt name out of the stack. */
-export type ConfigVariable = keyof z.input<typeof configSchema>;
+/** Values of the variables the functions read; the type keeps a misspelt name out of the stack. */
 export type FunctionEnvironment = Partial<Record<ConfigVariable, string>>;
 
 export const REPOSITORY_ROOT = fileURLToPath(new URL('..', import.meta.url));

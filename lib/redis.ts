@@ -17,7 +17,7 @@ import type { IGrantable } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret, type ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import type { Config } from '../lambdas/config.js';
+import type { ConfigOf } from '../lambdas/config.js';
 
 /** Where a Redis-using function runs so it can reach Redis. */
 export interface RedisPlacement {
@@ -111,7 +111,7 @@ export class ServerlessRedis extends Construct implements RedisBackend {
     // Deleting the cache (with its final snapshot in prod) lets the VPC and security groups go too.
     this.cache.applyRemovalPolicy(RemovalPolicy.DESTROY);
 
-    const mode: Config['REDIS_MODE'] = 'cluster';
+    const mode: ConfigOf<'connect'>['REDIS_MODE'] = 'cluster';
     this.environment = {
       // ElastiCache Serverless speaks TLS only, in cluster mode.
       REDIS_URL: `rediss://${this.cache.attrEndpointAddress}:${this.cache.attrEndpointPort}`,
@@ -143,7 +143,7 @@ export class ExternalRedis extends Construct implements RedisBackend {
   constructor(scope: Construct, id: string, props: ExternalRedisProps) {
     super(scope, id);
     this.secret = Secret.fromSecretCompleteArn(this, 'UrlSecret', props.redisUrlSecretArn);
-    const mode: Config['REDIS_MODE'] = 'standalone';
+    const mode: ConfigOf<'connect'>['REDIS_MODE'] = 'standalone';
     this.environment = { REDIS_URL_SECRET_ID: this.secret.secretArn, REDIS_MODE: mode };
   }
 

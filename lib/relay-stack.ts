@@ -4,6 +4,7 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { fanoutWorker, routes, type FunctionSpec, type RouteSpec } from '../deploy/routes.js';
+import { variablesOf } from '../lambdas/config.js';
 import { grantAccess } from './access.js';
 import { Alarms } from './alarms.js';
 import { WebSocketGateway } from './api.js';
@@ -77,8 +78,8 @@ export class RelayStack extends Stack {
         ? new ServerlessRedis(this, 'Redis', { stage: settings.stage, logRetention, removalPolicy: dataRemoval })
         : new ExternalRedis(this, 'Redis', { redisUrlSecretArn: requireValue(settings.redisUrlSecretArn, 'redisUrlSecretArn') });
 
-    // Every function gets the same complete environment: each builds the whole context (lambdas/context.ts).
-    const environment: FunctionEnvironment = {
+    // Every value any function reads; each function gets only the variables its own schema names.
+    const values: FunctionEnvironment = {
       CONNECTIONS_TABLE: this.tables.connections.tableName,
       MEMBERS_TABLE: this.tables.members.tableName,
       FANOUT_QUEUE_URL: this.fanout.queue.queueUrl,
@@ -96,7 +97,7 @@ export class RelayStack extends Stack {
       new RelayFunction(this, spec.name, {
         namePrefix: this.stackName,
         spec,
-        environment,
+        environment: environmentOf(spec, values),
         timeout,
         memorySize: MEMORY_MB,
         logRetention,
@@ -157,6 +158,12 @@ export class RelayStack extends Stack {
   private output(key: string, value: string, description: string): void {
     new CfnOutput(this, key, { value, description });
   }
+}
+
+/** The subset of `values` that this function's environment schema reads. */
+export function environmentOf(spec: FunctionSpec, values: FunctionEnvironment): FunctionEnvironment {
+  const wanted = new Set(variablesOf(spec.name));
+  return Object.fromEntries(Object.entries(values).filter(([variable]) => wanted.has(variable)));
 }
 
 function requireValue(value: string | undefined, name: string): string {

@@ -1,7 +1,7 @@
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { z } from 'zod';
-import { configSchema } from '../lambdas/config.js';
+import { settingSchemas } from '../lambdas/config.js';
 
 /**
  * Every context value the stack reads (`-c key=value` or cdk.json), validated in one place. Values from the
@@ -54,9 +54,9 @@ export const contextSchema = z
     /** Comma-separated allowed Origin values for $connect (empty: any origin). */
     originAllowList: optional(z.string()),
     /** The functions' own settings reuse the function config schema, so the stack cannot accept what they reject. */
-    logLevel: unsetOr(configSchema.shape.LOG_LEVEL),
-    rateLimitPerSecond: unsetOr(configSchema.shape.RATE_LIMIT_PER_SECOND),
-    rateLimitBurst: unsetOr(configSchema.shape.RATE_LIMIT_BURST),
+    logLevel: unsetOr(settingSchemas.LOG_LEVEL),
+    rateLimitPerSecond: unsetOr(settingSchemas.RATE_LIMIT_PER_SECOND),
+    rateLimitBurst: unsetOr(settingSchemas.RATE_LIMIT_BURST),
     tracing: unsetOr(flag.default(false)),
     /**
      * WebSocket access logs need API Gateway's account-level CloudWatch role; set false when the account

@@ -7,6 +7,9 @@ import { connectionsTable, membersTable } from '../deploy/tables.js';
 import { fanoutWorker, routes } from '../deploy/routes.js';
 import { startLocalGateway, type LocalGatewayOptions, type RouteHandler, type RouteTable } from './gateway.js';
 import { resolveRedis, startDynalite, startSqsServer, type RunningService } from './services.js';
+import { lazyServices, Scope, type Route } from '../lambdas/context/lazy.js';
+import type { Services } from '../lambdas/ports.js';
+import { MemoryMessageStore } from './memory-message-store.js';
 import { startSqsPoller } from './sqs-poller.js';
 import { ensureTables } from './tables.js';
 
@@ -31,6 +34,11 @@ export interface LocalBackendOptions {
   visibilityTimeoutSeconds?: number;
   maxReceiveCount?: number;
   onWorkerError?: (error: unknown) => void;
+  /**
+   * Services given to every route instead of being built from the environment (instruments for the bench,
+   * fakes for a fault test). Each route takes the members it uses.
+   */
+  services?: Partial<Services>;
 }
 
 export interface LocalBackend {
@@ -45,23 +53,28 @@ export interface LocalBackend {
   tables: { connections: string; members: string };
   queueUrl: string;
   dlqUrl: string;
-  /** The environment the handlers run with (what a Lambda would get). */
+  /** The environment the handlers are built from (what a Lambda would get); change it, then restart the functions. */
   env: Record<string, string>;
+  /**
+   * Each function by its manifest name, invoked directly as `aws lambda invoke` would: the same handler and
+   * services the gateway and the queue poller call.
+   */
+  functions: Readonly<Record<string, (event: unknown) => Promise<unknown>>>;
+  /** Cold-starts every function, as a redeploy would: each builds its services again, from `env`, on its next event. */
+  restartFunctions(): Promise<void>;
   close(): Promise<void>;
 }
 
-type LambdaHandler = (event: unknown, context?: unknown) => Promise<unknown>;
-
-async function loadHandler(entry: string): Promise<LambdaHandler> {
-  const module: { handler?: unknown } = await import(pathToFileURL(resolve(entry)).href);
-  const handler = module.handler;
-  if (typeof handler !== 'function') throw new TypeError(`${entry} does not export a handler function`);
-  return async (event, context) => {
-    const result: unknown = await handler(event, context);
-    return result;
-  };
+/** A handler module of the manifest: its `route` is built here with the local environment and services. */
+async function loadRoute(entry: string): Promise<Route<object, (event: never) => Promise<unknown>>> {
+  const module: { route?: unknown } = await import(pathToFileURL(resolve(entry)).href);
+  const route = module.route;
+  if (typeof route !== 'object' || route === null || !('build' in route) || !('create' in route)) {
+    throw new TypeError(`${entry} does not export a route`);
+  }
+  // Each module types its own route; here they are all driven the same way: build(env, scope, given) → create.
+  return route as Route<object, (event: never) => Promise<unknown>>;
 }
-
 /** The worker's answer, checked like Lambda checks a partial batch response. */
 function batchResponse(value: unknown): SQSBatchResponse {
   if (typeof value !== 'object' || value === null || !('batchItemFailures' in value) || !Array.isArray(value.batchItemFailures)) {
@@ -79,7 +92,8 @@ function batchResponse(value: unknown): SQSBatchResponse {
 /**
  * The whole backend on one machine: dynalite, a local SQS server feeding the fan-out worker, Redis (or its
  * twin), and the API Gateway emulator running the real handler modules from the same route table the stack
- * uses. Handlers read their config from process.env, so one backend runs per process.
+ * uses. Each route's services are built from this backend's own environment (never process.env), so several
+ * backends can run in one process.
  */
 export async function startLocalBackend(options: LocalBackendOptions = {}): Promise<LocalBackend> {
   const stage = options.stage ?? 'local';
@@ -122,11 +136,8 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
     const queueUrl = queue.QueueUrl ?? '';
     const queueAttributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
 
+    // The gateway's routes are set once its Management endpoint (the handlers' CALLBACK_URL) is known.
     const routeTable: RouteTable = {};
-    for (const route of routes) {
-      const handler: RouteHandler = await loadHandler(route.entry);
-      routeTable[route.routeKey] = { handler, twoWay: route.twoWay };
-    }
     const gateway = await startLocalGateway({
       port: options.port ?? 0,
       host: options.host ?? '127.0.0.1',
@@ -148,14 +159,39 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'local',
       AWS_SECRET_ACCESS_KEY: 'local',
-      LOCAL_MODE: 'true',
       ...options.env,
     };
-    // The handlers build their context from the environment on their first event, as in Lambda.
-    Object.assign(process.env, env);
+    // One scope owns every client the routes open; each route builds its services lazily on its first event.
+    // A restart is a fresh set of containers: new sources over a new scope, the old one closed.
+    let scope = new Scope();
+    started.push({ stop: () => scope.close() });
+    const renewals: (() => void)[] = [];
+    const given: Partial<Services> = {
+      ...(redis.kind === 'memory'
+        ? { store: new MemoryMessageStore({ retentionSeconds: 7 * 24 * 3600, maxPendingPerDevice: 10_000 }, { now: () => Date.now() }) }
+        : {}),
+      ...options.services,
+    };
+    const handlerOf = async (entry: string) => {
+      const route = await loadRoute(entry);
+      const fresh = () => lazyServices(() => route.build(env, scope, given));
+      let source = fresh();
+      renewals.push(() => {
+        source = fresh();
+      });
+      return route.create(() => source());
+    };
+    const functions: Record<string, (event: unknown) => Promise<unknown>> = {};
+    for (const route of routes) {
+      const handler = await handlerOf(route.entry);
+      const call: RouteHandler = (event) => handler(event as never);
+      routeTable[route.routeKey] = { handler: call, twoWay: route.twoWay };
+      functions[route.name] = (event) => handler(event as never);
+    }
 
-    const workerHandler = await loadHandler(fanoutWorker.entry);
-    const worker = async (event: SQSEvent) => batchResponse(await workerHandler(event));
+    const workerHandler = await handlerOf(fanoutWorker.entry);
+    functions[fanoutWorker.name] = (event) => workerHandler(event as never);
+    const worker = async (event: SQSEvent) => batchResponse(await workerHandler(event as never));
     const poller = startSqsPoller(
       sqs,
       queueUrl,
@@ -184,13 +220,15 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
       queueUrl,
       dlqUrl,
       env,
+      functions,
+      restartFunctions: async () => {
+        const previous = scope;
+        scope = new Scope();
+        for (const renew of renewals) renew();
+        await previous.close();
+      },
       close: async () => {
-        const { resetContext } = await import('../lambdas/context.js');
-        const poller = started.pop();
-        await poller?.stop();
-        const gatewayService = started.pop();
-        await gatewayService?.stop();
-        await resetContext();
+        // The poller and the gateway call handlers: stop them first, then the clients and the servers.
         await stopAll();
       },
     };

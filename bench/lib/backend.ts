@@ -6,6 +6,22 @@ import { appKeysFrom } from '../../lambdas/secret.js';
 import { startLocalBackend, type LocalBackend, type LocalBackendOptions } from '../../local/backend.js';
 import { signToken } from '../../local/tokens.js';
 import { sleep } from './limit.js';
+import { createLog } from '../../lambdas/adapters/log.js';
+import { loadConfig, type ConfigOf } from '../../lambdas/config.js';
+import { documentClient } from '../../lambdas/context/dynamo.js';
+import { Scope } from '../../lambdas/context/lazy.js';
+import { postersFor } from '../../lambdas/context/posters.js';
+import { messageStore } from '../../lambdas/context/redis.js';
+import { systemClock } from '../../lambdas/context/settings.js';
+import type { Log, MessageStore } from '../../lambdas/ports.js';
+import { MemoryMessageStore } from '../../local/memory-message-store.js';
+import { benchSeams } from './whatif.js';
+
+/** The store the routes would use: the backend's Redis, or the in-memory store when it has none. */
+async function messageStoreOf(backend: LocalBackend, config: ConfigOf<'sendMessage'>, scope: Scope, log: Log): Promise<MessageStore> {
+  if (backend.redisKind === 'memory') return new MemoryMessageStore({ retentionSeconds: config.RETENTION_SECONDS, maxPendingPerDevice: config.MAX_PENDING_PER_DEVICE }, systemClock);
+  return await messageStore(config, scope, backend.env, log);
+}
 
 /** The handlers' environment for benchmarks: quiet logs, and a rate limit no benchmark frame should meet. */
 export const BENCH_ENV: Readonly<Record<string, string>> = {
@@ -19,6 +35,8 @@ export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local
 /** The local backend (real handlers behind the gateway emulator) plus what the benchmarks need around it. */
 export class BenchBackend {
   readonly db: DynamoDBDocumentClient;
+  /** What the bench's own adapters opened. */
+  private readonly scope = new Scope();
   readonly registry: DynamoConnectionRegistry;
   private readonly jwtSecret: Uint8Array;
 
@@ -30,9 +48,25 @@ export class BenchBackend {
     this.jwtSecret = appKeysFrom(backend.env.APP_SECRET_JSON ?? '').jwtSecret;
   }
 
+  /**
+   * Starts the local backend with the bench's seams given to every route (registry, store and posters are
+   * delegates: see lib/whatif.ts), then installs behind them the real adapters, built as the routes build them.
+   */
   static async start(options: LocalBackendOptions = {}): Promise<BenchBackend> {
-    const backend = await startLocalBackend({ ...options, env: { ...BENCH_ENV, ...options.env } });
-    return new BenchBackend(backend);
+    const backend = await startLocalBackend({
+      ...options,
+      env: { ...BENCH_ENV, ...options.env },
+      services: { ...benchSeams.services, ...options.services },
+    });
+    const bench = new BenchBackend(backend);
+    const config = loadConfig('sendMessage', backend.env);
+    const log = createLog(config.LOG_LEVEL);
+    benchSeams.install({
+      registry: new DynamoConnectionRegistry(documentClient(config, bench.scope, backend.env), config.CONNECTIONS_TABLE, systemClock),
+      store: await messageStoreOf(backend, config, bench.scope, log),
+      posterFor: postersFor(config, bench.scope, backend.env, log),
+    });
+    return bench;
   }
 
   /** Adds members with BatchWriteItem (25 a request); unprocessed items are retried a bounded number of times. */
@@ -70,6 +104,7 @@ export class BenchBackend {
   async close(): Promise<void> {
     this.db.destroy();
     await this.backend.close();
+    await this.scope.close();
   }
 }
 

@@ -2,6 +2,7 @@ import type { ProfileSummary } from './profile.js';
 import type { Throughput } from './throughput.js';
 import type { BenchResults } from './results.js';
 import { dollars, kB, ratio, table } from './table.js';
+import { DOCUMENT_CLIENT } from '../scenarios/coldstart.js';
 
 const pct = (share: number) => `${(share * 100).toFixed(1)}%`;
 
@@ -109,10 +110,13 @@ export function renderReport(r: BenchResults): string {
   const c = r.cold;
   if (c !== undefined) {
     out.push('', `## Cold start (fresh \`node\` per sample, NODE_OPTIONS=${c.nodeOptions}, esbuild target ${c.target}${c.target === c.stackTarget ? ' as the stack' : ` (the stack uses ${c.stackTarget})`}, Node ${c.node})`, '');
-    out.push(`Floor (empty handler, same banner and settings): import ${c.floor.loadMs} ms + first call ${c.floor.firstMs} ms = ${c.floor.totalMs} ms.`, '');
+    out.push(`Floor (empty handler, same banner and settings): import ${c.floor.loadMs} ms + first call ${c.floor.firstMs} ms = ${c.floor.totalMs} ms.`);
+    const reference = c.dependencies.find((d) => d.name === DOCUMENT_CLIENT);
+    if (reference !== undefined) out.push(`Reference (the DynamoDB document client alone, bundled and timed the same way): ${reference.totalMs} ms.`);
+    out.push('');
     out.push(
       table(
-        ['handler', 'bundle', 'gzip', 'import ms', 'first call ms', 'total ms', 'p90 ms', 'over floor ms', 'samples', 'top contributors'],
+        ['handler', 'bundle', 'gzip', 'import ms', 'first call ms', 'total ms', 'p90 ms', 'over floor ms', '÷ document client', 'samples', 'top contributors'],
         c.rows.map((row) => [
           row.name,
           kB(row.bytes),
@@ -122,6 +126,7 @@ export function renderReport(r: BenchResults): string {
           row.totalMs,
           row.totalP90Ms,
           row.overFloorMs,
+          `${row.overDocumentClient}×`,
           `${row.samples}${row.failures > 0 ? ` (${row.failures} failed)` : ''}`,
           row.top.slice(0, 4).map((p) => `${p.name} ${kB(p.bytes)}`).join(', '),
         ]),
@@ -133,7 +138,7 @@ export function renderReport(r: BenchResults): string {
     }
     if (c.dependencies.length > 0) {
       out.push('', 'Import cost of each dependency alone, bundled like the stack:', '');
-      out.push(table(['dependency', 'bundle', 'import ms', 'over floor ms'], c.dependencies.map((d) => [d.name, kB(d.bytes), d.loadMs, d.overFloorMs])));
+      out.push(table(['dependency', 'bundle', 'import ms', 'import + call ms', 'over floor ms'], c.dependencies.map((d) => [d.name, kB(d.bytes), d.loadMs, d.totalMs, d.overFloorMs])));
     }
     for (const p of c.profiles) {
       out.push('', `CPU profile of one cold ${p.name} sample (import + first call, mapped through the source map, ${(p.summary.totalMs).toFixed(0)} ms sampled):`, '');

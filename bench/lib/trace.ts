@@ -1,7 +1,6 @@
-import type { AppContext } from '../../lambdas/context.js';
 import type { ConnectionPoster, ConnectionRegistry, MessageStore } from '../../lambdas/ports.js';
 import { now } from './limit.js';
-import type { Patch } from './whatif.js';
+import type { Patch, Seamed } from './whatif.js';
 
 export interface Span {
   name: 'registry.get' | 'registry.query' | 'store.admit' | 'store.append' | 'post';
@@ -21,7 +20,7 @@ export function tracingPatch(spans: Span[]): Patch {
   };
   return {
     name: 'trace',
-    apply: (context: AppContext, counter) => {
+    apply: (context: Seamed, counter) => {
       const registry: ConnectionRegistry = context.registry;
       const store: MessageStore = context.store;
       const posterFor = context.posterFor;

@@ -1,17 +1,76 @@
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent } from 'node:http';
-import { getContext, type AppContext } from '../../lambdas/context.js';
-import type { ConnectionPoster, ConnectionRecord } from '../../lambdas/ports.js';
+import type { ConnectionPoster, ConnectionRecord, ConnectionRegistry, MessageStore } from '../../lambdas/ports.js';
+
 import { LOCAL_CREDENTIALS } from './backend.js';
 
+/** The services the bench injects into every route of its local backend (see BenchSeams). */
+export interface Seamed {
+  registry: ConnectionRegistry;
+  store: MessageStore;
+  posterFor(endpoint: string): ConnectionPoster;
+}
+
 /**
- * What-ifs on the real path: this process runs the handlers, so their context (one per container, as in
- * Lambda) can have one service swapped for a prototype while a measurement runs, then put back.
+ * What-ifs on the real path, through the backend's public seam: the bench gives every route these services
+ * (`startLocalBackend({ services })`), each a thin delegate to the implementation installed now — the real
+ * adapters, or a prototype while one measurement runs. Nothing inside the handlers is patched.
  */
+export class BenchSeams {
+  private current: Seamed | undefined;
+  private readonly base: { value: Seamed | undefined } = { value: undefined };
+
+  /** The delegates to hand to the backend: they call whatever is installed when the handler calls them. */
+  readonly services: Seamed = {
+    registry: {
+      register: (record) => this.now().registry.register(record),
+      get: (id) => this.now().registry.get(id),
+      listByConversation: (id) => this.now().registry.listByConversation(id),
+      remove: (id) => this.now().registry.remove(id),
+    },
+    store: {
+      admit: (c, l) => this.now().store.admit(c, l),
+      registerDevice: (c, d) => this.now().store.registerDevice(c, d),
+      forgetUser: (c, u) => this.now().store.forgetUser(c, u),
+      append: (m, l) => this.now().store.append(m, l),
+      ack: (c, d, ids, l) => this.now().store.ack(c, d, ids, l),
+      pending: (c, d, page, l) => this.now().store.pending(c, d, page, l),
+      load: (c, id) => this.now().store.load(c, id),
+    },
+    posterFor: (endpoint) => this.now().posterFor(endpoint),
+  };
+
+  /** The real adapters (built by the bench with the backend's endpoints, exactly as the routes would). */
+  install(real: Seamed): void {
+    this.base.value = real;
+    this.current = real;
+  }
+
+  /** Runs `work` with `patch` in place of the real services; reports whether the handlers really used it. */
+  async with<T>(patch: Patch, work: () => Promise<T>): Promise<{ result: T; applied: boolean }> {
+    const real = this.now();
+    const counter = { hits: 0 };
+    this.current = { ...real, ...patch.apply(real, counter) };
+    try {
+      return { result: await work(), applied: counter.hits > 0 };
+    } finally {
+      this.current = real;
+    }
+  }
+
+  private now(): Seamed {
+    if (this.current === undefined) throw new TypeError('the bench installed no services before the first event');
+    return this.current;
+  }
+}
+
+/** The bench backend's seams (one bench backend runs per process). */
+export const benchSeams = new BenchSeams();
+
 export interface Patch {
   name: string;
-  apply(context: AppContext, counter: { hits: number }): Partial<AppContext>;
+  apply(services: Seamed, counter: { hits: number }): Partial<Seamed>;
 }
 
 export const SDK_POSTER = 'SDK client poster (before)';
@@ -27,8 +86,8 @@ export function recipientsCache(): Patch {
   const lists = new Map<string, { at: number; list: Promise<ConnectionRecord[]> }>();
   return {
     name: RECIPIENTS_CACHE,
-    apply: (context, counter) => {
-      const registry = context.registry;
+    apply: (services, counter) => {
+      const registry = services.registry;
       return {
         registry: {
           register: (record) => registry.register(record),
@@ -93,7 +152,7 @@ export function patches(maxSockets: number): { list: Patch[]; destroy(): void } 
   };
   const sdk: Patch = {
     name: SDK_POSTER,
-    apply: (_context, counter) => ({
+    apply: (_services, counter) => ({
       posterFor: (endpoint) => {
         counter.hits += 1;
         return posterFor(endpoint);
@@ -109,16 +168,7 @@ export function patches(maxSockets: number): { list: Patch[]; destroy(): void } 
   };
 }
 
-/** Runs `work` with `patch` applied to the handlers' context; reports whether the handlers really used it. */
-export async function withPatch<T>(patch: Patch, work: () => Promise<T>): Promise<{ result: T; applied: boolean }> {
-  const context = await getContext();
-  const original: Partial<AppContext> = { posterFor: context.posterFor, registry: context.registry, store: context.store };
-  const counter = { hits: 0 };
-  Object.assign(context, patch.apply(context, counter));
-  try {
-    const result = await work();
-    return { result, applied: counter.hits > 0 };
-  } finally {
-    Object.assign(context, original);
-  }
+/** Runs `work` with `patch` in place of the bench backend's real services. */
+export function withPatch<T>(patch: Patch, work: () => Promise<T>): Promise<{ result: T; applied: boolean }> {
+  return benchSeams.with(patch, work);
 }

@@ -1,9 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { handler as getUnackedHandler } from '../../lambdas/handlers/get-unacked.js';
-import { handler as sendMessageHandler } from '../../lambdas/handlers/send-message.js';
-import { handler as typingHandler } from '../../lambdas/handlers/typing.js';
 import { connectionsTable } from '../../deploy/tables.js';
 import { MEMORY_MB } from '../../lib/relay-stack.js';
 import { messageEvent, type ConnectionFacts } from '../../local/gateway/events.js';
@@ -21,6 +18,19 @@ import { SocketSet } from '../lib/sockets.js';
 import { median, round } from '../lib/stats.js';
 
 type FrameHandler = (event: unknown) => Promise<{ statusCode: number; body?: string }>;
+
+/** A function of the bench backend, invoked directly (as `aws lambda invoke` would), answering a route response. */
+function invoker(bench: BenchBackend, name: string): FrameHandler {
+  return async (event) => {
+    const invoke = bench.backend.functions[name];
+    if (invoke === undefined) throw new TypeError(`the backend has no function ${name}`);
+    const result: unknown = await invoke(event);
+    if (typeof result !== 'object' || result === null || !('statusCode' in result) || typeof result.statusCode !== 'number') {
+      throw new TypeError(`${name} did not answer a route response`);
+    }
+    return { statusCode: result.statusCode, ...('body' in result && typeof result.body === 'string' ? { body: result.body } : {}) };
+  };
+}
 
 export interface OpsRow {
   route: 'typing' | 'sendMessage';
@@ -121,7 +131,7 @@ export async function runOps(config: BenchConfig, services: ServiceProcess, prog
           typing: (i: number) => event(room, 'typing', i, {}),
           sendMessage: (i: number) => event(room, 'sendMessage', i, { clientMessageId: randomUUID(), body: 'hello, how are you?' }),
         };
-        const handlers: Record<OpsRow['route'], FrameHandler> = { typing: typingHandler, sendMessage: sendMessageHandler };
+        const handlers: Record<OpsRow['route'], FrameHandler> = { typing: invoker(bench, 'typing'), sendMessage: invoker(bench, 'sendMessage') };
         // Warm: the context is built and this connection's binding is known to the container.
         for (const route of ['typing', 'sendMessage'] as const) await handlers[route](frames[route](-1));
         for (const route of ['typing', 'sendMessage'] as const) {
@@ -251,7 +261,7 @@ async function measureGetUnacked(bench: BenchBackend, pending: number, counted: 
   let sent = 0;
   await mapLimit(Array.from({ length: pending }, (_, i) => i), 16, async (i) => {
     const body = JSON.stringify({ action: 'sendMessage', conversationId, clientMessageId: `p-${i}`, body: `pending message ${i}` });
-    await sendMessageHandler(messageEvent(writerFacts, 'sendMessage', `seed-${i}`, `seed-${i}`, Date.now(), body));
+    await invoker(bench, 'sendMessage')(messageEvent(writerFacts, 'sendMessage', `seed-${i}`, `seed-${i}`, Date.now(), body));
     sent += 1;
     if (sent % 50 === 0) progress.update(sent);
   });
@@ -263,14 +273,14 @@ async function measureGetUnacked(bench: BenchBackend, pending: number, counted: 
   const page = (afterSeq: number | undefined, i: number) =>
     messageEvent(readerFacts, 'getUnacked', `unacked-${i}`, `unacked-${i}`, Date.now(), JSON.stringify({ action: 'getUnacked', conversationId, limit: 100, ...(afterSeq === undefined ? {} : { afterSeq }) }));
   try {
-    const first = await counted(() => getUnackedHandler(page(undefined, 0)));
+    const first = await counted(() => invoker(bench, 'getUnacked')(page(undefined, 0)));
     const answer = parseUnacked(first.result);
     let pages = 1;
     let roundTrips = first.redis.roundTrips;
     let last = answer;
     // Bounded: at most one page per 100 pending messages, plus one.
     while (last.hasMore && pages <= pending / 100 + 1) {
-      const next = await counted(() => getUnackedHandler(page(last.lastSeq, pages)));
+      const next = await counted(() => invoker(bench, 'getUnacked')(page(last.lastSeq, pages)));
       last = parseUnacked(next.result);
       pages += 1;
       roundTrips += next.redis.roundTrips;

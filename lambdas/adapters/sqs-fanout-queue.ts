@@ -1,13 +1,10 @@
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { UnavailableError } from '../errors.js';
+import { FanoutRejectedError, UnavailableError } from '../errors.js';
 import type { FanoutJob, FanoutQueue } from '../ports.js';
 import { callAws } from './aws-errors.js';
 
 const SQS_BATCH = 10;
 
-export class FanoutRejectedError extends Error {
-  override readonly name = 'FanoutRejectedError';
-}
 
 /** Hands fan-out batches to the worker through SQS; entries SQS refuses are retried once, then reported. */
 export class SqsFanoutQueue implements FanoutQueue {

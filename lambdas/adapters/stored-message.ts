@@ -1,3 +1,4 @@
+import { CorruptRecordError } from '../errors.js';
 import type { Device, StoredMessage } from '../ports.js';
 
 /** How a message and a device are written in the message store (shared by the Redis adapter and its twin). */
@@ -16,9 +17,6 @@ export function encodeStoredMessage(message: StoredMessage): string {
   return JSON.stringify({ messageId, senderId, senderDevice, clientMessageId, sentAt, sealed });
 }
 
-export class CorruptMessageError extends Error {
-  override readonly name = 'CorruptMessageError';
-}
 
 /** Parses "<seq>\n<json>" as stored by `append`. */
 export function decodeStoredMessage(conversationId: string, value: string): StoredMessage {
@@ -28,10 +26,10 @@ export function decodeStoredMessage(conversationId: string, value: string): Stor
   try {
     fields = JSON.parse(value.slice(newline + 1));
   } catch (error) {
-    throw new CorruptMessageError('stored message is not JSON', { cause: error });
+    throw new CorruptRecordError('stored message is not JSON', { cause: error });
   }
   if (newline < 1 || !Number.isSafeInteger(seq) || typeof fields !== 'object' || fields === null) {
-    throw new CorruptMessageError('stored message has no seq');
+    throw new CorruptRecordError('stored message has no seq');
   }
   const record = fields as Record<string, unknown>;
   const { messageId, senderId, senderDevice, clientMessageId, sentAt, sealed } = record;
@@ -43,7 +41,7 @@ export function decodeStoredMessage(conversationId: string, value: string): Stor
     typeof sentAt !== 'number' ||
     typeof sealed !== 'string'
   ) {
-    throw new CorruptMessageError('stored message is missing fields');
+    throw new CorruptRecordError('stored message is missing fields');
   }
   return { conversationId, messageId, seq, senderId, senderDevice, clientMessageId, sentAt, sealed };
 }

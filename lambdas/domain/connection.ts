@@ -1,8 +1,10 @@
-import { ForbiddenError, HandshakeError, UnavailableError } from '../errors.js';
-import type { Binding, ConnectionRecord } from '../ports.js';
+import { ForbiddenError, HandshakeError, errorSummary, handshakeRefusalFor } from '../errors.js';
+import type { Binding, ConnectionRecord, Services } from '../ports.js';
 import { connectParamsSchema } from '../protocol.js';
-import { errorSummary } from './delivery.js';
-import type { Services } from './services.js';
+
+export type OpenConnectionServices = Pick<Services, 'handshake' | 'auth' | 'members' | 'store' | 'registry' | 'clock'> & {
+  store: Pick<Services['store'], 'registerDevice'>;
+};
 
 export interface ConnectRequest {
   connectionId: string;
@@ -14,8 +16,8 @@ export interface ConnectRequest {
  * $connect: origin, parameters, token, membership — in that order, writing nothing until all pass. Then the
  * device becomes a member device of the conversation and the connection is registered.
  */
-export async function openConnection(services: Services, request: ConnectRequest): Promise<ConnectionRecord> {
-  const allowed = services.settings.originAllowList;
+export async function openConnection(services: OpenConnectionServices, request: ConnectRequest): Promise<ConnectionRecord> {
+  const allowed = services.handshake.originAllowList;
   if (allowed.length > 0 && (request.origin === undefined || !allowed.includes(request.origin))) {
     throw new HandshakeError(403, 'origin not allowed');
   }
@@ -45,7 +47,7 @@ export async function openConnection(services: Services, request: ConnectRequest
       deviceId: clientId,
       conversationId,
       connectedAt: now,
-      expiresAt: Math.floor(now / 1000) + services.settings.connectionTtlSeconds,
+      expiresAt: Math.floor(now / 1000) + services.handshake.connectionTtlSeconds,
     };
     // Device first: if registering the connection then fails, a spare member device is harmless;
     // the reverse would be a live connection whose device misses pending messages.
@@ -53,14 +55,12 @@ export async function openConnection(services: Services, request: ConnectRequest
     await services.registry.register(record);
     return record;
   } catch (error) {
-    if (error instanceof HandshakeError) throw error;
-    if (error instanceof UnavailableError) throw new HandshakeError(503, 'service unavailable, retry later', { cause: error });
-    throw new HandshakeError(500, 'internal error', { cause: error });
+    throw handshakeRefusalFor(error);
   }
 }
 
 /** $disconnect: forget the connection. Never throws: there is nobody to answer. */
-export async function closeConnection(services: Services, connectionId: string): Promise<void> {
+export async function closeConnection(services: Pick<Services, 'registry' | 'log'>, connectionId: string): Promise<void> {
   try {
     await services.registry.remove(connectionId);
   } catch (error) {
@@ -72,7 +72,7 @@ export async function closeConnection(services: Services, connectionId: string):
  * The binding of the connection that sent a frame, checked against the frame's conversation. A connection
  * that is not registered (never connected through $connect, or expired) is refused.
  */
-export async function bindingFor(services: Services, connectionId: string, conversationId: string): Promise<Binding> {
+export async function bindingFor(services: { registry: Pick<Services['registry'], 'get'> }, connectionId: string, conversationId: string): Promise<Binding> {
   const record = await services.registry.get(connectionId);
   if (record === undefined) throw new ForbiddenError('this connection is not registered; reconnect');
   if (record.conversationId !== conversationId) {

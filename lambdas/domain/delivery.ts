@@ -1,6 +1,12 @@
-import type { ConnectionRecord, FanoutJob } from '../ports.js';
-import { messageFrameOf } from './frames.js';
-import type { Services } from './services.js';
+import { errorSummary } from '../errors.js';
+import type { ConnectionRecord, FanoutJob, Services } from '../ports.js';
+import { messageFrameOf } from './message-frames.js';
+
+/** What posting needs: the poster, and the registry to prune gone connections. */
+export type PostingServices = Pick<Services, 'posterFor' | 'log'> & { registry: Pick<Services['registry'], 'remove'> };
+/** What live delivery needs: posting, and the queue for large fan-outs. */
+export type DeliveryServices = PostingServices & Pick<Services, 'delivery' | 'fanout'>;
+export type FanoutJobServices = PostingServices & Pick<Services, 'sealer'> & { delivery: Pick<Services['delivery'], 'postConcurrency'>; store: Pick<Services['store'], 'load'> };
 
 export interface DeliveryReport {
   delivered: number;
@@ -19,18 +25,18 @@ export type Delivery =
  * for the SQS worker. Delivery never clears what is pending: only `ack` does, so a failure here loses nothing.
  */
 export async function deliver(
-  services: Services,
+  services: DeliveryServices,
   endpoint: string,
   delivery: Delivery,
   recipients: readonly ConnectionRecord[],
 ): Promise<DeliveryReport> {
   const connectionIds = recipients.map((r) => r.connectionId);
-  if (connectionIds.length <= services.settings.fanoutThreshold) {
+  if (connectionIds.length <= services.delivery.fanoutThreshold) {
     return { ...(await postAll(services, endpoint, delivery.frame, connectionIds)), queued: 0 };
   }
   const jobs: FanoutJob[] = [];
-  for (let start = 0; start < connectionIds.length; start += services.settings.fanoutBatchSize) {
-    const batch = connectionIds.slice(start, start + services.settings.fanoutBatchSize);
+  for (let start = 0; start < connectionIds.length; start += services.delivery.fanoutBatchSize) {
+    const batch = connectionIds.slice(start, start + services.delivery.fanoutBatchSize);
     jobs.push(
       delivery.kind === 'message'
         ? { kind: 'message', endpoint, conversationId: delivery.conversationId, messageId: delivery.messageId, connectionIds: batch }
@@ -43,7 +49,7 @@ export async function deliver(
 
 /** Posts one frame to many connections with bounded concurrency; a gone connection's row is removed. */
 export async function postAll(
-  services: Services,
+  services: PostingServices & { delivery: Pick<Services['delivery'], 'postConcurrency'> },
   endpoint: string,
   frame: string,
   connectionIds: readonly string[],
@@ -61,12 +67,12 @@ export async function postAll(
       if (outcome === 'gone') await prune(services, connectionId);
     }
   };
-  const workers = Math.min(services.settings.postConcurrency, connectionIds.length);
+  const workers = Math.min(services.delivery.postConcurrency, connectionIds.length);
   await Promise.all(Array.from({ length: workers }, worker));
   return report;
 }
 
-async function prune(services: Services, connectionId: string): Promise<void> {
+async function prune(services: PostingServices, connectionId: string): Promise<void> {
   try {
     await services.registry.remove(connectionId);
     services.log.info('pruned gone connection', { connectionId });
@@ -76,7 +82,7 @@ async function prune(services: Services, connectionId: string): Promise<void> {
 }
 
 /** Runs one batch from the fan-out queue. Throws only when the batch should be retried (store unavailable). */
-export async function runFanoutJob(services: Services, job: FanoutJob): Promise<DeliveryReport> {
+export async function runFanoutJob(services: FanoutJobServices, job: FanoutJob): Promise<DeliveryReport> {
   if (job.kind === 'frame') return { ...(await postAll(services, job.endpoint, job.frame, job.connectionIds)), queued: 0 };
   const stored = await services.store.load(job.conversationId, job.messageId);
   if (stored === undefined) {
@@ -86,9 +92,4 @@ export async function runFanoutJob(services: Services, job: FanoutJob): Promise<
   }
   const frame = JSON.stringify(messageFrameOf(services, stored));
   return { ...(await postAll(services, job.endpoint, frame, job.connectionIds)), queued: 0 };
-}
-
-/** An error's name and message for logs (our messages never carry bodies or tokens). */
-export function errorSummary(error: unknown): { name: string; message: string } {
-  return error instanceof Error ? { name: error.name, message: error.message } : { name: 'unknown', message: String(error) };
 }

@@ -1,12 +1,12 @@
 import { ForbiddenError, PayloadTooLargeError, RateLimitedError, UnavailableError } from '../errors.js';
-import type { Binding, ConnectionRecord, RateLimit, StoredMessage } from '../ports.js';
+import type { Binding, ConnectionRecord, RateLimit, Services, StoredMessage } from '../ports.js';
 import {
   MAX_ANSWER_BYTES,
   frameBytes,
   type AckFrame,
   type AckedFrame,
   type GetUnackedFrame,
-  type MessageBody,
+  type MessageData,
   type MessageFrame,
   type SendMessageFrame,
   type SentFrame,
@@ -14,20 +14,27 @@ import {
   type TypingFrame,
   type UnackedFrame,
 } from '../protocol.js';
-import { deliver, errorSummary } from './delivery.js';
-import { messageBodyOf } from './frames.js';
-import type { Services } from './services.js';
+import { errorSummary } from '../errors.js';
+import { deliver, type DeliveryServices } from './delivery.js';
+import { messageDataOf } from './message-frames.js';
 
-function rateLimit(services: Services, binding: Binding): RateLimit {
+export type TypingServices = DeliveryServices &
+  Pick<Services, 'limits' | 'clock' | 'registry'> & { store: Pick<Services['store'], 'admit'> };
+export type SendMessageServices = DeliveryServices &
+  Pick<Services, 'limits' | 'clock' | 'registry' | 'sealer' | 'newMessageId'> & { store: Pick<Services['store'], 'append'> };
+export type AckServices = Pick<Services, 'limits'> & { store: Pick<Services['store'], 'ack'> };
+export type GetUnackedServices = Pick<Services, 'limits' | 'sealer'> & { store: Pick<Services['store'], 'pending'> };
+
+function rateLimit(services: Pick<Services, 'limits'>, binding: Binding): RateLimit {
   return {
     connectionId: binding.connectionId,
-    perSecond: services.settings.ratePerSecond,
-    burst: services.settings.rateBurst,
+    perSecond: services.limits.ratePerSecond,
+    burst: services.limits.rateBurst,
   };
 }
 
 /** `typing`: broadcast to every other user's connections. Works without the message store (fails open). */
-export async function typing(services: Services, binding: Binding, frame: TypingFrame, endpoint: string): Promise<void> {
+export async function typing(services: TypingServices, binding: Binding, frame: TypingFrame, endpoint: string): Promise<void> {
   if (frame.userId !== undefined && frame.userId !== binding.userId) {
     throw new ForbiddenError('userId does not match this connection');
   }
@@ -56,7 +63,7 @@ export async function typing(services: Services, binding: Binding, frame: Typing
  * device but the sender's, then deliver live. `sent` is answered only once the message is stored.
  */
 export async function sendMessage(
-  services: Services,
+  services: SendMessageServices,
   binding: Binding,
   frame: SendMessageFrame,
   endpoint: string,
@@ -140,7 +147,7 @@ export async function sendMessage(
  * A store that timed out may still have stored the message (the script was already sent), so `unavailable`
  * never claims it was not: it tells the client to resend the same clientMessageId, which is never stored twice.
  */
-async function appendOrExplain(services: Services, message: StoredMessage, limit: RateLimit) {
+async function appendOrExplain(services: Pick<SendMessageServices, 'store'>, message: StoredMessage, limit: RateLimit) {
   try {
     return await services.store.append(message, limit);
   } catch (error) {
@@ -158,7 +165,7 @@ function isSendingDevice(connection: ConnectionRecord, binding: Binding): boolea
 }
 
 /** `ack`: this device no longer needs these messages. Idempotent; unknown ids are ignored. */
-export async function ack(services: Services, binding: Binding, frame: AckFrame): Promise<AckedFrame> {
+export async function ack(services: AckServices, binding: Binding, frame: AckFrame): Promise<AckedFrame> {
   const outcome = await services.store.ack(
     binding.conversationId,
     { userId: binding.userId, deviceId: binding.deviceId },
@@ -170,7 +177,7 @@ export async function ack(services: Services, binding: Binding, frame: AckFrame)
 }
 
 /** `getUnacked`: this device's pending messages in seq order, paged by count and by API Gateway's size limit. */
-export async function getUnacked(services: Services, binding: Binding, frame: GetUnackedFrame): Promise<UnackedFrame> {
+export async function getUnacked(services: GetUnackedServices, binding: Binding, frame: GetUnackedFrame): Promise<UnackedFrame> {
   const result = await services.store.pending(
     binding.conversationId,
     { userId: binding.userId, deviceId: binding.deviceId },
@@ -181,9 +188,9 @@ export async function getUnacked(services: Services, binding: Binding, frame: Ge
   if (result.status === 'rate_limited') throw new RateLimitedError();
   const answer: UnackedFrame = { type: 'unacked', conversationId: binding.conversationId, messages: [], hasMore: result.hasMore };
   let bytes = frameBytes({ ...answer, hasMore: false });
-  const messages: MessageBody[] = [];
+  const messages: MessageData[] = [];
   for (const stored of result.messages) {
-    const body = messageBodyOf(services, stored);
+    const body = messageDataOf(services, stored);
     const size = Buffer.byteLength(JSON.stringify(body), 'utf8') + 1;
     if (bytes + size > MAX_ANSWER_BYTES) {
       answer.hasMore = true;

@@ -1,48 +1,78 @@
-import { bootLog } from '../adapters/log.js';
-import { getContext } from '../context.js';
-import { errorSummary } from '../domain/delivery.js';
-import { openConnection } from '../domain/connection.js';
-import { HandshakeError } from '../errors.js';
-import { header, parseGatewayEvent, type RouteResponse } from '../gateway-event.js';
+import { DynamoMembershipStore } from '../adapters/dynamo-members.js';
+import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
+import { bootLog, createLog } from '../adapters/log.js';
+import { TokenVerifier } from '../auth.js';
+import { loadConfig } from '../config.js';
+import { documentClient } from '../context/dynamo.js';
+import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { messageStore } from '../context/redis.js';
+import { readAppKeys } from '../context/secrets.js';
+import { handshakeSettings, systemClock } from '../context/settings.js';
+import { openConnection, type OpenConnectionServices } from '../domain/connection.js';
+import { HandshakeError, causeSummary, errorSummary, handshakeRefusalFor } from '../errors.js';
+import { header, parseProxyEvent, type RouteResponse } from '../proxy-event.js';
+import type { Log } from '../ports.js';
+
+export type ConnectServices = OpenConnectionServices & { log: Log };
 
 /**
  * Route `$connect`: parameters, token and membership decide; a refusal (400/401/403) writes nothing and the
  * status goes back on the handshake, so the socket never opens.
  */
-export async function handler(event: unknown): Promise<RouteResponse> {
-  const parsed = parseGatewayEvent(event);
-  if (parsed === undefined) return refuse(new HandshakeError(400, 'malformed connect event'));
-  const { connectionId, requestId } = parsed.requestContext;
-  let context;
-  try {
-    context = await getContext();
-  } catch (error) {
-    bootLog.error('context build failed', { route: '$connect', requestId, error: errorSummary(error) });
-    return refuse(new HandshakeError(503, 'service unavailable, retry later'));
-  }
-  try {
-    const record = await openConnection(context, {
-      connectionId,
-      query: parsed.queryStringParameters ?? {},
-      origin: header(parsed, 'origin'),
-    });
-    context.log.info('connected', {
-      connectionId,
-      requestId,
-      userId: record.userId,
-      deviceId: record.deviceId,
-      conversationId: record.conversationId,
-    });
-    return { statusCode: 200 };
-  } catch (error) {
-    const refusal = error instanceof HandshakeError ? error : new HandshakeError(500, 'internal error', { cause: error });
-    const fields = { connectionId, requestId, status: refusal.statusCode, reason: refusal.message, cause: refusal.cause === undefined ? undefined : errorSummary(refusal.cause) };
-    if (refusal.statusCode >= 500) context.log.error('connect failed', fields);
-    else context.log.info('connect refused', fields);
-    return refuse(refusal);
-  }
-}
+export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResponse>> = {
+  async build(env, scope, given = {}) {
+    const config = loadConfig('connect', env);
+    const log = given.log ?? createLog(config.LOG_LEVEL);
+    const db = once(() => documentClient(config, scope, env));
+    const auth =
+      given.auth ??
+      new TokenVerifier({
+        hmacSecret: (await readAppKeys(config, env)).jwtSecret,
+        jwksUrl: config.JWT_JWKS_URL,
+        issuer: config.JWT_ISSUER,
+        audience: config.JWT_AUDIENCE,
+      });
+    return {
+      log,
+      auth,
+      handshake: given.handshake ?? handshakeSettings(config),
+      clock: given.clock ?? systemClock,
+      registry: given.registry ?? new DynamoConnectionRegistry(db(), config.CONNECTIONS_TABLE, systemClock),
+      members: given.members ?? new DynamoMembershipStore(db(), config.MEMBERS_TABLE),
+      store: given.store ?? (await messageStore(config, scope, env, log)),
+    };
+  },
+  create: (services: ServiceSource<ConnectServices>) => async (event) => {
+    const parsed = parseProxyEvent(event);
+    if (parsed === undefined) return refuse(new HandshakeError(400, 'malformed connect event'));
+    const { connectionId, requestId } = parsed.requestContext;
+    let built: ConnectServices;
+    try {
+      built = await services();
+    } catch (error) {
+      bootLog.error('services build failed', { route: '$connect', requestId, error: errorSummary(error), cause: causeSummary(error) });
+      return refuse(handshakeRefusalFor(error));
+    }
+    try {
+      const record = await openConnection(built, {
+        connectionId,
+        query: parsed.queryStringParameters ?? {},
+        origin: header(parsed, 'origin'),
+      });
+      built.log.info('connected', { connectionId, requestId, userId: record.userId, deviceId: record.deviceId, conversationId: record.conversationId });
+      return { statusCode: 200 };
+    } catch (error) {
+      const refusal = handshakeRefusalFor(error);
+      const fields = { connectionId, requestId, status: refusal.statusCode, reason: refusal.message, cause: causeSummary(refusal) };
+      if (refusal.statusCode >= 500) built.log.error('connect failed', fields);
+      else built.log.info('connect refused', fields);
+      return refuse(refusal);
+    }
+  },
+};
 
 function refuse(error: HandshakeError): RouteResponse {
   return { statusCode: error.statusCode, body: error.message };
 }
+
+export const handler = lambdaHandler(route);

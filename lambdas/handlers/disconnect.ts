@@ -1,23 +1,41 @@
-import { bootLog } from '../adapters/log.js';
-import { getContext } from '../context.js';
+import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
+import { bootLog, createLog } from '../adapters/log.js';
+import { loadConfig } from '../config.js';
+import { documentClient } from '../context/dynamo.js';
+import { lambdaHandler, type Route, type ServiceSource } from '../context/lazy.js';
+import { systemClock } from '../context/settings.js';
 import { closeConnection } from '../domain/connection.js';
-import { errorSummary } from '../domain/delivery.js';
-import { parseGatewayEvent, type RouteResponse } from '../gateway-event.js';
+import { errorSummary } from '../errors.js';
+import { parseProxyEvent, type RouteResponse } from '../proxy-event.js';
+import type { Services } from '../ports.js';
+
+export type DisconnectServices = Pick<Services, 'registry' | 'log'>;
 
 /** Route `$disconnect`: remove the connection's row. Best effort: a missed delete expires with the row. */
-export async function handler(event: unknown): Promise<RouteResponse> {
-  const parsed = parseGatewayEvent(event);
-  if (parsed === undefined) {
-    bootLog.warn('malformed disconnect event');
+export const route: Route<DisconnectServices, (event: unknown) => Promise<RouteResponse>> = {
+  async build(env, scope, given = {}) {
+    const config = loadConfig('disconnect', env);
+    return {
+      log: given.log ?? createLog(config.LOG_LEVEL),
+      registry: given.registry ?? new DynamoConnectionRegistry(documentClient(config, scope, env), config.CONNECTIONS_TABLE, systemClock),
+    };
+  },
+  create: (services: ServiceSource<DisconnectServices>) => async (event) => {
+    const parsed = parseProxyEvent(event);
+    if (parsed === undefined) {
+      bootLog.warn('malformed disconnect event');
+      return { statusCode: 200 };
+    }
+    const { connectionId } = parsed.requestContext;
+    try {
+      const built = await services();
+      await closeConnection(built, connectionId);
+      built.log.info('disconnected', { connectionId });
+    } catch (error) {
+      bootLog.error('disconnect failed', { connectionId, error: errorSummary(error) });
+    }
     return { statusCode: 200 };
-  }
-  const { connectionId } = parsed.requestContext;
-  try {
-    const context = await getContext();
-    await closeConnection(context, connectionId);
-    context.log.info('disconnected', { connectionId });
-  } catch (error) {
-    bootLog.error('disconnect failed', { connectionId, error: errorSummary(error) });
-  }
-  return { statusCode: 200 };
-}
+  },
+};
+
+export const handler = lambdaHandler(route);

@@ -2,9 +2,18 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import * as z from 'zod/mini';
 import '../zod.js';
-import { getContext } from '../context.js';
-import { bootLog } from '../adapters/log.js';
-import { errorSummary, runFanoutJob } from '../domain/delivery.js';
+import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
+import { bootLog, createLog } from '../adapters/log.js';
+import { loadConfig } from '../config.js';
+import { documentClient } from '../context/dynamo.js';
+import { lambdaHandler, type Route, type ServiceSource } from '../context/lazy.js';
+import { postersFor } from '../context/posters.js';
+import { messageStore } from '../context/redis.js';
+import { readAppKeys } from '../context/secrets.js';
+import { systemClock } from '../context/settings.js';
+import { runFanoutJob, type FanoutJobServices } from '../domain/delivery.js';
+import { MessageCipher } from '../encryption.js';
+import { PoisonRecordError, errorSummary } from '../errors.js';
 import { conversationIdSchema } from '../protocol.js';
 
 /** API Gateway connection ids are base64-like (`L0SM9cOFvHcCIhw=`); anything else in a job is poison. */
@@ -22,12 +31,6 @@ const fanoutJobSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('frame'), endpoint: z.url(), frame: z.string().check(z.minLength(2)), connectionIds }),
 ]);
 
-export class PoisonRecordError extends Error {
-  override readonly name = 'PoisonRecordError';
-}
-
-const processor = new BatchProcessor(EventType.SQS);
-
 function parseJob(record: SQSRecord) {
   let body: unknown;
   try {
@@ -40,24 +43,42 @@ function parseJob(record: SQSRecord) {
   return job.data;
 }
 
-async function processRecord(record: SQSRecord): Promise<void> {
-  const receiveCount = record.attributes.ApproximateReceiveCount;
-  try {
-    const job = parseJob(record);
-    const context = await getContext();
-    const report = await runFanoutJob(context, job);
-    context.log.info('fan-out batch done', { messageId: record.messageId, ...report });
-  } catch (error) {
-    // Reported back to SQS as this record's failure; after maxReceiveCount it moves to the DLQ.
-    bootLog.error('fan-out record failed', { messageId: record.messageId, receiveCount, error: errorSummary(error) });
-    throw error;
-  }
-}
+export type FanoutWorker = (event: SQSEvent) => Promise<SQSBatchResponse>;
 
 /**
  * SQS fan-out worker: posts each batch; a record that fails (poison, or the store unavailable) is reported
  * alone through ReportBatchItemFailures, so its batch-mates are not redelivered.
  */
-export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
-  return processPartialResponse(event, processRecord, processor, { throwOnFullBatchFailure: false });
-}
+export const route: Route<FanoutJobServices, FanoutWorker> = {
+  async build(env, scope, given = {}) {
+    const config = loadConfig('fanoutWorker', env);
+    const log = given.log ?? createLog(config.LOG_LEVEL);
+    return {
+      log,
+      delivery: given.delivery ?? { postConcurrency: config.POST_CONCURRENCY },
+      sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKey),
+      registry: given.registry ?? new DynamoConnectionRegistry(documentClient(config, scope, env), config.CONNECTIONS_TABLE, systemClock),
+      store: given.store ?? (await messageStore(config, scope, env, log)),
+      posterFor: given.posterFor ?? postersFor(config, scope, env, log),
+    };
+  },
+  create: (services: ServiceSource<FanoutJobServices>) => {
+    const processor = new BatchProcessor(EventType.SQS);
+    const processRecord = async (record: SQSRecord): Promise<void> => {
+      const receiveCount = record.attributes.ApproximateReceiveCount;
+      try {
+        const job = parseJob(record);
+        const built = await services();
+        const report = await runFanoutJob(built, job);
+        built.log.info('fan-out batch done', { messageId: record.messageId, ...report });
+      } catch (error) {
+        // Reported back to SQS as this record's failure; after maxReceiveCount it moves to the DLQ.
+        bootLog.error('fan-out record failed', { messageId: record.messageId, receiveCount, error: errorSummary(error) });
+        throw error;
+      }
+    };
+    return (event) => processPartialResponse(event, processRecord, processor, { throwOnFullBatchFailure: false });
+  },
+};
+
+export const handler = lambdaHandler(route);

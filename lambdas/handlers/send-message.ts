@@ -1,8 +1,46 @@
-import { sendMessage } from '../domain/messaging.js';
-import { frameRoute } from '../frame-route.js';
+import { randomUUID } from 'node:crypto';
+import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
+import { createLog } from '../adapters/log.js';
+import { loadConfig } from '../config.js';
+import { documentClient } from '../context/dynamo.js';
+import { lambdaHandler, type Route, type ServiceSource } from '../context/lazy.js';
+import { postersFor } from '../context/posters.js';
+import { messageStore } from '../context/redis.js';
+import { readAppKeys } from '../context/secrets.js';
+import { deliverySettings, rateSettings, systemClock } from '../context/settings.js';
+import { fanoutQueue } from '../context/sqs.js';
+import { sendMessage, type SendMessageServices } from '../domain/messaging.js';
+import { MessageCipher } from '../encryption.js';
+import { frameRoute, type FrameHandler } from '../frame-route.js';
+import type { Log } from '../ports.js';
 import { sendMessageFrameSchema } from '../protocol.js';
+import { callbackEndpoint } from '../proxy-event.js';
+
+export type SendMessageRouteServices = SendMessageServices & { log: Log; callbackUrl: string | undefined };
 
 /** Route `sendMessage`: store, make pending, deliver live; answers `sent`. */
-export const handler = frameRoute('sendMessage', sendMessageFrameSchema, (context, binding, frame, endpoint) =>
-  sendMessage(context, binding, frame, endpoint),
-);
+export const route: Route<SendMessageRouteServices, FrameHandler> = {
+  async build(env, scope, given = {}) {
+    const config = loadConfig('sendMessage', env);
+    const log = given.log ?? createLog(config.LOG_LEVEL);
+    return {
+      log,
+      callbackUrl: config.CALLBACK_URL,
+      limits: given.limits ?? rateSettings(config),
+      delivery: given.delivery ?? deliverySettings(config),
+      clock: given.clock ?? systemClock,
+      newMessageId: given.newMessageId ?? (() => randomUUID()),
+      sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKey),
+      registry: given.registry ?? new DynamoConnectionRegistry(documentClient(config, scope, env), config.CONNECTIONS_TABLE, systemClock),
+      store: given.store ?? (await messageStore(config, scope, env, log)),
+      fanout: given.fanout ?? fanoutQueue(config, scope, env),
+      posterFor: given.posterFor ?? postersFor(config, scope, env, log),
+    };
+  },
+  create: (services: ServiceSource<SendMessageRouteServices>) =>
+    frameRoute('sendMessage', sendMessageFrameSchema, services, (built, binding, frame, event) =>
+      sendMessage(built, binding, frame, callbackEndpoint({ CALLBACK_URL: built.callbackUrl }, event)),
+    ),
+};
+
+export const handler = lambdaHandler(route);

@@ -1,9 +1,42 @@
-import { typing } from '../domain/messaging.js';
-import { frameRoute } from '../frame-route.js';
+import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
+import { createLog } from '../adapters/log.js';
+import { loadConfig } from '../config.js';
+import { documentClient } from '../context/dynamo.js';
+import { lambdaHandler, type Route, type ServiceSource } from '../context/lazy.js';
+import { postersFor } from '../context/posters.js';
+import { messageStore } from '../context/redis.js';
+import { deliverySettings, rateSettings, systemClock } from '../context/settings.js';
+import { fanoutQueue } from '../context/sqs.js';
+import { typing, type TypingServices } from '../domain/messaging.js';
+import { frameRoute, type FrameHandler } from '../frame-route.js';
+import type { Log } from '../ports.js';
 import { typingFrameSchema } from '../protocol.js';
+import { callbackEndpoint } from '../proxy-event.js';
+
+export type TypingRouteServices = TypingServices & { log: Log; callbackUrl: string | undefined };
 
 /** Route `typing`: tell every other user in the conversation. Answers only on error. */
-export const handler = frameRoute('typing', typingFrameSchema, async (context, binding, frame, endpoint) => {
-  await typing(context, binding, frame, endpoint);
-  return undefined;
-});
+export const route: Route<TypingRouteServices, FrameHandler> = {
+  async build(env, scope, given = {}) {
+    const config = loadConfig('typing', env);
+    const log = given.log ?? createLog(config.LOG_LEVEL);
+    return {
+      log,
+      callbackUrl: config.CALLBACK_URL,
+      limits: given.limits ?? rateSettings(config),
+      delivery: given.delivery ?? deliverySettings(config),
+      clock: given.clock ?? systemClock,
+      registry: given.registry ?? new DynamoConnectionRegistry(documentClient(config, scope, env), config.CONNECTIONS_TABLE, systemClock),
+      store: given.store ?? (await messageStore(config, scope, env, log)),
+      fanout: given.fanout ?? fanoutQueue(config, scope, env),
+      posterFor: given.posterFor ?? postersFor(config, scope, env, log),
+    };
+  },
+  create: (services: ServiceSource<TypingRouteServices>) =>
+    frameRoute('typing', typingFrameSchema, services, async (built, binding, frame, event) => {
+      await typing(built, binding, frame, callbackEndpoint({ CALLBACK_URL: built.callbackUrl }, event));
+      return undefined;
+    }),
+};
+
+export const handler = lambdaHandler(route);

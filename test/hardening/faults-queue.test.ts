@@ -1,10 +1,14 @@
 import { DeleteMessageCommand, ReceiveMessageCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { sqsRecord } from '../support/sqs-record.js';
-import { handler as fanoutWorker } from '../../lambdas/handlers/fanout-worker.js';
 import { startLocalBackend, type LocalBackend } from '../../local/backend.js';
 import { ChatClient, eventually } from '../support/chat.js';
 import { BackendProbe } from './support/probe.js';
+import { testLambdas } from '../support/lambdas.js';
+
+/** The handlers, built from the local backend's own environment (as the backend itself builds them). */
+const lambdas = testLambdas(() => backend.env);
+const fanoutWorker = lambdas.fanoutWorker;
 
 /**
  * A poison record in the fan-out queue: reported alone, its batch-mates are not redelivered, and after
@@ -32,6 +36,7 @@ afterAll(async () => {
   await Promise.all(open.splice(0).map((c) => c.close().catch(() => undefined)));
   sqs.destroy();
   await probe.close();
+  await lambdas.reset();
   await backend.close();
 });
 

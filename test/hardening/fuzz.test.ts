@@ -4,14 +4,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { sqsRecord } from '../support/sqs-record.js';
 import { DynamoMembershipStore } from '../../lambdas/adapters/dynamo-members.js';
-import { handler as ack } from '../../lambdas/handlers/ack.js';
-import { handler as connect } from '../../lambdas/handlers/connect.js';
 import { handler as defaultRoute } from '../../lambdas/handlers/default.js';
-import { handler as disconnect } from '../../lambdas/handlers/disconnect.js';
-import { handler as fanoutWorker } from '../../lambdas/handlers/fanout-worker.js';
-import { handler as getUnacked } from '../../lambdas/handlers/get-unacked.js';
-import { handler as sendMessage } from '../../lambdas/handlers/send-message.js';
-import { handler as typing } from '../../lambdas/handlers/typing.js';
 import { connectParamsSchema, isWellFormed } from '../../lambdas/protocol.js';
 import { appKeysFrom } from '../../lambdas/secret.js';
 import { startLocalBackend, type LocalBackend } from '../../local/backend.js';
@@ -23,6 +16,17 @@ import { connectEvent, disconnectEvent, messageEvent } from '../support/events.j
 import { answerProblems, errorFrameProblems, expectedAnswer, parseFrame, pushedFrameProblems, routeOf, type Route } from './support/answers.js';
 import { Entries, edgeString, edgeUnit, loneSurrogate, encode, fuzzFrame, fuzzValue, nastyString, runsFor, TOTAL_RUNS, type Binding, type FuzzValue } from './support/fuzz-values.js';
 import { badTokens } from './support/tokens.js';
+import { testLambdas } from '../support/lambdas.js';
+
+/** The handlers, built from the local backend's own environment (as the backend itself builds them). */
+const lambdas = testLambdas(() => backend.env);
+const ack = lambdas.ack;
+const connect = lambdas.connect;
+const disconnect = lambdas.disconnect;
+const fanoutWorker = lambdas.fanoutWorker;
+const getUnacked = lambdas.getUnacked;
+const sendMessage = lambdas.sendMessage;
+const typing = lambdas.typing;
 
 /**
  * Bad input, property-based: arbitrary frames into every route handler (called directly, as Lambda would) and
@@ -66,6 +70,7 @@ afterAll(async () => {
   console.log(`fuzz: ${cases} cases (at least ${TOTAL_RUNS} planned${process.env.FUZZ_RUNS === undefined ? '' : ', from FUZZ_RUNS'})`);
   await Promise.all(sockets.map((s) => s.close().catch(() => undefined)));
   db.destroy();
+  await lambdas.reset();
   await backend.close();
   process.off('unhandledRejection', recordUnhandled);
   process.off('uncaughtException', recordUnhandled);

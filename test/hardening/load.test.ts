@@ -188,7 +188,7 @@ describe('load without loss', () => {
   describe('with every recipient list above the fan-out threshold', () => {
     let restore: () => Promise<void>;
     beforeEach(async () => {
-      restore = await switchEnv({ FANOUT_THRESHOLD: '4', FANOUT_BATCH_SIZE: '3' });
+      restore = await switchEnv({ FANOUT_THRESHOLD: '4', FANOUT_BATCH_SIZE: '3' }, backend);
     });
     afterEach(async () => restore());
 

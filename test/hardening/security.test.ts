@@ -1,13 +1,10 @@
 import fc from 'fast-check';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { buildContext, type AppContext } from '../../lambdas/context.js';
 import { ack as ackDomain, getUnacked as getUnackedDomain } from '../../lambdas/domain/messaging.js';
-import { DecryptionError, MessageCipher } from '../../lambdas/encryption.js';
+import { MessageCipher } from '../../lambdas/encryption.js';
+import { DecryptionError } from '../../lambdas/errors.js';
 import { RateLimitedError } from '../../lambdas/errors.js';
-import { handler as getUnacked } from '../../lambdas/handlers/get-unacked.js';
-import { handler as sendMessage } from '../../lambdas/handlers/send-message.js';
-import { handler as typing } from '../../lambdas/handlers/typing.js';
 import type { Binding } from '../../lambdas/ports.js';
 import { appKeysFrom } from '../../lambdas/secret.js';
 import { startLocalBackend, type LocalBackend } from '../../local/backend.js';
@@ -20,6 +17,16 @@ import { parseFrame } from './support/answers.js';
 import { captureOutput } from './support/capture.js';
 import { BackendProbe, sendFragmented, switchEnv } from './support/probe.js';
 import { badTokens } from './support/tokens.js';
+import { testLambdas } from '../support/lambdas.js';
+import { Scope } from '../../lambdas/context/lazy.js';
+import { route as ackRoute } from '../../lambdas/handlers/ack.js';
+import { route as getUnackedRoute } from '../../lambdas/handlers/get-unacked.js';
+
+/** The handlers, built from the local backend's own environment (as the backend itself builds them). */
+const lambdas = testLambdas(() => backend.env);
+const getUnacked = lambdas.getUnacked;
+const sendMessage = lambdas.sendMessage;
+const typing = lambdas.typing;
 
 /**
  * Security properties of the whole backend through the API Gateway emulator (real handlers, dynalite, fauxqs,
@@ -106,7 +113,7 @@ describe('1. $connect with a bad token', () => {
     const AUDIENCE = 'relay-ws-hardening';
     let restore: () => Promise<void>;
     beforeEach(async () => {
-      restore = await switchEnv({ JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE });
+      restore = await switchEnv({ JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE }, backend, lambdas);
     });
     afterEach(async () => restore());
 
@@ -240,7 +247,7 @@ describe('5. the per-connection rate limit', () => {
   describe('at 1 frame/s with bursts of 3', () => {
     let restore: () => Promise<void>;
     beforeEach(async () => {
-      restore = await switchEnv({ RATE_LIMIT_PER_SECOND: '1', RATE_LIMIT_BURST: '3' });
+      restore = await switchEnv({ RATE_LIMIT_PER_SECOND: '1', RATE_LIMIT_BURST: '3' }, backend, lambdas);
     });
     afterEach(async () => restore());
 
@@ -270,22 +277,22 @@ describe('5. the per-connection rate limit', () => {
     });
 
     it('is one bucket in Redis shared by separately built contexts (Lambda instances)', async () => {
-      const env = { ...process.env };
-      const contexts: AppContext[] = [await buildContext(env), await buildContext(env)];
+      const env = { ...backend.env };
+      // Two containers: one running `ack`, one running `getUnacked`, each with services of its own.
+      const scope = new Scope();
+      const contexts = [await ackRoute.build(env, scope), await getUnackedRoute.build(env, scope)] as const;
       try {
         const [first, second] = contexts;
-        expect(first?.store).not.toBe(second?.store);
+        expect(first.store).not.toBe(second.store);
         const binding: Binding = { connectionId: `shared-${Date.now()}`, userId: 'alice', deviceId: 'phone', conversationId: await probe.conversationWith('alice') };
         const admitted = [0, 0];
         let denied = [false, false];
         // Alternate the two instances until both are refused; a per-instance bucket would admit 3 on each.
         for (let i = 0; i < 20 && !(denied[0] === true && denied[1] === true); i += 1) {
           const which = i % 2;
-          const context = contexts[which];
-          if (context === undefined) break;
           try {
-            if (which === 0) await ackDomain(context, binding, { action: 'ack', conversationId: binding.conversationId, messageIds: ['m'] });
-            else await getUnackedDomain(context, binding, { action: 'getUnacked', conversationId: binding.conversationId, limit: 1 });
+            if (which === 0) await ackDomain(first, binding, { action: 'ack', conversationId: binding.conversationId, messageIds: ['m'] });
+            else await getUnackedDomain(second, binding, { action: 'getUnacked', conversationId: binding.conversationId, limit: 1 });
             admitted[which] = (admitted[which] ?? 0) + 1;
           } catch (error) {
             expect(error).toBeInstanceOf(RateLimitedError);
@@ -299,7 +306,7 @@ describe('5. the per-connection rate limit', () => {
         expect(admitted[0]).toBeGreaterThan(0);
         expect(admitted[1]).toBeGreaterThan(0);
       } finally {
-        await Promise.all(contexts.map((c) => c.close()));
+        await scope.close();
       }
     });
   });
@@ -307,7 +314,7 @@ describe('5. the per-connection rate limit', () => {
   describe('with the defaults (20/s, burst 40)', () => {
     let restore: () => Promise<void>;
     beforeEach(async () => {
-      restore = await switchEnv({ RATE_LIMIT_PER_SECOND: undefined, RATE_LIMIT_BURST: undefined });
+      restore = await switchEnv({ RATE_LIMIT_PER_SECOND: undefined, RATE_LIMIT_BURST: undefined }, backend, lambdas);
     });
     afterEach(async () => restore());
 
@@ -385,7 +392,7 @@ describe('6. size limits', () => {
 describe('7. logs', () => {
   let restore: () => Promise<void>;
   beforeEach(async () => {
-    restore = await switchEnv({ LOG_LEVEL: 'DEBUG' });
+    restore = await switchEnv({ LOG_LEVEL: 'DEBUG' }, backend, lambdas);
   });
   afterEach(async () => {
     echoGatewayLog = undefined;
@@ -516,7 +523,7 @@ describe('8. encryption at rest', () => {
 describe('9. the Origin allow list', () => {
   let restore: () => Promise<void>;
   beforeEach(async () => {
-    restore = await switchEnv({ ORIGIN_ALLOW_LIST: 'https://chat.example.test, https://app.example.test' });
+    restore = await switchEnv({ ORIGIN_ALLOW_LIST: 'https://chat.example.test, https://app.example.test' }, backend, lambdas);
   });
   afterEach(async () => restore());
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fanoutWorker, routes, type FunctionSpec } from '../../deploy/routes.js';
 import { CONVERSATION_INDEX } from '../../deploy/tables.js';
+import { variablesOf } from '../../lambdas/config.js';
 import {
   actionsOf,
   asArray,
@@ -62,7 +63,10 @@ function expectedGrants(spec: FunctionSpec, functionId: string): Map<string, Set
     for (const action of actions) expected.set(action, new Set([...(expected.get(action) ?? []), ...resources]));
   };
   allow(['logs:CreateLogStream', 'logs:PutLogEvents'], [`<${logGroup}.Arn>`]);
-  allow(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [`<${secret}>`]);
+  // The app secret only where the function's environment names it.
+  if (variablesOf(spec.name).includes('APP_SECRET_ID')) {
+    allow(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [`<${secret}>`]);
+  }
   const tableGrant = (table: string, level: string, indexes: string[]) => {
     if (level === 'read' || level === 'readwrite') {
       allow(['dynamodb:GetItem', 'dynamodb:Query'], [`<${table}.Arn>`, ...indexes.map((index) => `<${table}.Arn>/index/${index}`)]);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, requiredVariables } from '../../lambdas/config.js';
+import { loadConfig, requiredVariablesOf, variablesOf } from '../../lambdas/config.js';
+import { ConfigError } from '../../lambdas/errors.js';
 import { fanoutWorker, routes } from '../../deploy/routes.js';
 import { configFor, functionEnvironments, type FunctionEnvironment } from './environment.js';
 import { removeAssembly, synthesize, type Synthesized } from './synth.js';
@@ -28,18 +29,29 @@ describe('function environment, checked against lambdas/config.ts', () => {
   });
 
   it('sets every variable the schema requires, in every function', () => {
-    expect(requiredVariables.length).toBeGreaterThan(0);
     for (const environment of environments) {
-      const missing = requiredVariables.filter((name) => environment.raw[name] === undefined);
+      const missing = requiredVariablesOf(environment.name).filter((name) => environment.raw[name] === undefined);
       expect(missing, environment.functionName).toEqual([]);
     }
   });
 
-  it('gives every function an environment that loadConfig accepts once deployed', () => {
+  it('gives each function only the variables its own schema reads', () => {
+    for (const environment of environments) {
+      const allowed = new Set([...variablesOf(environment.name), 'NODE_OPTIONS']);
+      expect(Object.keys(environment.raw).filter((name) => !allowed.has(name)), environment.functionName).toEqual([]);
+    }
+    const byName = new Map(environments.map((e) => [e.name, e.raw]));
+    expect(Object.keys(byName.get('disconnect') ?? {}).sort()).toEqual(['CONNECTIONS_TABLE', 'LOG_LEVEL', 'NODE_OPTIONS']);
+    expect(byName.get('typing')?.APP_SECRET_ID).toBeUndefined();
+    expect(byName.get('default')?.REDIS_URL).toBeUndefined();
+  });
+
+  it('gives every function an environment that its loadConfig accepts once deployed', () => {
     for (const environment of environments) {
       expect(() => configFor(environment), environment.functionName).not.toThrow();
       const config = configFor(environment);
-      expect(config).toMatchObject({
+      const variables = new Set(variablesOf(environment.name));
+      const expected: Record<string, unknown> = {
         REDIS_MODE: 'cluster',
         LOG_LEVEL: 'DEBUG',
         RATE_LIMIT_PER_SECOND: 10,
@@ -47,26 +59,21 @@ describe('function environment, checked against lambdas/config.ts', () => {
         JWT_JWKS_URL: JWT.jwtJwksUrl,
         JWT_ISSUER: JWT.jwtIssuer,
         JWT_AUDIENCE: JWT.jwtAudience,
-        LOCAL_MODE: false,
-      });
-      expect(config.APP_SECRET_ID).toBeDefined();
-      expect(config.REDIS_URL).toMatch(/^rediss:\/\//);
+      };
+      expect(config, environment.functionName).toMatchObject(Object.fromEntries(Object.entries(expected).filter(([name]) => variables.has(name))));
+      if (variables.has('APP_SECRET_ID')) expect(config.APP_SECRET_ID).toBeDefined();
+      if (variables.has('REDIS_URL')) expect(config.REDIS_URL).toMatch(/^rediss:\/\//);
     }
   });
 
-  it('is the same complete environment for all functions (each builds the whole context)', () => {
-    const [first, ...rest] = environments;
-    for (const environment of rest) expect(environment.raw, environment.functionName).toEqual(first?.raw);
-  });
-
   it('would fail for a half-configured function', () => {
-    const [sample] = environments;
+    const sample = environments.find((e) => e.name === 'sendMessage');
     expect(sample).toBeDefined();
     const deployed = sample?.deployed ?? {};
-    for (const name of [...requiredVariables, 'REDIS_URL', 'APP_SECRET_ID']) {
+    for (const name of [...requiredVariablesOf('sendMessage'), 'REDIS_URL', 'APP_SECRET_ID']) {
       const { [name]: _removed, ...rest } = deployed;
-      expect(() => loadConfig(rest), name).toThrow(ConfigError);
-      expect(() => loadConfig(rest), name).toThrow(name);
+      expect(() => loadConfig('sendMessage', rest), name).toThrow(ConfigError);
+      expect(() => loadConfig('sendMessage', rest), name).toThrow(name);
     }
   });
 
@@ -74,7 +81,11 @@ describe('function environment, checked against lambdas/config.ts', () => {
     for (const environment of environments) {
       expect(environment.raw.APP_SECRET_JSON).toBeUndefined();
       expect(JSON.stringify(environment.raw)).not.toMatch(/resolve:secretsmanager|masterKey/);
-      expect(environment.raw.APP_SECRET_ID).toEqual({ Ref: expect.stringMatching(/^AppSecret/) });
+      if (variablesOf(environment.name).includes('APP_SECRET_ID')) {
+        expect(environment.raw.APP_SECRET_ID).toEqual({ Ref: expect.stringMatching(/^AppSecret/) });
+      } else {
+        expect(environment.raw.APP_SECRET_ID, environment.functionName).toBeUndefined();
+      }
     }
   });
 });

@@ -1,8 +1,9 @@
 import { z } from 'zod';
-import { configSchema, loadConfig, type Config } from '../../lambdas/config.js';
+import { functionEnvironments as schemas, loadConfig, type FunctionName } from '../../lambdas/config.js';
 import { flat, props, resourcesOfType, type TemplateJson } from './synth.js';
 
-const fieldSchemas = new Map<string, z.core.$ZodType>(Object.entries(configSchema.shape));
+const fieldSchemas = new Map<string, z.core.$ZodType>(Object.values(schemas).flatMap((schema) => Object.entries(schema.shape)));
+const FUNCTION_NAMES = Object.keys(schemas) as FunctionName[];
 
 /**
  * A deployed value for a CloudFormation expression, chosen by the config schema itself: the expression
@@ -19,6 +20,8 @@ export function deployedValue(name: string, raw: unknown): string {
 
 export interface FunctionEnvironment {
   functionName: string;
+  /** Its name in the deploy manifest, which picks its environment schema. */
+  name: FunctionName;
   /** As in the template (values may be CloudFormation expressions). */
   raw: Record<string, unknown>;
   /** As the function would see it once deployed. */
@@ -33,11 +36,14 @@ export function functionEnvironments(json: TemplateJson): FunctionEnvironment[] 
       typeof environment === 'object' && environment !== null && 'Variables' in environment ? environment.Variables : undefined;
     const raw: Record<string, unknown> = typeof variables === 'object' && variables !== null ? { ...variables } : {};
     const deployed = Object.fromEntries(Object.entries(raw).map(([name, value]) => [name, deployedValue(name, value)]));
-    return { functionName: typeof properties.FunctionName === 'string' ? properties.FunctionName : id, raw, deployed };
+    const functionName = typeof properties.FunctionName === 'string' ? properties.FunctionName : id;
+    const name = FUNCTION_NAMES.find((candidate) => functionName.endsWith(`-${candidate}`));
+    if (name === undefined) throw new Error(`${functionName} is not a function of the manifest`);
+    return { functionName, name, raw, deployed };
   });
 }
 
-/** What the function's own context build would do with this environment. */
-export function configFor(environment: FunctionEnvironment): Config {
-  return loadConfig(environment.deployed);
+/** What the function's own services build would do with this environment. */
+export function configFor(environment: FunctionEnvironment): Record<string, unknown> {
+  return loadConfig(environment.name, environment.deployed);
 }

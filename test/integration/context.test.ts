@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished, vi } from 'vitest';
-import { MemoryMessageStore } from '../../lambdas/adapters/memory-message-store.js';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import { RedisMessageStore } from '../../lambdas/adapters/redis-message-store.js';
-import { buildContext, type AppContext } from '../../lambdas/context.js';
 import { UnavailableError } from '../../lambdas/errors.js';
 import type { FanoutJob, StoredMessage } from '../../lambdas/ports.js';
 import { createTables, startDynalite, type LocalDynamo } from '../support/dynalite.js';
 import { closedPort } from './net.js';
 import { startSqs, type LocalSqs } from '../support/sqs.js';
+import { Scope, type Route } from '../../lambdas/context/lazy.js';
+import { route as connectRoute } from '../../lambdas/handlers/connect.js';
+import { route as getUnackedRoute } from '../../lambdas/handlers/get-unacked.js';
+import { route as sendMessageRoute } from '../../lambdas/handlers/send-message.js';
 
 const TABLES = { connections: `connections-${randomUUID()}`, members: `members-${randomUUID()}` };
 const MASTER_KEY = 'integration-test-master-key-0123456789-abcdefghijklmnop';
@@ -18,9 +20,6 @@ let sqs: LocalSqs;
 let queueUrl: string;
 
 beforeAll(async () => {
-  // The SDK clients the context builds take their credentials from the default chain: the environment first.
-  vi.stubEnv('AWS_ACCESS_KEY_ID', 'test');
-  vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test');
   [dynamo, sqs] = await Promise.all([startDynalite(), startSqs()]);
   await createTables(dynamo.client, TABLES);
   queueUrl = sqs.createQueue(`fanout-${randomUUID()}`);
@@ -28,11 +27,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([dynamo.close(), sqs.close()]);
-  vi.unstubAllEnvs();
 });
 
-function env(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+function env(overrides: Record<string, string> = {}): Record<string, string> {
   return {
+    // The clients take their credentials from the route's environment, as in Lambda.
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
     CONNECTIONS_TABLE: TABLES.connections,
     MEMBERS_TABLE: TABLES.members,
     FANOUT_QUEUE_URL: queueUrl,
@@ -48,23 +49,17 @@ function env(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
   };
 }
 
-async function built(overrides: Record<string, string> = {}): Promise<AppContext> {
-  const context = await buildContext(env(overrides));
-  onTestFinished(() => context.close());
-  return context;
+/** A route's services built from the environment, released when the test ends. */
+async function built<S, H>(route: Route<S, H>, overrides: Record<string, string> = {}): Promise<S> {
+  const scope = new Scope();
+  onTestFinished(() => scope.close());
+  return await route.build(env(overrides), scope);
 }
 
-describe('buildContext against dynalite, fauxqs and redis-server', () => {
-  it('builds a complete context from the environment', async () => {
-    const context = await built();
-    expect(context.config).toMatchObject({
-      CONNECTIONS_TABLE: TABLES.connections,
-      MEMBERS_TABLE: TABLES.members,
-      FANOUT_QUEUE_URL: queueUrl,
-      DYNAMODB_ENDPOINT: dynamo.endpoint,
-      SQS_ENDPOINT: sqs.endpoint,
-    });
-    expect(context.settings).toMatchObject({ ratePerSecond: 50, rateBurst: 100 });
+describe('route services against dynalite, fauxqs and redis-server', () => {
+  it('builds complete services from the environment', async () => {
+    const context = await built(sendMessageRoute);
+    expect(context.limits).toEqual({ ratePerSecond: 50, rateBurst: 100 });
     expect(context.store).toBeInstanceOf(RedisMessageStore);
     expect(context.posterFor('https://a.example/prod')).toBe(context.posterFor('https://a.example/prod'));
     expect(context.posterFor('https://a.example/prod')).not.toBe(context.posterFor('https://b.example/prod'));
@@ -76,7 +71,7 @@ describe('buildContext against dynalite, fauxqs and redis-server', () => {
   });
 
   it('its registry and membership store work on dynalite', async () => {
-    const context = await built();
+    const context = await built(connectRoute);
     const conversationId = `conv-${randomUUID()}`;
     const nowSeconds = Math.floor(context.clock.now() / 1000);
     const record = {
@@ -99,10 +94,10 @@ describe('buildContext against dynalite, fauxqs and redis-server', () => {
   });
 
   it('its message store works on redis-server', async () => {
-    const context = await built();
+    const [connecting, context, reading] = await Promise.all([built(connectRoute), built(sendMessageRoute), built(getUnackedRoute)]);
     const conversationId = `conv-${randomUUID()}`;
     const limit = { connectionId: `conn-${randomUUID()}`, perSecond: 50, burst: 100 };
-    await context.store.registerDevice(conversationId, { userId: 'bob', deviceId: 'phone' });
+    await connecting.store.registerDevice(conversationId, { userId: 'bob', deviceId: 'phone' });
     const messageId = context.newMessageId();
     const message: StoredMessage = {
       conversationId,
@@ -116,19 +111,19 @@ describe('buildContext against dynalite, fauxqs and redis-server', () => {
     };
     await expect(context.store.append(message, limit)).resolves.toEqual({ status: 'stored', seq: 1 });
 
-    const page = await context.store.pending(
+    const page = await reading.store.pending(
       conversationId,
       { userId: 'bob', deviceId: 'phone' },
       { afterSeq: 0, limit: 10, maxBytes: 100_000 },
       limit,
     );
     expect(page).toEqual({ status: 'ok', messages: [{ ...message, seq: 1 }], hasMore: false });
-    const loaded = await context.store.load(conversationId, messageId);
-    expect(loaded === undefined ? undefined : context.sealer.open(conversationId, messageId, loaded.sealed)).toBe('hi bob');
+    const { messages } = await reading.store.pending(conversationId, { userId: 'bob', deviceId: 'phone' }, { afterSeq: 0, limit: 1, maxBytes: 100_000 }, limit).then((r) => (r.status === 'ok' ? r : { messages: [] }));
+    expect(messages.map((m) => reading.sealer.open(conversationId, messageId, m.sealed))).toEqual(['hi bob']);
   });
 
   it('its fan-out queue delivers to fauxqs', async () => {
-    const context = await built();
+    const context = await built(sendMessageRoute);
     const job: FanoutJob = {
       kind: 'message',
       endpoint: 'https://x.execute-api.us-east-1.amazonaws.com/prod',
@@ -143,18 +138,11 @@ describe('buildContext against dynalite, fauxqs and redis-server', () => {
     expect(Messages.map((m) => m.Body)).toEqual([JSON.stringify(job)]);
   });
 
-  it('uses the in-memory store for REDIS_URL=memory:', async () => {
-    const context = await built({ REDIS_URL: 'memory:' });
-    expect(context.store).toBeInstanceOf(MemoryMessageStore);
-    const limit = { connectionId: 'c', perSecond: 1, burst: 1 };
-    await expect(context.store.admit('conv', limit)).resolves.toBe(true);
-  });
-
   it('builds with Redis down, and the store then answers UnavailableError instead of hanging', async () => {
     const port = await closedPort();
-    const context = await built({ REDIS_URL: `redis://127.0.0.1:${port}` });
+    const context = await built(sendMessageRoute, { REDIS_URL: `redis://127.0.0.1:${port}` });
     const limit = { connectionId: 'c', perSecond: 1, burst: 1 };
-    await expect(context.store.admit('conv', limit)).rejects.toBeInstanceOf(UnavailableError);
-    await expect(context.store.load('conv', 'm')).rejects.toBeInstanceOf(UnavailableError);
+    const message: StoredMessage = { conversationId: 'conv', messageId: 'm', seq: 0, senderId: 'a', senderDevice: 'd', clientMessageId: 'c', sentAt: 1, sealed: 'x' };
+    await expect(context.store.append(message, limit)).rejects.toBeInstanceOf(UnavailableError);
   });
 });

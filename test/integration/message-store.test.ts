@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
-import { MemoryMessageStore } from '../../lambdas/adapters/memory-message-store.js';
+import { MemoryMessageStore } from '../../local/memory-message-store.js';
 import { RedisMessageStore } from '../../lambdas/adapters/redis-message-store.js';
 import { UnavailableError } from '../../lambdas/errors.js';
 import type { RateLimit, StoredMessage } from '../../lambdas/ports.js';

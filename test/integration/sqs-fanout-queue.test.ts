@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { FanoutRejectedError, SqsFanoutQueue } from '../../lambdas/adapters/sqs-fanout-queue.js';
+import { SqsFanoutQueue } from '../../lambdas/adapters/sqs-fanout-queue.js';
+import { FanoutRejectedError } from '../../lambdas/errors.js';
 import { UnavailableError } from '../../lambdas/errors.js';
 import type { FanoutJob } from '../../lambdas/ports.js';
 import { DUMMY_CREDENTIALS } from '../support/dynalite.js';

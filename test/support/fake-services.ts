@@ -1,13 +1,12 @@
 import { vi } from 'vitest';
-import type { Services, Settings } from '../../lambdas/domain/services.js';
 import { MessageCipher } from '../../lambdas/encryption.js';
-import type { AppendResult, ConnectionRecord, FanoutJob, PendingResult, PostOutcome, RateLimit, StoredMessage } from '../../lambdas/ports.js';
+import type { AppendResult, ConnectionRecord, DeliverySettings, FanoutJob, HandshakeSettings, PendingResult, PostOutcome, RateLimit, RateSettings, Services, StoredMessage } from '../../lambdas/ports.js';
 
 /**
  * Services for domain tests: every port a vi.fn with a plain default, so each test states only what it
  * changes. (Mocks for isolation, not twins: the adapters have their own contract tests.)
  */
-export function fakeServices(overrides: Partial<Settings> = {}) {
+export function fakeServices(overrides: Partial<RateSettings & DeliverySettings & HandshakeSettings> = {}) {
   const connections: ConnectionRecord[] = [];
   const outcomes = new Map<string, PostOutcome>();
   const posted: { endpoint: string; connectionId: string; data: string }[] = [];
@@ -19,16 +18,13 @@ export function fakeServices(overrides: Partial<Settings> = {}) {
   };
   let nextId = 0;
   const services = {
-    settings: {
-      ratePerSecond: 20,
-      rateBurst: 40,
-      fanoutThreshold: 100,
-      fanoutBatchSize: 100,
-      postConcurrency: 4,
-      connectionTtlSeconds: 3600,
-      originAllowList: [],
-      ...overrides,
+    limits: { ratePerSecond: overrides.ratePerSecond ?? 20, rateBurst: overrides.rateBurst ?? 40 },
+    delivery: {
+      fanoutThreshold: overrides.fanoutThreshold ?? 100,
+      fanoutBatchSize: overrides.fanoutBatchSize ?? 100,
+      postConcurrency: overrides.postConcurrency ?? 4,
     },
+    handshake: { connectionTtlSeconds: overrides.connectionTtlSeconds ?? 3600, originAllowList: overrides.originAllowList ?? [] },
     registry: {
       register: vi.fn(async (record: ConnectionRecord) => {
         connections.push(record);

@@ -1,29 +1,43 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, requiredVariables } from '../../lambdas/config.js';
+import { functionEnvironments, loadConfig, requiredVariablesOf, variablesOf, type FunctionName } from '../../lambdas/config.js';
+import { ConfigError } from '../../lambdas/errors.js';
 import { completeEnv } from '../support/env.js';
 
 describe('loadConfig', () => {
   it('parses a complete environment with defaults', () => {
-    const config = loadConfig(completeEnv('redis://127.0.0.1:6379'));
+    const config = loadConfig('connect', completeEnv('redis://127.0.0.1:6379'));
     expect(config).toMatchObject({
       CONNECTIONS_TABLE: 'connections-test',
-      RATE_LIMIT_PER_SECOND: 20,
-      RATE_LIMIT_BURST: 40,
       RETENTION_SECONDS: 7 * 24 * 3600,
       REDIS_MODE: 'standalone',
       ORIGIN_ALLOW_LIST: [],
     });
   });
 
-  it.each(requiredVariables)('names %s when it is missing', (name) => {
+  it('defaults the rate limit for the frame routes', () => {
+    expect(loadConfig('sendMessage', completeEnv('redis://x'))).toMatchObject({ RATE_LIMIT_PER_SECOND: 20, RATE_LIMIT_BURST: 40 });
+  });
+
+  const required = (Object.keys(functionEnvironments) as FunctionName[]).flatMap((fn) => requiredVariablesOf(fn).map((name) => [fn, name] as const));
+  it.each(required)('%s: names %s when it is missing', (fn, name) => {
     const env = Object.fromEntries(Object.entries(completeEnv('redis://x')).filter(([key]) => key !== name));
-    expect(() => loadConfig(env)).toThrowError(new RegExp(`${name} is missing`));
+    expect(() => loadConfig(fn, env)).toThrowError(new RegExp(`${name} is missing`));
+  });
+
+  it('gives each function only the variables it reads', () => {
+    expect(variablesOf('disconnect')).toEqual(expect.arrayContaining(['CONNECTIONS_TABLE', 'LOG_LEVEL']));
+    for (const absent of ['APP_SECRET_ID', 'REDIS_URL', 'MEMBERS_TABLE', 'FANOUT_QUEUE_URL', 'RATE_LIMIT_PER_SECOND']) {
+      expect(variablesOf('disconnect')).not.toContain(absent);
+    }
+    expect(variablesOf('typing')).not.toContain('APP_SECRET_ID');
+    expect(variablesOf('ack')).not.toContain('FANOUT_QUEUE_URL');
+    expect(variablesOf('default')).not.toContain('CONNECTIONS_TABLE');
   });
 
   it('names every invalid variable and never prints a value', () => {
     const env = { ...completeEnv('redis://x'), FANOUT_QUEUE_URL: 'not a url', RATE_LIMIT_BURST: 'lots', APP_SECRET_JSON: 'hunter2-secret' };
     try {
-      loadConfig(env);
+      loadConfig('sendMessage', env);
       expect.unreachable('loadConfig accepted an invalid environment');
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
@@ -38,14 +52,14 @@ describe('loadConfig', () => {
     const base: Record<string, string> = completeEnv('redis://x');
     const noRedis = { ...base };
     delete noRedis.REDIS_URL;
-    expect(() => loadConfig(noRedis)).toThrowError(/REDIS_URL or REDIS_URL_SECRET_ID/);
-    expect(() => loadConfig({ ...base, REDIS_URL_SECRET_ID: 'arn:x' })).toThrowError(/only one of REDIS_URL/);
-    expect(() => loadConfig({ ...base, APP_SECRET_ID: 'arn:y' })).toThrowError(/only one of APP_SECRET_ID/);
+    expect(() => loadConfig('sendMessage', noRedis)).toThrowError(/REDIS_URL or REDIS_URL_SECRET_ID/);
+    expect(() => loadConfig('sendMessage', { ...base, REDIS_URL_SECRET_ID: 'arn:x' })).toThrowError(/only one of REDIS_URL/);
+    expect(() => loadConfig('sendMessage', { ...base, APP_SECRET_ID: 'arn:y' })).toThrowError(/only one of APP_SECRET_ID/);
   });
 
   it('refuses a burst below the rate and parses the origin allow list', () => {
-    expect(() => loadConfig({ ...completeEnv('redis://x'), RATE_LIMIT_PER_SECOND: '50', RATE_LIMIT_BURST: '10' })).toThrowError(/RATE_LIMIT_BURST/);
-    const config = loadConfig({ ...completeEnv('redis://x'), ORIGIN_ALLOW_LIST: 'https://a.example, https://b.example' });
+    expect(() => loadConfig('ack', { ...completeEnv('redis://x'), RATE_LIMIT_PER_SECOND: '50', RATE_LIMIT_BURST: '10' })).toThrowError(/RATE_LIMIT_BURST/);
+    const config = loadConfig('connect', { ...completeEnv('redis://x'), ORIGIN_ALLOW_LIST: 'https://a.example, https://b.example' });
     expect(config.ORIGIN_ALLOW_LIST).toEqual(['https://a.example', 'https://b.example']);
   });
 });

@@ -1,12 +1,16 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, inject, it, onTestFinished } from 'vitest';
-import { ConfigError } from '../../lambdas/config.js';
-import { buildContext, getContext, resetContext } from '../../lambdas/context.js';
-import { handler as typing } from '../../lambdas/handlers/typing.js';
+import { Scope } from '../../lambdas/context/lazy.js';
+import { ConfigError } from '../../lambdas/errors.js';
+import { route as disconnectRoute } from '../../lambdas/handlers/disconnect.js';
+import { route as sendMessageRoute } from '../../lambdas/handlers/send-message.js';
 import { mockAws } from '../support/aws-mocks.js';
 import { applyEnv, completeEnv, restoreEnv, TEST_SECRET_JSON } from '../support/env.js';
 import { answerOf, messageEvent } from '../support/events.js';
+import { lambdas } from '../support/lambdas.js';
+
+const sendMessage = lambdas.sendMessage;
 
 const secrets = mockClient(SecretsManagerClient);
 
@@ -17,44 +21,52 @@ function secretEnv(): Record<string, string> {
 }
 
 beforeEach(async () => {
-  await resetContext();
+  await lambdas.reset();
   secrets.reset();
   restoreEnv();
   delete process.env.APP_SECRET_JSON;
 });
 afterEach(async () => {
-  await resetContext();
+  await lambdas.reset();
   restoreEnv();
 });
 afterAll(() => secrets.restore());
 
-describe('the shared context', () => {
+describe('per-route services', () => {
   it('builds completely from a complete environment', async () => {
-    const context = await buildContext(completeEnv(inject('redisUrl')));
-    try {
-      for (const key of ['config', 'settings', 'registry', 'members', 'store', 'fanout', 'sealer', 'clock', 'log', 'auth'] as const) {
-        expect(context[key], key).toBeDefined();
-      }
-      expect(context.posterFor('https://a.example/dev')).toBe(context.posterFor('https://a.example/dev'));
-      expect(context.posterFor('https://a.example/dev')).not.toBe(context.posterFor('https://b.example/dev'));
-      expect(context.sealer.open('c', 'm', context.sealer.seal('c', 'm', 'round trip'))).toBe('round trip');
-    } finally {
-      await context.close();
+    const scope = new Scope();
+    onTestFinished(() => scope.close());
+    const services = await sendMessageRoute.build(completeEnv(inject('redisUrl')), scope);
+    for (const key of ['limits', 'delivery', 'registry', 'store', 'fanout', 'sealer', 'clock', 'log', 'newMessageId'] as const) {
+      expect(services[key], key).toBeDefined();
     }
+    expect(services.posterFor('https://a.example/dev')).toBe(services.posterFor('https://a.example/dev'));
+    expect(services.posterFor('https://a.example/dev')).not.toBe(services.posterFor('https://b.example/dev'));
+    expect(services.sealer.open('c', 'm', services.sealer.seal('c', 'm', 'round trip'))).toBe('round trip');
+  });
+
+  it('builds only what the route uses: $disconnect needs no secret, Redis or queue', async () => {
+    const scope = new Scope();
+    onTestFinished(() => scope.close());
+    const services = await disconnectRoute.build({ CONNECTIONS_TABLE: 'connections-test', AWS_REGION: 'us-east-1' }, scope);
+    expect(Object.keys(services).sort()).toEqual(['log', 'registry']);
+    expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(0);
   });
 
   it('names a missing variable', async () => {
     const env: Record<string, string> = completeEnv(inject('redisUrl'));
-    delete env.MEMBERS_TABLE;
-    await expect(buildContext(env)).rejects.toThrowError(ConfigError);
-    await expect(buildContext(env)).rejects.toThrowError(/MEMBERS_TABLE is missing/);
+    delete env.CONNECTIONS_TABLE;
+    const scope = new Scope();
+    onTestFinished(() => scope.close());
+    await expect(sendMessageRoute.build(env, scope)).rejects.toThrowError(ConfigError);
+    await expect(sendMessageRoute.build(env, scope)).rejects.toThrowError(/CONNECTIONS_TABLE is missing/);
   });
 
   it('builds once for 100 concurrent first calls', async () => {
     applyEnv(secretEnv());
     secrets.on(GetSecretValueCommand).resolves({ SecretString: TEST_SECRET_JSON });
-    const contexts = await Promise.all(Array.from({ length: 100 }, () => getContext()));
-    expect(new Set(contexts).size).toBe(1);
+    const built = await Promise.all(Array.from({ length: 100 }, () => lambdas.services.sendMessage()));
+    expect(new Set(built).size).toBe(1);
     expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(1);
   });
 
@@ -63,30 +75,31 @@ describe('the shared context', () => {
     secrets.on(GetSecretValueCommand)
       .rejectsOnce(Object.assign(new Error('secret not found'), { name: 'ResourceNotFoundException' }))
       .resolves({ SecretString: TEST_SECRET_JSON });
-    await expect(getContext()).rejects.toThrow(/secret not found/);
-    const context = await getContext();
-    expect(context.config.APP_SECRET_ID).toContain('secret:app');
+    await expect(lambdas.services.sendMessage()).rejects.toThrow(/could not be built/);
+    const built = await lambdas.services.sendMessage();
+    expect(built.sealer.open('c', 'm', built.sealer.seal('c', 'm', 'after retry'))).toBe('after retry');
     expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(2);
   });
-
-  it('answers every frame with a clear error while the context cannot be built, then recovers', async () => {
+  it('answers every frame with a clear error while the services cannot be built, then recovers', async () => {
     applyEnv(secretEnv());
     secrets.on(GetSecretValueCommand).resolves({ SecretString: '{"masterKey":"too-short"}' });
-    const event = messageEvent('C1', { action: 'typing', conversationId: 'c' }, 'typing');
+    const event = messageEvent('C1', { action: 'sendMessage', conversationId: 'c', clientMessageId: 'm1', body: 'hi' }, 'sendMessage');
     for (let i = 0; i < 3; i += 1) {
-      expect(answerOf(await typing(event))).toMatchObject({ type: 'error', code: 'internal', message: expect.stringMatching(/misconfigured/) });
+      expect(answerOf(await sendMessage(event))).toMatchObject({ type: 'error', code: 'internal', message: expect.stringMatching(/misconfigured/) });
     }
     secrets.on(GetSecretValueCommand).resolves({ SecretString: TEST_SECRET_JSON });
     const aws = await mockAws();
     onTestFinished(() => aws.restore());
     // Fixed secret: the next invocation builds; the unknown connection is now refused by the domain instead.
-    expect(answerOf(await typing(event))).toMatchObject({ type: 'error', code: 'forbidden' });
+    expect(answerOf(await sendMessage(event))).toMatchObject({ type: 'error', code: 'forbidden' });
   });
 
   it('answers unavailable when the secret store is down', async () => {
     applyEnv(secretEnv());
     secrets.on(GetSecretValueCommand).rejects(Object.assign(new Error('timeout'), { name: 'TimeoutError' }));
-    const answer = answerOf(await typing(messageEvent('C1', { action: 'typing', conversationId: 'c' }, 'typing')));
+    const answer = answerOf(
+      await sendMessage(messageEvent('C1', { action: 'sendMessage', conversationId: 'c', clientMessageId: 'm1', body: 'hi' }, 'sendMessage')),
+    );
     expect(answer).toMatchObject({ type: 'error', code: 'unavailable' });
   });
 });

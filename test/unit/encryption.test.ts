@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DecryptionError, MessageCipher, deriveConversationKey } from '../../lambdas/encryption.js';
-import { appKeysFrom, SecretError } from '../../lambdas/secret.js';
+import { MessageCipher, deriveConversationKey } from '../../lambdas/encryption.js';
+import { DecryptionError, SecretError } from '../../lambdas/errors.js';
+import { appKeysFrom } from '../../lambdas/secret.js';
 
 const master = Buffer.from('a-master-key-of-at-least-thirty-two-characters', 'utf8');
 

@@ -3,10 +3,11 @@ import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-d
 import { Redis } from 'ioredis';
 import type { WebSocket } from 'ws';
 import { DynamoMembershipStore } from '../../../lambdas/adapters/dynamo-members.js';
-import { resetContext } from '../../../lambdas/context.js';
 import { CONVERSATION_INDEX } from '../../../deploy/tables.js';
 import type { LocalBackend } from '../../../local/backend.js';
 import { uniqueId } from '../../support/env.js';
+import { lambdas } from '../../support/lambdas.js';
+
 
 /**
  * Looks at what the backend really holds — registry rows in DynamoDB, keys in Redis — from outside the handlers,
@@ -75,27 +76,47 @@ export class BackendProbe {
   }
 }
 
+/** What switchEnv reconfigures: the test's handlers and, when given, a local backend's functions. */
+export interface Reconfigurable {
+  env: Record<string, string>;
+  restartFunctions(): Promise<void>;
+}
+
 /**
- * Switches handler configuration for one test: sets (or, with undefined, removes) environment variables and drops
- * the cached context so the next invocation builds from them; the returned function puts everything back.
+ * Switches handler configuration for one test: sets (or, with undefined, removes) environment variables — in
+ * process.env for the test's own handlers, and in the backend's environment when one is given — and cold-starts
+ * the functions so the next invocation builds from them; the returned function puts everything back.
  */
-export async function switchEnv(overrides: Record<string, string | undefined>): Promise<() => Promise<void>> {
+export async function switchEnv(overrides: Record<string, string | undefined>, backend?: Reconfigurable, handlers: { reset(): Promise<void> } = lambdas): Promise<() => Promise<void>> {
   const saved = new Map<string, string | undefined>();
+  const savedBackend = new Map<string, string | undefined>();
   for (const [key, value] of Object.entries(overrides)) {
     saved.set(key, process.env[key]);
     if (value === undefined) Reflect.deleteProperty(process.env, key);
     else process.env[key] = value;
+    if (backend !== undefined) {
+      savedBackend.set(key, backend.env[key]);
+      if (value === undefined) Reflect.deleteProperty(backend.env, key);
+      else backend.env[key] = value;
+    }
   }
-  await resetContext();
+  await handlers.reset();
+  await backend?.restartFunctions();
   return async () => {
     for (const [key, value] of saved) {
       if (value === undefined) Reflect.deleteProperty(process.env, key);
       else process.env[key] = value;
     }
-    await resetContext();
+    if (backend !== undefined) {
+      for (const [key, value] of savedBackend) {
+        if (value === undefined) Reflect.deleteProperty(backend.env, key);
+        else backend.env[key] = value;
+      }
+    }
+    await handlers.reset();
+    await backend?.restartFunctions();
   };
 }
-
 /** Sends one text message as fragments of at most `fragmentBytes` each (each frame under the 32 KB frame limit). */
 export async function sendFragmented(ws: WebSocket, text: string, fragmentBytes = 30 * 1024): Promise<void> {
   const data = Buffer.from(text, 'utf8');

@@ -1,12 +1,13 @@
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { resetContext } from '../../../lambdas/context.js';
-import { handler as connect } from '../../../lambdas/handlers/connect.js';
-import { handler as disconnect } from '../../../lambdas/handlers/disconnect.js';
 import { signToken } from '../../../local/tokens.js';
 import { mockAws, type AwsMocks } from '../../support/aws-mocks.js';
 import { applyEnv, completeEnv, restoreEnv, TEST_KEYS, uniqueId } from '../../support/env.js';
 import { connectEvent, disconnectEvent } from '../../support/events.js';
+import { lambdas } from '../../support/lambdas.js';
+
+const connect = lambdas.connect;
+const disconnect = lambdas.disconnect;
 
 let aws: AwsMocks;
 
@@ -15,7 +16,7 @@ beforeAll(async () => {
   aws = await mockAws();
 });
 afterAll(async () => {
-  await resetContext();
+  await lambdas.reset();
   await aws.restore();
   restoreEnv();
 });

@@ -1,10 +1,11 @@
 import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { sqsRecord } from '../../support/sqs-record.js';
-import { getContext, resetContext } from '../../../lambdas/context.js';
-import { handler } from '../../../lambdas/handlers/fanout-worker.js';
 import { mockAws, type AwsMocks } from '../../support/aws-mocks.js';
 import { applyEnv, completeEnv, restoreEnv, uniqueId } from '../../support/env.js';
+import { lambdas } from '../../support/lambdas.js';
+
+const handler = lambdas.fanoutWorker;
 
 let aws: AwsMocks;
 
@@ -14,7 +15,7 @@ beforeAll(async () => {
   aws = await mockAws();
 });
 afterAll(async () => {
-  await resetContext();
+  await lambdas.reset();
   await aws.restore();
   restoreEnv();
 });
@@ -23,7 +24,7 @@ beforeEach(() => aws.reset());
 describe('fan-out worker', () => {
   it('posts a stored message to its batch, reloading and opening it', async () => {
     const conversationId = uniqueId('conv');
-    const context = await getContext();
+    const context = await lambdas.services.sendMessage();
     const sealed = context.sealer.seal(conversationId, 'm-1', 'queued hello');
     const stored = await context.store.append(
       { conversationId, messageId: 'm-1', seq: 0, senderId: 'alice', senderDevice: 'phone', clientMessageId: 'c1', sentAt: 42, sealed },

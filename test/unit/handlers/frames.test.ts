@@ -1,15 +1,16 @@
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { resetContext } from '../../../lambdas/context.js';
-import { handler as ack } from '../../../lambdas/handlers/ack.js';
 import { handler as defaultRoute } from '../../../lambdas/handlers/default.js';
-import { handler as getUnacked } from '../../../lambdas/handlers/get-unacked.js';
-import { handler as sendMessage } from '../../../lambdas/handlers/send-message.js';
-import { handler as typing } from '../../../lambdas/handlers/typing.js';
 import { mockAws, type AwsMocks } from '../../support/aws-mocks.js';
 import { applyEnv, completeEnv, restoreEnv, uniqueId } from '../../support/env.js';
 import { answerOf, messageEvent } from '../../support/events.js';
+import { lambdas } from '../../support/lambdas.js';
+
+const ack = lambdas.ack;
+const getUnacked = lambdas.getUnacked;
+const sendMessage = lambdas.sendMessage;
+const typing = lambdas.typing;
 
 let aws: AwsMocks;
 let conversationId: string;
@@ -19,7 +20,7 @@ beforeAll(async () => {
   aws = await mockAws();
 });
 afterAll(async () => {
-  await resetContext();
+  await lambdas.reset();
   await aws.restore();
   restoreEnv();
 });
@@ -30,7 +31,7 @@ afterAll(async () => {
  * registry remembers bindings).
  */
 beforeEach(async () => {
-  await resetContext();
+  await lambdas.reset();
   aws.reset();
   conversationId = uniqueId('conv');
   aws.connect({ connectionId: 'A1', userId: 'alice', deviceId: 'phone', conversationId });
@@ -39,9 +40,8 @@ beforeEach(async () => {
 });
 
 async function registerDevices() {
-  // Devices become member devices at $connect; here through the store of the real context.
-  const { getContext } = await import('../../../lambdas/context.js');
-  const context = await getContext();
+  // Devices become member devices at $connect; here through the store $connect's services use.
+  const context = await lambdas.services.connect();
   for (const [userId, deviceId] of [['alice', 'phone'], ['alice', 'laptop'], ['bob', 'phone']] as const) {
     await context.store.registerDevice(conversationId, { userId, deviceId });
   }

@@ -1,14 +1,15 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { resetContext } from '../../../lambdas/context.js';
-import { handler as ack } from '../../../lambdas/handlers/ack.js';
 import { handler as defaultRoute } from '../../../lambdas/handlers/default.js';
-import { handler as getUnacked } from '../../../lambdas/handlers/get-unacked.js';
-import { handler as sendMessage } from '../../../lambdas/handlers/send-message.js';
-import { handler as typing } from '../../../lambdas/handlers/typing.js';
 import { mockAws, type AwsMocks } from '../../support/aws-mocks.js';
 import { applyEnv, completeEnv, restoreEnv } from '../../support/env.js';
 import { answerOf, messageEvent } from '../../support/events.js';
+import { lambdas } from '../../support/lambdas.js';
+
+const ack = lambdas.ack;
+const getUnacked = lambdas.getUnacked;
+const sendMessage = lambdas.sendMessage;
+const typing = lambdas.typing;
 
 let aws: AwsMocks;
 const CONV = 'malformed-conv';
@@ -19,7 +20,7 @@ beforeAll(async () => {
   aws.connect({ connectionId: 'M1', userId: 'alice', deviceId: 'phone', conversationId: CONV });
 });
 afterAll(async () => {
-  await resetContext();
+  await lambdas.reset();
   await aws.restore();
   restoreEnv();
 });

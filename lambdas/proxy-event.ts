@@ -1,8 +1,6 @@
 import * as z from 'zod/mini';
 import './zod.js';
-import type { Config } from './config.js';
-import { DomainError, type ErrorCode } from './errors.js';
-import type { ErrorFrame, ServerFrame } from './protocol.js';
+import type { ServerFrame } from './protocol.js';
 
 /**
  * The parts of API Gateway's WebSocket proxy event the handlers read. Events are parsed, not trusted: a
@@ -17,14 +15,15 @@ const requestContextSchema = z.object({
   stage: upTo(128),
 });
 
-export const gatewayEventSchema = z.object({
+export const proxyEventSchema = z.object({
   requestContext: requestContextSchema,
   body: z.nullish(z.string()),
   isBase64Encoded: z.optional(z.boolean()),
   queryStringParameters: z.nullish(z.record(z.string(), z.optional(z.string()))),
   headers: z.nullish(z.record(z.string(), z.optional(z.string()))),
 });
-export type GatewayEvent = z.infer<typeof gatewayEventSchema>;
+/** API Gateway's WebSocket Lambda proxy event, as far as the handlers read it. */
+export type ProxyEvent = z.infer<typeof proxyEventSchema>;
 
 export interface RouteResponse {
   statusCode: number;
@@ -32,26 +31,26 @@ export interface RouteResponse {
   headers?: Record<string, string>;
 }
 
-export function parseGatewayEvent(event: unknown): GatewayEvent | undefined {
-  const parsed = gatewayEventSchema.safeParse(event);
+export function parseProxyEvent(event: unknown): ProxyEvent | undefined {
+  const parsed = proxyEventSchema.safeParse(event);
   return parsed.success ? parsed.data : undefined;
 }
 
 /** The frame text: API Gateway base64-encodes binary frames. */
-export function bodyText(event: GatewayEvent): string {
+export function bodyText(event: ProxyEvent): string {
   const body = event.body ?? '';
   return event.isBase64Encoded === true ? Buffer.from(body, 'base64').toString('utf8') : body;
 }
 
 /** Management API endpoint for this event: the configured callback URL, else https://{domainName}/{stage}. */
-export function callbackEndpoint(config: Pick<Config, 'CALLBACK_URL'>, event: GatewayEvent): string {
+export function callbackEndpoint(config: { CALLBACK_URL: string | undefined }, event: ProxyEvent): string {
   if (config.CALLBACK_URL !== undefined) return config.CALLBACK_URL.replace(/\/+$/, '');
   const { domainName, stage } = event.requestContext;
   return `https://${domainName ?? 'localhost'}/${stage ?? ''}`.replace(/\/+$/, '');
 }
 
 /** Case-insensitive header lookup. */
-export function header(event: GatewayEvent, name: string): string | undefined {
+export function header(event: ProxyEvent, name: string): string | undefined {
   const wanted = name.toLowerCase();
   for (const [key, value] of Object.entries(event.headers ?? {})) {
     if (key.toLowerCase() === wanted) return value;
@@ -66,30 +65,4 @@ export function answer(frame: ServerFrame | undefined): RouteResponse {
 /** A short action name from the client, safe to put back in an error frame. */
 export function safeAction(value: unknown): string | undefined {
   return typeof value === 'string' && /^[A-Za-z0-9_$-]{1,32}$/.test(value) ? value : undefined;
-}
-
-export function errorFrame(code: ErrorCode, message: string, action?: string, requestId?: string): ErrorFrame {
-  return {
-    type: 'error',
-    code,
-    message,
-    ...(action === undefined ? {} : { action }),
-    ...(requestId === undefined ? {} : { requestId }),
-  };
-}
-
-const GENERIC: Record<ErrorCode, string> = {
-  bad_request: 'bad request',
-  forbidden: 'forbidden',
-  not_found: 'not found',
-  payload_too_large: 'payload too large',
-  rate_limited: 'too many frames; slow down and retry',
-  unavailable: 'a dependency is unavailable; retry later',
-  internal: 'internal error',
-};
-
-/** Maps any error to an error frame: domain errors keep their message; anything else is `internal`. */
-export function errorFrameOf(error: unknown, action?: string, requestId?: string): ErrorFrame {
-  if (error instanceof DomainError) return errorFrame(error.code, error.message || GENERIC[error.code], action, requestId);
-  return errorFrame('internal', GENERIC.internal, action, requestId);
 }

@@ -6,9 +6,9 @@ import type {
   PendingResult,
   RateLimit,
   StoredMessage,
-} from '../ports.js';
-import { deviceKey, encodeStoredMessage, userPrefix } from './stored-message.js';
-import type { RedisStoreSettings } from './redis-message-store.js';
+} from '../lambdas/ports.js';
+import { deviceKey, encodeStoredMessage, userPrefix } from '../lambdas/adapters/stored-message.js';
+import type { RedisStoreSettings } from '../lambdas/adapters/redis-message-store.js';
 
 interface Expiring<T> {
   value: T;

@@ -1,0 +1,34 @@
+import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
+import { SecretError } from '../errors.js';
+import { appKeysFrom, type AppKeys } from '../secret.js';
+import { credentialsOption } from './credentials.js';
+import type { Env } from './lazy.js';
+
+interface SecretsConfig {
+  AWS_REGION: string;
+  SECRETS_ENDPOINT?: string | undefined;
+}
+
+function secretsProvider(config: SecretsConfig, env: Env): SecretsProvider {
+  return new SecretsProvider({
+    clientConfig: {
+      region: config.AWS_REGION,
+      ...credentialsOption(env),
+      ...(config.SECRETS_ENDPOINT === undefined ? {} : { endpoint: config.SECRETS_ENDPOINT }),
+    },
+  });
+}
+
+/** The app secret: from Secrets Manager, or inline JSON for local development. */
+export async function readAppKeys(config: SecretsConfig & { APP_SECRET_ID?: string | undefined; APP_SECRET_JSON?: string | undefined }, env: Env): Promise<AppKeys> {
+  if (config.APP_SECRET_ID === undefined) return appKeysFrom(config.APP_SECRET_JSON ?? '');
+  return appKeysFrom(await secretsProvider(config, env).get(config.APP_SECRET_ID));
+}
+
+/** The Redis URL: given, or the value of a secret (an external Redis with a password). */
+export async function readRedisUrl(config: SecretsConfig & { REDIS_URL?: string | undefined; REDIS_URL_SECRET_ID?: string | undefined }, env: Env): Promise<string> {
+  if (config.REDIS_URL !== undefined) return config.REDIS_URL;
+  const value = await secretsProvider(config, env).get(config.REDIS_URL_SECRET_ID ?? '');
+  if (typeof value !== 'string' || value === '') throw new SecretError('the Redis URL secret is empty');
+  return value;
+}

@@ -1,0 +1,67 @@
+import { lazyServices, Scope, type Route, type ServiceSource } from '../../lambdas/context/lazy.js';
+import { route as ack } from '../../lambdas/handlers/ack.js';
+import { route as connect } from '../../lambdas/handlers/connect.js';
+import { route as disconnect } from '../../lambdas/handlers/disconnect.js';
+import { route as fanoutWorker } from '../../lambdas/handlers/fanout-worker.js';
+import { route as getUnacked } from '../../lambdas/handlers/get-unacked.js';
+import { route as sendMessage } from '../../lambdas/handlers/send-message.js';
+import { route as typing } from '../../lambdas/handlers/typing.js';
+import type { Services } from '../../lambdas/ports.js';
+
+/**
+ * The handlers as Lambda runs them — each route's services built lazily on its first event — but from the
+ * test's environment and with services the test gives. `reset()` is a fresh set of containers: every route
+ * builds again on its next event (and what the previous build opened is closed).
+ */
+export function testLambdas(env: () => Readonly<Record<string, string | undefined>> = () => process.env, given: Partial<Services> = {}) {
+  let scope = new Scope();
+  const slot = <S, H>(route: Route<S, H>) => {
+    let source: ServiceSource<S> = lazyServices(() => route.build(env(), scope, given as Partial<S>));
+    return {
+      handler: route.create(() => source()),
+      services: () => source(),
+      renew: () => {
+        source = lazyServices(() => route.build(env(), scope, given as Partial<S>));
+      },
+    };
+  };
+  const slots = {
+    connect: slot(connect),
+    disconnect: slot(disconnect),
+    typing: slot(typing),
+    sendMessage: slot(sendMessage),
+    ack: slot(ack),
+    getUnacked: slot(getUnacked),
+    fanoutWorker: slot(fanoutWorker),
+  };
+  return {
+    connect: slots.connect.handler,
+    disconnect: slots.disconnect.handler,
+    typing: slots.typing.handler,
+    sendMessage: slots.sendMessage.handler,
+    ack: slots.ack.handler,
+    getUnacked: slots.getUnacked.handler,
+    fanoutWorker: slots.fanoutWorker.handler,
+    /** The services a route built (or builds now), as its handler sees them. */
+    services: {
+      connect: slots.connect.services,
+      disconnect: slots.disconnect.services,
+      typing: slots.typing.services,
+      sendMessage: slots.sendMessage.services,
+      ack: slots.ack.services,
+      getUnacked: slots.getUnacked.services,
+      fanoutWorker: slots.fanoutWorker.services,
+    },
+    async reset(): Promise<void> {
+      const previous = scope;
+      scope = new Scope();
+      for (const s of Object.values(slots)) s.renew();
+      await previous.close();
+    },
+  };
+}
+
+export type TestLambdas = ReturnType<typeof testLambdas>;
+
+/** The test file's handlers (vitest isolates each file, so each file has its own containers). */
+export const lambdas = testLambdas();

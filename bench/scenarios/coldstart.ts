@@ -109,7 +109,7 @@ const DEPENDENCIES: readonly { name: string; contents: string }[] = [
     contents: [
       "export { DynamoDBClient } from '@aws-sdk/client-dynamodb';",
       "export { DynamoDBDocumentClient, DeleteCommand } from '@aws-sdk/lib-dynamodb';",
-      "export * from './lambdas/gateway-event.ts'; export * from './lambdas/config.ts';",
+      "export * from './lambdas/proxy-event.ts'; export * from './lambdas/config.ts';",
       "export { Logger } from '@aws-lambda-powertools/logger';",
     ].join(' '),
   },

@@ -1,3 +1,5 @@
+import { sentSettings, type SentSettings } from './scenarios/sent.js';
+
 /** What one `npm run bench` (or `bench:quick`, BENCH_QUICK=1) measures, and how long each part may take. */
 
 export type ClientPlacement = 'inproc' | 'child';
@@ -31,10 +33,20 @@ export interface BenchConfig {
   };
   typing: { members: number; samples: number; spacingMs: number; timeoutMs: number };
   cold: { samples: number; timeoutMs: number };
-  ops: { sizes: readonly number[]; repeats: number; pending: number; scanTableRows: number };
+  ops: {
+    sizes: readonly number[];
+    repeats: number;
+    /** Messages pending for the device whose getUnacked frames are counted. */
+    pending: number;
+    scanTableRows: number;
+    /** sendMessage invocations at once into one conversation (the seq is contended), `rounds` times that many. */
+    contention: { inFlight: number; rounds: number };
+  };
+  /** Time to `sent` (scenarios/sent.ts). */
+  sent: SentSettings;
 }
 
-export const SCENARIOS = ['fanout', 'typing', 'cold', 'ops'] as const;
+export const SCENARIOS = ['fanout', 'typing', 'cold', 'sent', 'ops'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 function isScenario(name: string): name is ScenarioName {
@@ -54,7 +66,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     only: only.size === 0 ? new Set(SCENARIOS) : only,
     fanout: {
       sizes: quick ? [10, 100] : [10, 100, 1000],
-      messages: (n) => (n <= 10 ? (quick ? 150 : 400) : n <= 100 ? (quick ? 40 : 100) : 20),
+      messages: (n) => (n <= 10 ? (quick ? 60 : 400) : n <= 100 ? (quick ? 40 : 100) : 20),
       rounds: quick ? 1 : 2,
       rawDeliveries: quick ? 50_000 : 200_000,
       window: 8,
@@ -67,6 +79,7 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     },
     typing: { members: 10, samples: quick ? 200 : 400, spacingMs: 3, timeoutMs: 2_000 },
     cold: { samples: quick ? 3 : 9, timeoutMs: 20_000 },
-    ops: { sizes: [2, 10, 100], repeats: quick ? 3 : 10, pending: 1_000, scanTableRows: 10_000 },
+    ops: { sizes: [2, 10, 100], repeats: quick ? 3 : 10, pending: quick ? 300 : 1_000, scanTableRows: 10_000, contention: { inFlight: 8, rounds: quick ? 2 : 4 } },
+    sent: sentSettings(quick),
   };
 }

@@ -1,4 +1,5 @@
 import type { FunctionName } from '../lambdas/config.js';
+import type { TableName } from './tables.js';
 
 /**
  * The route table, defined once: the CDK stack makes one function per entry and wires it to its route;
@@ -17,8 +18,8 @@ export interface FunctionSpec {
   entry: string;
   /** What it needs, for least-privilege grants. */
   access: {
-    connections: 'none' | 'read' | 'write' | 'readwrite';
-    members: 'none' | 'read';
+    /** Each table it reads (GetItem, Query on the table and its indexes) and/or writes (Put, Update, Delete). */
+    tables: Partial<Record<TableName, TableAccess>>;
     /** Sends to the fan-out queue. */
     enqueue: boolean;
     /** Posts to connections through the Management API. */
@@ -27,6 +28,8 @@ export interface FunctionSpec {
     redis: boolean;
   };
 }
+
+export type TableAccess = 'read' | 'write' | 'readwrite';
 
 export interface RouteSpec extends FunctionSpec {
   routeKey: string;
@@ -40,49 +43,61 @@ export const routes: readonly RouteSpec[] = [
     name: 'connect',
     entry: 'lambdas/handlers/connect.ts',
     twoWay: false,
-    access: { connections: 'write', members: 'read', enqueue: false, posts: false, redis: true },
+    access: {
+      tables: { connections: 'write', members: 'read', messages: 'read', positions: 'readwrite' },
+      enqueue: false,
+      posts: false,
+      redis: true,
+    },
   },
   {
     routeKey: '$disconnect',
     name: 'disconnect',
     entry: 'lambdas/handlers/disconnect.ts',
     twoWay: false,
-    access: { connections: 'write', members: 'none', enqueue: false, posts: false, redis: false },
+    access: { tables: { connections: 'write' }, enqueue: false, posts: false, redis: false },
   },
   {
     routeKey: '$default',
     name: 'default',
     entry: 'lambdas/handlers/default.ts',
     twoWay: true,
-    access: { connections: 'none', members: 'none', enqueue: false, posts: false, redis: false },
+    access: { tables: {}, enqueue: false, posts: false, redis: false },
   },
   {
     routeKey: 'typing',
     name: 'typing',
     entry: 'lambdas/handlers/typing.ts',
     twoWay: true,
-    access: { connections: 'readwrite', members: 'none', enqueue: true, posts: true, redis: true },
+    access: { tables: { connections: 'readwrite' }, enqueue: true, posts: true, redis: true },
   },
   {
     routeKey: 'sendMessage',
     name: 'sendMessage',
     entry: 'lambdas/handlers/send-message.ts',
     twoWay: true,
-    access: { connections: 'readwrite', members: 'none', enqueue: true, posts: true, redis: true },
+    access: { tables: { connections: 'readwrite', messages: 'readwrite', idempotency: 'readwrite' }, enqueue: true, posts: true, redis: true },
   },
   {
     routeKey: 'ack',
     name: 'ack',
     entry: 'lambdas/handlers/ack.ts',
     twoWay: true,
-    access: { connections: 'read', members: 'none', enqueue: false, posts: false, redis: true },
+    access: { tables: { connections: 'read', messages: 'read', positions: 'readwrite' }, enqueue: false, posts: false, redis: true },
   },
   {
     routeKey: 'getUnacked',
     name: 'getUnacked',
     entry: 'lambdas/handlers/get-unacked.ts',
     twoWay: true,
-    access: { connections: 'read', members: 'none', enqueue: false, posts: false, redis: true },
+    access: { tables: { connections: 'read', members: 'read', messages: 'read', positions: 'readwrite' }, enqueue: false, posts: false, redis: true },
+  },
+  {
+    routeKey: 'getHistory',
+    name: 'getHistory',
+    entry: 'lambdas/handlers/get-history.ts',
+    twoWay: true,
+    access: { tables: { connections: 'read', members: 'read', messages: 'read' }, enqueue: false, posts: false, redis: true },
   },
 ];
 
@@ -90,5 +105,6 @@ export const routes: readonly RouteSpec[] = [
 export const fanoutWorker: FunctionSpec = {
   name: 'fanoutWorker',
   entry: 'lambdas/handlers/fanout-worker.ts',
-  access: { connections: 'write', members: 'none', enqueue: false, posts: true, redis: true },
+  // Reads messages from the log (DynamoDB) and prunes gone connections: no Redis, so it runs outside the VPC.
+  access: { tables: { connections: 'write', messages: 'read' }, enqueue: false, posts: true, redis: false },
 };

@@ -7,15 +7,30 @@ export interface KeyAttribute {
   type: 'S' | 'N';
 }
 
+/** A local secondary index: same partition key as the table, another sort key. */
+export interface LocalIndexShape {
+  name: string;
+  sortKey: KeyAttribute;
+  /** KEYS_ONLY keeps the index small: it holds the table keys and its own sort key, never a message body. */
+  projection: 'KEYS_ONLY' | 'ALL';
+}
+
 export interface TableShape {
   partitionKey: KeyAttribute;
   sortKey?: KeyAttribute;
   indexes: { name: string; partitionKey: KeyAttribute; sortKey?: KeyAttribute }[];
+  /**
+   * Local secondary indexes (need a table sort key; can only be created with the table). They cap each
+   * partition's item collection (table items plus index entries) at 10 GB.
+   */
+  localIndexes?: LocalIndexShape[];
   /** Epoch-seconds attribute that AWS TTL removes; correctness never depends on it (reads filter it). */
   ttlAttribute?: string;
 }
 
 export const CONVERSATION_INDEX = 'byConversation';
+/** messages: messageId → seq within a conversation (KEYS_ONLY). */
+export const MESSAGE_ID_INDEX = 'byMessageId';
 
 export const connectionsTable = {
   partitionKey: { name: 'connectionId', type: 'S' },
@@ -35,7 +50,43 @@ export const membersTable = {
   indexes: [],
 } as const satisfies TableShape;
 
-export interface TableNames {
-  connections: string;
-  members: string;
-}
+/**
+ * The message log: one item per (conversationId, seq). With a history retention, seq 0 is the head item
+ * `{ lastSeq }` that never expires, so the numbering survives the expiry of every message.
+ */
+export const messagesTable = {
+  partitionKey: { name: 'conversationId', type: 'S' },
+  sortKey: { name: 'seq', type: 'N' },
+  indexes: [],
+  localIndexes: [{ name: MESSAGE_ID_INDEX, sortKey: { name: 'messageId', type: 'S' }, projection: 'KEYS_ONLY' }],
+  ttlAttribute: 'expiresAt',
+} as const satisfies TableShape;
+
+/** Idempotency claims: `key` = `${encodeURIComponent(senderId)}#${clientMessageId}`. */
+export const idempotencyTable = {
+  partitionKey: { name: 'conversationId', type: 'S' },
+  sortKey: { name: 'key', type: 'S' },
+  indexes: [],
+  ttlAttribute: 'expiresAt',
+} as const satisfies TableShape;
+
+/** Device positions: `device` = `${encodeURIComponent(userId)}/${deviceId}`, so a user's devices share a prefix. */
+export const positionsTable = {
+  partitionKey: { name: 'conversationId', type: 'S' },
+  sortKey: { name: 'device', type: 'S' },
+  indexes: [],
+  ttlAttribute: 'expiresAt',
+} as const satisfies TableShape;
+
+/** Every table of a stage, by its name in the manifest. */
+export const tableShapes = {
+  connections: connectionsTable,
+  members: membersTable,
+  messages: messagesTable,
+  idempotency: idempotencyTable,
+  positions: positionsTable,
+} as const satisfies Record<string, TableShape>;
+
+export type TableName = keyof typeof tableShapes;
+
+export type TableNames = Record<TableName, string>;

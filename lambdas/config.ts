@@ -47,9 +47,30 @@ const redis = {
   REDIS_URL_SECRET_ID: optionalText,
   /** `cluster` for ElastiCache Serverless / cluster-mode Redis, `standalone` otherwise. */
   REDIS_MODE: z._default(z.enum(['standalone', 'cluster']), 'standalone'),
-  RETENTION_SECONDS: positiveInt(7 * 24 * 3600),
-  MAX_PENDING_PER_DEVICE: positiveInt(10_000),
   ...secrets,
+};
+/** The message log and its idempotency records (DynamoDB). */
+const messages = {
+  MESSAGES_TABLE: z.string().check(z.minLength(1)),
+  IDEMPOTENCY_TABLE: z.string().check(z.minLength(1)),
+  /** How long messages stay readable; unset = forever (no TTL attribute is written). */
+  HISTORY_RETENTION_SECONDS: z.pipe(
+    optionalText,
+    z.pipe(
+      z.transform((v: string | undefined) => (v === undefined ? undefined : Number(v))),
+      z.optional(z.number().check(z.int(), z.positive())),
+    ),
+  ),
+  /** How long a clientMessageId is remembered (never longer than the history retention). */
+  IDEMPOTENCY_WINDOW_SECONDS: positiveInt(7 * 24 * 3600),
+};
+/** Device positions (DynamoDB). */
+const positions = {
+  POSITIONS_TABLE: z.string().check(z.minLength(1)),
+  /** A device not seen for this long stops counting (it starts again from its next connect). */
+  DEVICE_TTL_SECONDS: positiveInt(30 * 24 * 3600),
+  /** Devices a user keeps per conversation; one more drops the least recently seen. */
+  MAX_DEVICES_PER_USER: positiveInt(10),
 };
 const appSecret = {
   /** Secrets Manager id of the app secret (see secret.ts). Exactly one of APP_SECRET_ID / APP_SECRET_JSON. */
@@ -96,7 +117,10 @@ const crossChecks = (variables: ReadonlySet<string>) => z.superRefine((env: Env,
       ctx.addIssue({ code: 'custom', path: [a], message: count === 0 ? `set ${a} or ${b}` : `set only one of ${a} and ${b}`, input: undefined });
     }
   };
-  exactlyOne('REDIS_URL', 'REDIS_URL_SECRET_ID');
+  // Redis is optional (it only speeds things up): at most one source.
+  if (variables.has('REDIS_URL') && env.REDIS_URL !== undefined && env.REDIS_URL_SECRET_ID !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'set only one of REDIS_URL and REDIS_URL_SECRET_ID', input: undefined });
+  }
   exactlyOne('APP_SECRET_ID', 'APP_SECRET_JSON');
   const rate = env.RATE_LIMIT_PER_SECOND;
   const burst = env.RATE_LIMIT_BURST;
@@ -111,14 +135,15 @@ function environment<T extends z.core.$ZodLooseShape>(shape: T) {
 
 /** The environment of each function, by its name in the deploy manifest (deploy/routes.ts). */
 export const functionEnvironments = {
-  connect: environment({ ...base, ...dynamo, ...connections, ...members, ...redis, ...appSecret, ...tokens, ...handshake }),
+  connect: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...positions, ...redis, ...appSecret, ...tokens, ...handshake }),
   disconnect: environment({ ...base, ...dynamo, ...connections }),
   default: environment({ ...base }),
   typing: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits, ...delivery }),
-  sendMessage: environment({ ...base, ...dynamo, ...connections, ...redis, ...appSecret, ...limits, ...delivery }),
-  ack: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits }),
-  getUnacked: environment({ ...base, ...dynamo, ...connections, ...redis, ...appSecret, ...limits }),
-  fanoutWorker: environment({ ...base, ...dynamo, ...connections, ...redis, ...appSecret, ...posting }),
+  sendMessage: environment({ ...base, ...dynamo, ...connections, ...messages, ...redis, ...appSecret, ...limits, ...delivery }),
+  ack: environment({ ...base, ...dynamo, ...connections, ...messages, ...positions, ...redis, ...limits }),
+  getUnacked: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...positions, ...redis, ...appSecret, ...limits }),
+  getHistory: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...redis, ...appSecret, ...limits }),
+  fanoutWorker: environment({ ...base, ...dynamo, ...connections, ...messages, ...appSecret, ...posting }),
 } as const;
 
 export type FunctionName = keyof typeof functionEnvironments;

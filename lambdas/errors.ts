@@ -89,6 +89,11 @@ export class CorruptRecordError extends RelayError {
   override readonly name = 'CorruptRecordError';
 }
 
+/** Redis could not be asked: the client is known to be disconnected, or the call outlived its deadline. */
+export class RedisUnavailableError extends RelayError {
+  override readonly name = 'RedisUnavailableError';
+}
+
 /** SQS refused to take a fan-out batch. */
 export class FanoutRejectedError extends RelayError {
   override readonly name = 'FanoutRejectedError';

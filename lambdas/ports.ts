@@ -43,7 +43,11 @@ export interface Services {
   handshake: HandshakeSettings;
   registry: ConnectionRegistry;
   members: MembershipStore;
-  store: MessageStore;
+  /** The message log (DynamoDB): messages, seqs, idempotency. */
+  messages: MessageLog;
+  positions: DevicePositions;
+  limiter: RateLimiter;
+  seqCache: SeqCache;
   fanout: FanoutQueue;
   sealer: Sealer;
   clock: Clock;
@@ -77,9 +81,19 @@ export interface ConnectionRegistry {
   remove(connectionId: string): Promise<void>;
 }
 
+/** A member of a conversation; `sinceSeq` is the conversation's last seq when they were (re-)added. */
+export interface Membership {
+  conversationId: string;
+  userId: string;
+  sinceSeq: number;
+}
+
 export interface MembershipStore {
+  /** The membership, or undefined for a non-member. */
+  get(conversationId: string, userId: string): Promise<Membership | undefined>;
   isMember(conversationId: string, userId: string): Promise<boolean>;
-  add(conversationId: string, userId: string): Promise<void>;
+  /** (Re-)adds a member: their devices collect the messages after `sinceSeq`. */
+  add(conversationId: string, userId: string, sinceSeq: number): Promise<void>;
   remove(conversationId: string, userId: string): Promise<void>;
 }
 
@@ -90,72 +104,14 @@ export interface ConnectionPoster {
   post(connectionId: string, data: string): Promise<PostOutcome>;
 }
 
-/** A message as stored at rest: metadata in clear, the body sealed with the conversation key. */
-export interface StoredMessage {
-  conversationId: string;
-  messageId: string;
-  seq: number;
-  senderId: string;
-  senderDevice: string;
-  clientMessageId: string;
-  sentAt: number;
-  /** Sealed body (see encryption). */
-  sealed: string;
-}
-
 export interface Device {
   userId: string;
   deviceId: string;
 }
 
-/** Admission of one frame of a connection by the shared per-connection rate limit. */
-export interface RateLimit {
-  connectionId: string;
-  perSecond: number;
-  burst: number;
-}
-
-export type AppendResult =
-  | { status: 'stored'; seq: number }
-  | { status: 'duplicate'; messageId: string; seq: number; sentAt: number }
-  | { status: 'rate_limited' };
-
-export type PendingResult =
-  | { status: 'ok'; messages: StoredMessage[]; hasMore: boolean }
-  | { status: 'rate_limited' };
-
-/**
- * Messages, their order, idempotency and what each device still has to ack (Redis in AWS). Every call that
- * comes from a client frame first takes a token from that connection's bucket, in the same round trip.
- */
-export interface MessageStore {
-  /** Rate limit alone (for frames that need nothing else from the store). */
-  admit(conversationId: string, limit: RateLimit): Promise<boolean>;
-  /** Makes a device a member device of the conversation: it will have messages pending from now on. */
-  registerDevice(conversationId: string, device: Device): Promise<void>;
-  /** Forgets every device of a user in a conversation (removed member) and what they had pending. */
-  forgetUser(conversationId: string, userId: string): Promise<void>;
-  /**
-   * Idempotently stores a message under the next seq of its conversation and makes it pending for every member
-   * device except the sender's. `message.seq` is ignored: the store assigns it.
-   */
-  append(message: StoredMessage, limit: RateLimit): Promise<AppendResult>;
-  /** Removes messages from a device's pending set; unknown ids are ignored. */
-  ack(conversationId: string, device: Device, messageIds: readonly string[], limit: RateLimit): Promise<'ok' | 'rate_limited'>;
-  /** A device's pending messages with seq > afterSeq, ascending, at most `limit` and about `maxBytes` of sealed data. */
-  pending(
-    conversationId: string,
-    device: Device,
-    page: { afterSeq: number; limit: number; maxBytes: number },
-    limit: RateLimit,
-  ): Promise<PendingResult>;
-  /** One stored message (for the fan-out worker), or undefined once it has expired. */
-  load(conversationId: string, messageId: string): Promise<StoredMessage | undefined>;
-}
-
 /** A batch of deliveries handed to the fan-out worker through the queue. */
 export type FanoutJob =
-  | { kind: 'message'; endpoint: string; conversationId: string; messageId: string; connectionIds: string[] }
+  | { kind: 'message'; endpoint: string; conversationId: string; seq: number; messageId: string; connectionIds: string[] }
   | { kind: 'frame'; endpoint: string; frame: string; connectionIds: string[] };
 
 export interface FanoutQueue {
@@ -166,9 +122,13 @@ export interface Clock {
   now(): number;
 }
 
+/** What a sealed body is bound to: every field of its log entry. */
+export type SealedFields = Omit<LogEntry, 'sealed'>;
+
 export interface Sealer {
-  seal(conversationId: string, messageId: string, body: string): string;
-  open(conversationId: string, messageId: string, sealed: string): string;
+  seal(fields: SealedFields, body: string): string;
+  /** Throws DecryptionError when the body does not open (wrong key, altered, not ours). */
+  open(fields: SealedFields, sealed: string): string;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -226,8 +186,11 @@ export interface MessageLog {
   /** The highest seq ever written in the conversation (0 when none). */
   lastSeq(conversationId: string): Promise<number>;
   get(conversationId: string, seq: number): Promise<LogEntry | undefined>;
-  /** messageId → seq for the ids that exist in the conversation (unknown ids are left out). */
-  seqsOf(conversationId: string, messageIds: readonly string[]): Promise<Map<string, number>>;
+  /**
+   * messageId → seq for the ids that exist in the conversation (unknown ids are left out). `afterSeq` is a hint
+   * that the ids are above it (a device acks what is above its position): they are then looked up in one read.
+   */
+  seqsOf(conversationId: string, messageIds: readonly string[], afterSeq?: number): Promise<Map<string, number>>;
   /**
    * Entries with afterSeq < seq < beforeSeq (either bound optional), ascending in the result. `newestFirst`
    * picks which end the page is taken from. Stops at `limit` entries or about `maxBytes` of sealed data

@@ -59,29 +59,57 @@ export const sendMessageFrameSchema = z.object({
   ),
 });
 
-export const ackFrameSchema = z.object({
-  action: z.literal('ack'),
-  conversationId: conversationIdSchema,
-  messageIds: z.array(text(1, 128)).check(z.minLength(1), z.maxLength(100)),
-});
+const seqSchema = z.int().check(z.minimum(0), z.maximum(Number.MAX_SAFE_INTEGER));
+
+export const ackFrameSchema = z
+  .object({
+    action: z.literal('ack'),
+    conversationId: conversationIdSchema,
+    messageIds: z._default(z.array(text(1, 128)).check(z.maxLength(100)), []),
+    /** Everything through this seq is done for this device. */
+    upToSeq: z.optional(seqSchema),
+  })
+  .check(
+    z.refine((f) => f.messageIds.length > 0 || f.upToSeq !== undefined, {
+      message: 'give messageIds (1–100) and/or upToSeq',
+      path: ['messageIds'],
+    }),
+  );
 
 export const getUnackedFrameSchema = z.object({
   action: z.literal('getUnacked'),
   conversationId: conversationIdSchema,
   limit: z._default(z.int().check(z.minimum(1), z.maximum(100)), 50),
-  afterSeq: z.optional(z.int().check(z.minimum(0), z.maximum(Number.MAX_SAFE_INTEGER))),
+  afterSeq: z.optional(seqSchema),
 });
+
+export const getHistoryFrameSchema = z
+  .object({
+    action: z.literal('getHistory'),
+    conversationId: conversationIdSchema,
+    beforeSeq: z.optional(seqSchema),
+    afterSeq: z.optional(seqSchema),
+    limit: z._default(z.int().check(z.minimum(1), z.maximum(100)), 50),
+  })
+  .check(
+    z.refine((f) => f.beforeSeq === undefined || f.afterSeq === undefined, {
+      message: 'give beforeSeq or afterSeq, not both',
+      path: ['afterSeq'],
+    }),
+  );
 
 export type TypingFrame = z.output<typeof typingFrameSchema>;
 export type SendMessageFrame = z.output<typeof sendMessageFrameSchema>;
 export type AckFrame = z.output<typeof ackFrameSchema>;
 export type GetUnackedFrame = z.output<typeof getUnackedFrameSchema>;
+export type GetHistoryFrame = z.output<typeof getHistoryFrameSchema>;
 
 export const clientFrameSchemas = {
   typing: typingFrameSchema,
   sendMessage: sendMessageFrameSchema,
   ack: ackFrameSchema,
   getUnacked: getUnackedFrameSchema,
+  getHistory: getHistoryFrameSchema,
 } as const;
 export type ClientAction = keyof typeof clientFrameSchemas;
 
@@ -98,6 +126,15 @@ export interface MessageData {
   sentAt: number;
 }
 export type MessageFrame = { type: 'message' } & MessageData;
+/** A stored message whose body could not be opened: the client can still ack it and move on. */
+export interface UndecryptableMessage {
+  conversationId: string;
+  messageId: string;
+  seq: number;
+  error: 'undecryptable';
+}
+/** An entry of an `unacked` or `history` page. */
+export type PageEntry = MessageData | UndecryptableMessage;
 export interface TypingEventFrame {
   type: 'typing';
   conversationId: string;
@@ -118,11 +155,18 @@ export interface AckedFrame {
   type: 'acked';
   conversationId: string;
   messageIds: string[];
+  upToSeq?: number;
 }
 export interface UnackedFrame {
   type: 'unacked';
   conversationId: string;
-  messages: MessageData[];
+  messages: PageEntry[];
+  hasMore: boolean;
+}
+export interface HistoryFrame {
+  type: 'history';
+  conversationId: string;
+  messages: PageEntry[];
   hasMore: boolean;
 }
 export interface ErrorFrame {
@@ -132,7 +176,7 @@ export interface ErrorFrame {
   action?: string;
   requestId?: string;
 }
-export type ServerFrame = MessageFrame | TypingEventFrame | SentFrame | AckedFrame | UnackedFrame | ErrorFrame;
+export type ServerFrame = MessageFrame | TypingEventFrame | SentFrame | AckedFrame | UnackedFrame | HistoryFrame | ErrorFrame;
 
 /** UTF-8 size of a frame as it goes on the wire. */
 export function frameBytes(frame: ServerFrame | string): number {

@@ -2,8 +2,8 @@ import { PolicyStatement, type IRole } from 'aws-cdk-lib/aws-iam';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
-import { connectionsTable, membersTable, type TableShape } from '../deploy/tables.js';
-import type { FunctionSpec } from '../deploy/routes.js';
+import { tableShapes, type TableName, type TableShape } from '../deploy/tables.js';
+import type { FunctionSpec, TableAccess } from '../deploy/routes.js';
 import { variablesOf } from '../lambdas/config.js';
 import { acknowledge, nagNotation } from './nag.js';
 import type { RedisBackend } from './redis.js';
@@ -19,7 +19,7 @@ export interface AccessTargets {
 }
 
 export const TABLE_READ_ACTIONS = ['dynamodb:GetItem', 'dynamodb:Query'] as const;
-export const TABLE_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:DeleteItem'] as const;
+export const TABLE_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'] as const;
 export const MANAGE_CONNECTIONS = 'execute-api:ManageConnections';
 
 /** Grants one function exactly what its route-table entry says it needs. */
@@ -29,8 +29,9 @@ export function grantAccess(role: IRole, spec: FunctionSpec, targets: AccessTarg
   const variables = new Set(variablesOf(spec.name));
   if (variables.has('APP_SECRET_ID')) targets.appSecret.grantRead(role);
   if (access.redis) targets.redis.grantConnect(role);
-  grantTable(role, targets.tables.connections, connectionsTable, access.connections);
-  grantTable(role, targets.tables.members, membersTable, access.members);
+  for (const [name, level] of Object.entries(access.tables) as [TableName, TableAccess][]) {
+    grantTable(role, targets.tables.byName[name], tableShapes[name], level);
+  }
   if (access.enqueue) targets.fanoutQueue.grantSendMessages(role);
   if (access.posts) {
     role.addToPrincipalPolicy(
@@ -48,18 +49,22 @@ function grantTable(
   role: IRole,
   table: ITable,
   shape: TableShape,
-  level: FunctionSpec['access']['connections'] | FunctionSpec['access']['members'],
+  level: TableAccess,
 ): void {
   if (level === 'read' || level === 'readwrite') {
     role.addToPrincipalPolicy(
       new PolicyStatement({
         actions: [...TABLE_READ_ACTIONS],
         // Named indexes, not `index/*`: a new index does not silently widen the grant.
-        resources: [table.tableArn, ...shape.indexes.map((index) => `${table.tableArn}/index/${index.name}`)],
+        resources: [table.tableArn, ...indexNames(shape).map((index) => `${table.tableArn}/index/${index}`)],
       }),
     );
   }
   if (level === 'write' || level === 'readwrite') {
     role.addToPrincipalPolicy(new PolicyStatement({ actions: [...TABLE_WRITE_ACTIONS], resources: [table.tableArn] }));
   }
+}
+
+function indexNames(shape: TableShape): string[] {
+  return [...shape.indexes.map((index) => index.name), ...(shape.localIndexes ?? []).map((index) => index.name)];
 }

@@ -8,6 +8,8 @@ export const OUTPUTS = {
   stageName: 'StageName',
   connectionsTable: 'ConnectionsTableName',
   membersTable: 'MembersTableName',
+  messagesTable: 'MessagesTableName',
+  idempotencyTable: 'IdempotencyTableName',
   fanoutQueueUrl: 'FanoutQueueUrl',
   deadLetterQueueUrl: 'FanoutDeadLetterQueueUrl',
   appSecretArn: 'AppSecretArn',

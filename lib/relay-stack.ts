@@ -82,6 +82,10 @@ export class RelayStack extends Stack {
     const values: FunctionEnvironment = {
       CONNECTIONS_TABLE: this.tables.connections.tableName,
       MEMBERS_TABLE: this.tables.members.tableName,
+      MESSAGES_TABLE: this.tables.byName.messages.tableName,
+      IDEMPOTENCY_TABLE: this.tables.byName.idempotency.tableName,
+      POSITIONS_TABLE: this.tables.byName.positions.tableName,
+      ...(settings.historyRetentionDays === undefined ? {} : { HISTORY_RETENTION_SECONDS: String(settings.historyRetentionDays * 24 * 3600) }),
       FANOUT_QUEUE_URL: this.fanout.queue.queueUrl,
       APP_SECRET_ID: this.appSecret.secretArn,
       ...this.redis.environment,
@@ -145,6 +149,8 @@ export class RelayStack extends Stack {
     this.output(OUTPUTS.stageName, settings.stage, 'The stage this stack serves');
     this.output(OUTPUTS.connectionsTable, this.tables.connections.tableName, 'Connections table');
     this.output(OUTPUTS.membersTable, this.tables.members.tableName, 'Membership table (admin CLI: MEMBERS_TABLE)');
+    this.output(OUTPUTS.messagesTable, this.tables.byName.messages.tableName, 'Message log (admin CLI: MESSAGES_TABLE)');
+    this.output(OUTPUTS.idempotencyTable, this.tables.byName.idempotency.tableName, 'Idempotency records (admin CLI: IDEMPOTENCY_TABLE)');
     this.output(OUTPUTS.fanoutQueueUrl, this.fanout.queue.queueUrl, 'Fan-out queue');
     this.output(OUTPUTS.deadLetterQueueUrl, this.fanout.deadLetterQueue.queueUrl, 'Fan-out dead-letter queue');
     this.output(OUTPUTS.appSecretArn, this.appSecret.secretArn, 'App secret (admin CLI: APP_SECRET_ID)');

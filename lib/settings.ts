@@ -46,6 +46,8 @@ export const contextSchema = z
     redis: unsetOr(z.enum(['serverless', 'external'], { error: 'must be serverless or external' }).default('serverless')),
     /** With `redis=external`: the secret whose value is the Redis URL (it may carry a password). */
     redisUrlSecretArn: optional(secretArn),
+    /** Days messages stay readable (a TTL on the message log); unset = keep forever. */
+    historyRetentionDays: optional(z.coerce.number().int().positive().max(36_500)),
     maxReceiveCount: unsetOr(z.coerce.number().int().min(1).max(1_000).default(5)),
     alarmEmail: optional(z.email({ error: 'must be an e-mail address' })),
     jwtJwksUrl: optional(z.url({ protocol: /^https$/, error: 'must be an https URL' })),

@@ -1,21 +1,38 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, ProjectionType, Table, type Attribute } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import { connectionsTable, membersTable, type KeyAttribute, type TableShape } from '../deploy/tables.js';
+import { tableShapes, type KeyAttribute, type TableName, type TableShape } from '../deploy/tables.js';
 
 export interface TablesProps {
   removalPolicy: RemovalPolicy;
 }
 
-/** The two DynamoDB tables, built from the key schemas the local dev server uses too. */
+const CONSTRUCT_IDS: Record<TableName, string> = {
+  connections: 'Connections',
+  members: 'Members',
+  messages: 'Messages',
+  idempotency: 'Idempotency',
+  positions: 'Positions',
+};
+
+/** The stage's DynamoDB tables, built from the key schemas the local backend uses too. */
 export class Tables extends Construct {
-  readonly connections: Table;
-  readonly members: Table;
+  readonly byName: Readonly<Record<TableName, Table>>;
 
   constructor(scope: Construct, id: string, props: TablesProps) {
     super(scope, id);
-    this.connections = tableFromShape(this, 'Connections', connectionsTable, props.removalPolicy);
-    this.members = tableFromShape(this, 'Members', membersTable, props.removalPolicy);
+    const entries = (Object.keys(tableShapes) as TableName[]).map(
+      (name) => [name, tableFromShape(this, CONSTRUCT_IDS[name], tableShapes[name], props.removalPolicy)] as const,
+    );
+    this.byName = Object.fromEntries(entries) as Record<TableName, Table>;
+  }
+
+  get connections(): Table {
+    return this.byName.connections;
+  }
+
+  get members(): Table {
+    return this.byName.members;
   }
 }
 
@@ -34,6 +51,13 @@ function tableFromShape(scope: Construct, id: string, shape: TableShape, removal
     deletionProtection: removalPolicy === RemovalPolicy.RETAIN,
     removalPolicy,
   });
+  for (const index of shape.localIndexes ?? []) {
+    table.addLocalSecondaryIndex({
+      indexName: index.name,
+      sortKey: attribute(index.sortKey),
+      projectionType: index.projection === 'KEYS_ONLY' ? ProjectionType.KEYS_ONLY : ProjectionType.ALL,
+    });
+  }
   for (const index of shape.indexes) {
     table.addGlobalSecondaryIndex({
       indexName: index.name,

@@ -4,10 +4,11 @@ import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-clo
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { Redis } from 'ioredis';
 import { DynamoMembershipStore } from '../lambdas/adapters/dynamo-members.js';
 import { DynamoConnectionRegistry } from '../lambdas/adapters/dynamo-registry.js';
-import { RedisMessageStore } from '../lambdas/adapters/redis-message-store.js';
+import { DynamoMessageLog } from '../lambdas/adapters/dynamo-message-log.js';
+import { addMember } from '../lambdas/domain/membership.js';
+import type { MembershipStore, MessageLog } from '../lambdas/ports.js';
 import { conversationIdSchema } from '../lambdas/protocol.js';
 import { appKeysFrom, type AppKeys } from '../lambdas/secret.js';
 import { OUTPUTS, stackNameFor } from '../lib/outputs.js';
@@ -22,15 +23,15 @@ const USAGE = `Usage: npm run admin -- <command>
 
 Commands:
   add-member <conversationId> <userId>      let a user connect to a conversation
-  remove-member <conversationId> <userId>   revoke it: close the user's open connections to it and (where
-                                            Redis is reachable) drop their devices' pending messages
+  remove-member <conversationId> <userId>   revoke it: their devices stop collecting messages at once, and
+                                            their open connections to it are closed
   token <userId> [--ttl 1h]                 sign a connection token (HS256 with the stage's secret)
 
 Target:
   the dev server on PORT (default 3001), as started by \`npm start\`; or
   STAGE=<stage> (with AWS credentials and AWS_REGION): the deployed stack RelayWs-<stage>
-  (or STACK_NAME=<name>); MEMBERS_TABLE, APP_SECRET_ID, CONNECTIONS_TABLE and CALLBACK_URL, when
-  all set, are used without reading the stack.
+  (or STACK_NAME=<name>); MEMBERS_TABLE, MESSAGES_TABLE, IDEMPOTENCY_TABLE, APP_SECRET_ID, CONNECTIONS_TABLE and
+  CALLBACK_URL, when all set, are used without reading the stack.
 `;
 
 export class UsageError extends Error {
@@ -39,12 +40,12 @@ export class UsageError extends Error {
 
 interface Target {
   description: string;
-  members: DynamoMembershipStore;
+  members: MembershipStore;
+  /** Read for the conversation's last seq: a (re-)added member collects what comes after it. */
+  messages: MessageLog;
   keys(): Promise<AppKeys>;
   /** Closes a removed user's open connections to the conversation; answers how many. */
   disconnectUser(conversationId: string, userId: string): Promise<number>;
-  /** Forgets a removed user's devices in Redis, when Redis is reachable from here. */
-  forgetUser?: (conversationId: string, userId: string) => Promise<void>;
   close(): void;
 }
 
@@ -79,40 +80,49 @@ async function localTarget(port: string): Promise<Target | undefined> {
   const db = DynamoDBDocumentClient.from(
     new DynamoDBClient({ endpoint: state.dynamodbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
   );
-  const redis = state.redisUrl.startsWith('memory:') ? undefined : new Redis(state.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  const store = redis === undefined ? undefined : new RedisMessageStore(redis, { retentionSeconds: 1, maxPendingPerDevice: 1 });
   const disconnector = userDisconnector(db, state.tables.connections, state.managementEndpoint, { accessKeyId: 'local', secretAccessKey: 'local' });
   return {
     description: `the dev server at ${state.url}`,
     members: new DynamoMembershipStore(db, state.tables.members),
+    messages: messageLogOf(db, state.tables),
     keys: async () => appKeysFrom(state.secretJson),
     disconnectUser: disconnector.disconnectUser,
-    ...(store === undefined ? {} : { forgetUser: (conversationId: string, userId: string) => store.forgetUser(conversationId, userId) }),
     close: () => {
       db.destroy();
       disconnector.destroy();
-      redis?.disconnect();
     },
   };
 }
 
+/**
+ * The log, read here only for its last seq. Built without the stage's history retention: if the newest message
+ * had already expired, a re-added member would start a little earlier (still-stored messages), never later.
+ */
+function messageLogOf(db: DynamoDBDocumentClient, tables: { messages: string; idempotency: string }): MessageLog {
+  return new DynamoMessageLog(db, tables, { now: () => Date.now() });
+}
+
 async function awsTarget(stackName: string): Promise<Target> {
+  let messagesTable = process.env.MESSAGES_TABLE;
+  let idempotencyTable = process.env.IDEMPOTENCY_TABLE;
   let membersTable = process.env.MEMBERS_TABLE;
   let secretId = process.env.APP_SECRET_ID;
   let connectionsTable = process.env.CONNECTIONS_TABLE;
   let callbackUrl = process.env.CALLBACK_URL;
-  if (membersTable === undefined || secretId === undefined || connectionsTable === undefined || callbackUrl === undefined) {
+  if (membersTable === undefined || messagesTable === undefined || idempotencyTable === undefined || secretId === undefined || connectionsTable === undefined || callbackUrl === undefined) {
     const cloudFormation = new CloudFormationClient({});
     const { Stacks } = await cloudFormation.send(new DescribeStacksCommand({ StackName: stackName }));
     const outputs = new Map((Stacks?.[0]?.Outputs ?? []).map((o) => [o.OutputKey, o.OutputValue]));
     cloudFormation.destroy();
     membersTable ??= outputs.get(OUTPUTS.membersTable);
+    messagesTable ??= outputs.get(OUTPUTS.messagesTable);
+    idempotencyTable ??= outputs.get(OUTPUTS.idempotencyTable);
     secretId ??= outputs.get(OUTPUTS.appSecretArn);
     connectionsTable ??= outputs.get(OUTPUTS.connectionsTable);
     callbackUrl ??= outputs.get(OUTPUTS.callbackUrl);
-    if (membersTable === undefined || secretId === undefined || connectionsTable === undefined || callbackUrl === undefined) {
+    if (membersTable === undefined || messagesTable === undefined || idempotencyTable === undefined || secretId === undefined || connectionsTable === undefined || callbackUrl === undefined) {
       throw new UsageError(
-        `stack ${stackName} lacks the outputs ${OUTPUTS.membersTable}, ${OUTPUTS.appSecretArn}, ${OUTPUTS.connectionsTable}, ${OUTPUTS.callbackUrl}; is it deployed?`,
+        `stack ${stackName} lacks the outputs ${OUTPUTS.membersTable}, ${OUTPUTS.messagesTable}, ${OUTPUTS.idempotencyTable}, ${OUTPUTS.appSecretArn}, ${OUTPUTS.connectionsTable}, ${OUTPUTS.callbackUrl}; is it deployed?`,
       );
     }
   }
@@ -123,6 +133,7 @@ async function awsTarget(stackName: string): Promise<Target> {
   return {
     description: `${stackName} (table ${membersTable})`,
     members: new DynamoMembershipStore(db, membersTable),
+    messages: messageLogOf(db, { messages: messagesTable, idempotency: idempotencyTable }),
     keys: async () => appKeysFrom((await secrets.send(new GetSecretValueCommand({ SecretId: secret }))).SecretString ?? ''),
     disconnectUser: disconnector.disconnectUser,
     close: () => {
@@ -137,7 +148,7 @@ async function resolveTarget(): Promise<Target> {
   const port = process.env.PORT ?? '3001';
   const stage = process.env.STAGE;
   const stackName = process.env.STACK_NAME;
-  const explicit = ['MEMBERS_TABLE', 'APP_SECRET_ID', 'CONNECTIONS_TABLE', 'CALLBACK_URL'].every((name) => process.env[name] !== undefined);
+  const explicit = ['MEMBERS_TABLE', 'MESSAGES_TABLE', 'IDEMPOTENCY_TABLE', 'APP_SECRET_ID', 'CONNECTIONS_TABLE', 'CALLBACK_URL'].every((name) => process.env[name] !== undefined);
   if (stackName === undefined && !explicit) {
     const local = await localTarget(port);
     const devStage = local === undefined ? undefined : (await readDevState(port))?.stage;
@@ -176,7 +187,7 @@ export async function runAdmin(argv: string[], print: (line: string) => void): P
     if (command === 'add-member') {
       const conversationId = conversation(first);
       const userId = argument(second, 'userId');
-      await target.members.add(conversationId, userId);
+      await addMember(target, conversationId, userId);
       print(`added ${userId} to ${conversationId} on ${target.description}`);
     } else if (command === 'remove-member') {
       const conversationId = conversation(first);
@@ -184,12 +195,7 @@ export async function runAdmin(argv: string[], print: (line: string) => void): P
       await target.members.remove(conversationId, userId);
       const closed = await target.disconnectUser(conversationId, userId);
       const connections = `closed ${closed} open connection${closed === 1 ? '' : 's'}`;
-      if (target.forgetUser === undefined) {
-        print(`removed ${userId} from ${conversationId} on ${target.description}; ${connections}; their pending messages expire with retention`);
-      } else {
-        await target.forgetUser(conversationId, userId);
-        print(`removed ${userId} from ${conversationId} on ${target.description}; ${connections}; dropped their devices' pending messages`);
-      }
+      print(`removed ${userId} from ${conversationId} on ${target.description}; ${connections}; their devices collect nothing more`);
     } else {
       const userId = argument(first, 'userId');
       print(await signToken((await target.keys()).jwtSecret, userId, { ttlSeconds }));

@@ -3,13 +3,13 @@ import { resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { connectionsTable, membersTable } from '../deploy/tables.js';
+import { tableShapes, type TableName, type TableNames } from '../deploy/tables.js';
 import { fanoutWorker, routes } from '../deploy/routes.js';
 import { startLocalGateway, type LocalGatewayOptions, type RouteHandler, type RouteTable } from './gateway.js';
 import { resolveRedis, startDynalite, startSqsServer, type RunningService } from './services.js';
 import { lazyServices, Scope, type Route } from '../lambdas/context/lazy.js';
 import type { Services } from '../lambdas/ports.js';
-import { MemoryMessageStore } from './memory-message-store.js';
+import { MemoryRateLimiter } from '../lambdas/adapters/memory-rate-limiter.js';
 import { startSqsPoller } from './sqs-poller.js';
 import { ensureTables } from './tables.js';
 
@@ -24,12 +24,15 @@ export interface LocalBackendOptions {
   dynamodbEndpoint?: string;
   /** Use this SQS endpoint instead of starting fauxqs in process. */
   sqsEndpoint?: string;
-  /** `redis://…`, or `memory://` for the in-memory twin; unset = spawn redis-server, else the twin. */
+  /**
+   * `redis://…` (with `env.REDIS_MODE=cluster` for a cluster), or `none` to run without Redis (rate limits in
+   * process, no seq cache); unset = spawn redis-server, else none. Messages live in DynamoDB either way.
+   */
   redisUrl?: string;
   /** Extra environment for the handlers' config (rate limits, thresholds, secrets…). */
   env?: Record<string, string>;
   /** Gateway limits and timeouts (tests shorten them). */
-  gateway?: Pick<LocalGatewayOptions, 'idleTimeoutMs' | 'maxConnectionMs' | 'maxFrameBytes' | 'maxMessageBytes' | 'maxPostBytes' | 'log'>;
+  gateway?: Pick<LocalGatewayOptions, 'idleTimeoutMs' | 'maxConnectionMs' | 'maxFrameBytes' | 'maxMessageBytes' | 'maxPostBytes' | 'log' | 'managementDelayMs'>;
   /** Visibility timeout of the local fan-out queue, seconds. */
   visibilityTimeoutSeconds?: number;
   maxReceiveCount?: number;
@@ -48,9 +51,10 @@ export interface LocalBackend {
   stage: string;
   dynamodbEndpoint: string;
   sqsEndpoint: string;
+  /** Empty without Redis. */
   redisUrl: string;
-  redisKind: 'external' | 'spawned' | 'memory';
-  tables: { connections: string; members: string };
+  redisKind: 'external' | 'spawned' | 'none';
+  tables: TableNames;
   queueUrl: string;
   dlqUrl: string;
   /** The environment the handlers are built from (what a Lambda would get); change it, then restart the functions. */
@@ -112,9 +116,10 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
     started.push(redis);
 
     const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
-    const tables = { connections: `relay-${stage}-connections`, members: `relay-${stage}-members` };
+    const names = Object.keys(tableShapes) as TableName[];
+    const tables = Object.fromEntries(names.map((name) => [name, `relay-${stage}-${name}`])) as TableNames;
     const ddb = new DynamoDBClient({ endpoint: dynamodbEndpoint, region: 'us-east-1', credentials });
-    await ensureTables(ddb, { [tables.connections]: connectionsTable, [tables.members]: membersTable });
+    await ensureTables(ddb, Object.fromEntries(names.map((name) => [tables[name], tableShapes[name]])));
     ddb.destroy();
 
     const sqs = new SQSClient({ endpoint: sqsEndpoint, region: 'us-east-1', credentials });
@@ -150,8 +155,11 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
     const env: Record<string, string> = {
       CONNECTIONS_TABLE: tables.connections,
       MEMBERS_TABLE: tables.members,
+      MESSAGES_TABLE: tables.messages,
+      IDEMPOTENCY_TABLE: tables.idempotency,
+      POSITIONS_TABLE: tables.positions,
       FANOUT_QUEUE_URL: queueUrl,
-      REDIS_URL: redis.url,
+      ...(redis.kind === 'none' ? {} : { REDIS_URL: redis.url }),
       APP_SECRET_JSON: DEV_SECRET_JSON,
       CALLBACK_URL: gateway.managementEndpoint,
       DYNAMODB_ENDPOINT: dynamodbEndpoint,
@@ -166,10 +174,9 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
     let scope = new Scope();
     started.push({ stop: () => scope.close() });
     const renewals: (() => void)[] = [];
+    // Without Redis every route shares one in-process limiter, as they would share Redis's buckets.
     const given: Partial<Services> = {
-      ...(redis.kind === 'memory'
-        ? { store: new MemoryMessageStore({ retentionSeconds: 7 * 24 * 3600, maxPendingPerDevice: 10_000 }, { now: () => Date.now() }) }
-        : {}),
+      ...(redis.kind === 'none' ? { limiter: new MemoryRateLimiter() } : {}),
       ...options.services,
     };
     const handlerOf = async (entry: string) => {

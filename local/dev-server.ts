@@ -4,6 +4,8 @@ import { startLocalBackend, DEV_SECRET_JSON } from './backend.js';
 import { removeDevState, writeDevState } from './dev-state.js';
 import { signToken } from './tokens.js';
 import { DynamoMembershipStore } from '../lambdas/adapters/dynamo-members.js';
+import { DynamoMessageLog } from '../lambdas/adapters/dynamo-message-log.js';
+import { addMember } from '../lambdas/domain/membership.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
@@ -15,8 +17,10 @@ Options (each also as an environment variable):
   --port N           WebSocket + Management API port (PORT, default 3001)
   --host H           bind address (HOST, default 127.0.0.1)
   --stage S          stage path (STAGE, default local)
-  --redis-url URL    use this Redis (REDIS_URL); default: spawn redis-server, else in-memory
-  --memory           use the in-memory message store (nothing survives a restart)
+  --redis-url URL    use this Redis (REDIS_URL); default: spawn redis-server, else run without one
+  --redis-mode M     standalone | cluster (REDIS_MODE, default standalone): cluster for a Redis Cluster
+  --no-redis         run without Redis: rate limits in process, no seq cache (messages are in DynamoDB
+                     either way)
   --dynamodb URL     use this DynamoDB endpoint (DYNAMODB_ENDPOINT); default: dynalite in process
   --sqs URL          use this SQS endpoint (SQS_ENDPOINT); default: fauxqs in process
   --log-level L      DEBUG | INFO | WARN | ERROR | SILENT (LOG_LEVEL, default INFO)
@@ -32,7 +36,8 @@ async function main(): Promise<void> {
       host: { type: 'string' },
       stage: { type: 'string' },
       'redis-url': { type: 'string' },
-      memory: { type: 'boolean' },
+      'no-redis': { type: 'boolean' },
+      'redis-mode': { type: 'string' },
       dynamodb: { type: 'string' },
       sqs: { type: 'string' },
       'log-level': { type: 'string' },
@@ -47,7 +52,9 @@ async function main(): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`invalid port: ${String(values.port ?? process.env.PORT)}`);
   const logLevel = (values['log-level'] ?? process.env.LOG_LEVEL ?? 'INFO').toUpperCase();
   const secretJson = process.env.APP_SECRET_JSON ?? DEV_SECRET_JSON;
-  const redisUrl = values.memory === true ? 'memory://' : (values['redis-url'] ?? process.env.REDIS_URL);
+  const redisUrl = values['no-redis'] === true ? 'none' : (values['redis-url'] ?? process.env.REDIS_URL);
+  const redisMode = values['redis-mode'] ?? process.env.REDIS_MODE ?? 'standalone';
+  if (redisMode !== 'standalone' && redisMode !== 'cluster') throw new RangeError(`invalid redis mode: ${redisMode} (standalone or cluster)`);
   const dynamodbEndpoint = values.dynamodb ?? process.env.DYNAMODB_ENDPOINT;
   const sqsEndpoint = values.sqs ?? process.env.SQS_ENDPOINT;
 
@@ -58,7 +65,7 @@ async function main(): Promise<void> {
     ...(redisUrl === undefined ? {} : { redisUrl }),
     ...(dynamodbEndpoint === undefined ? {} : { dynamodbEndpoint }),
     ...(sqsEndpoint === undefined ? {} : { sqsEndpoint }),
-    env: { LOG_LEVEL: logLevel, APP_SECRET_JSON: secretJson },
+    env: { LOG_LEVEL: logLevel, APP_SECRET_JSON: secretJson, REDIS_MODE: redisMode },
     onWorkerError: (error) => process.stderr.write(`fan-out poller: ${error instanceof Error ? error.message : String(error)}\n`),
   });
   await writeDevState(backend, secretJson);
@@ -67,9 +74,14 @@ async function main(): Promise<void> {
   const db = DynamoDBDocumentClient.from(
     new DynamoDBClient({ endpoint: backend.dynamodbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
   );
-  const members = new DynamoMembershipStore(db, backend.tables.members);
-  await members.add('demo', 'alice');
-  await members.add('demo', 'bob');
+  const services = {
+    members: new DynamoMembershipStore(db, backend.tables.members),
+    messages: new DynamoMessageLog(db, backend.tables, { now: () => Date.now() }),
+  };
+  // Only if not a member yet: a re-add would restart their devices from now (an external DynamoDB persists).
+  for (const userId of ['alice', 'bob']) {
+    if (!(await services.members.isMember('demo', userId))) await addMember(services, 'demo', userId);
+  }
   db.destroy();
   const keys = appKeysFrom(secretJson);
   const day = 24 * 3600;
@@ -80,7 +92,7 @@ async function main(): Promise<void> {
   const redisNote = {
     external: `Redis:       ${backend.redisUrl}`,
     spawned: `Redis:       ${backend.redisUrl} (redis-server started for this run)`,
-    memory: 'Redis:       in-memory twin — redis-server not found or --memory given; nothing survives a restart',
+    none: 'Redis:       none (redis-server not found or --no-redis): rate limits in this process, no seq cache; messages are in DynamoDB either way',
   }[backend.redisKind];
   process.stdout.write(
     [
@@ -89,7 +101,7 @@ async function main(): Promise<void> {
       '',
       `WebSocket:   ${backend.url}`,
       `Management:  ${backend.managementEndpoint}   (POST/GET/DELETE @connections/{id})`,
-      `DynamoDB:    ${backend.dynamodbEndpoint}   tables ${backend.tables.connections}, ${backend.tables.members}`,
+      `DynamoDB:    ${backend.dynamodbEndpoint}   tables ${Object.values(backend.tables).join(', ')}`,
       `SQS:         ${backend.queueUrl}`,
       redisNote,
       '',
@@ -105,6 +117,7 @@ async function main(): Promise<void> {
       '  {"action":"sendMessage","conversationId":"demo","clientMessageId":"m1","body":"hello"}',
       '  {"action":"typing","conversationId":"demo"}',
       '  {"action":"getUnacked","conversationId":"demo"}',
+      '  {"action":"getHistory","conversationId":"demo"}',
       '',
       `More members and tokens: PORT=${backend.port} npm run admin -- add-member <conversationId> <userId> | token <userId> [--ttl 1h]`,
       'Ctrl-C stops everything.',

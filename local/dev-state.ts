@@ -14,7 +14,8 @@ const devStateSchema = z.object({
   managementEndpoint: z.string(),
   stage: z.string(),
   dynamodbEndpoint: z.string(),
-  tables: z.object({ connections: z.string(), members: z.string() }),
+  tables: z.object({ connections: z.string(), members: z.string(), messages: z.string(), idempotency: z.string(), positions: z.string() }),
+  /** Empty when the dev server runs without Redis. */
   redisUrl: z.string(),
   secretJson: z.string(),
 });

@@ -34,20 +34,19 @@ export async function startSqsServer(port = 0): Promise<RunningService> {
   return { endpoint: `http://127.0.0.1:${server.port}`, stop: () => server.stop() };
 }
 
-export type RedisSource = { kind: 'external' | 'spawned'; url: string; stop(): Promise<void> } | { kind: 'memory'; url: string; stop(): Promise<void> };
+export type RedisSource = { kind: 'external' | 'spawned' | 'none'; url: string; stop(): Promise<void> };
 
 /**
- * Redis for the dev server: REDIS_URL if given, else a redis-server spawned on a free port, else the
- * in-memory twin (nothing survives a restart).
+ * Redis for the dev server: REDIS_URL if given (`none`: no Redis), else a redis-server spawned on a free port,
+ * else none. Redis only speeds things up (shared rate limits, the seq cache): every message is in DynamoDB.
  */
 export async function resolveRedis(given: string | undefined): Promise<RedisSource> {
-  if (given !== undefined && given !== '') {
-    return { kind: given.startsWith('memory:') ? 'memory' : 'external', url: given, stop: async () => undefined };
-  }
+  if (given === 'none') return { kind: 'none', url: '', stop: async () => undefined };
+  if (given !== undefined && given !== '') return { kind: 'external', url: given, stop: async () => undefined };
   try {
     const spawned = await spawnRedis();
     return { kind: 'spawned', url: spawned.url, stop: spawned.stop };
   } catch {
-    return { kind: 'memory', url: 'memory://', stop: async () => undefined };
+    return { kind: 'none', url: '', stop: async () => undefined };
   }
 }

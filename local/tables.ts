@@ -14,7 +14,10 @@ function keySchema(partitionKey: KeyAttribute, sortKey: KeyAttribute | undefined
   return schema;
 }
 
-/** CreateTable input from a shared table shape (the same shapes the CDK stack uses): on-demand, indexes project ALL. */
+/**
+ * CreateTable input from a shared table shape (the same shapes the CDK stack uses): on-demand, global indexes
+ * project ALL, local indexes project what their shape says.
+ */
 export function createTableInput(tableName: string, shape: TableShape): CreateTableCommandInput {
   const attributes = new Map<string, KeyAttribute['type']>();
   const define = (attribute: KeyAttribute | undefined): void => {
@@ -31,6 +34,11 @@ export function createTableInput(tableName: string, shape: TableShape): CreateTa
     define(index.partitionKey);
     define(index.sortKey);
   }
+  const localIndexes = shape.localIndexes ?? [];
+  if (localIndexes.length > 0 && shape.sortKey === undefined) {
+    throw new Error(`table ${tableName}: local secondary indexes need a table sort key`);
+  }
+  for (const index of localIndexes) define(index.sortKey);
   const definitions: AttributeDefinition[] = [...attributes].map(([AttributeName, AttributeType]) => ({
     AttributeName,
     AttributeType,
@@ -47,6 +55,15 @@ export function createTableInput(tableName: string, shape: TableShape): CreateTa
             IndexName: index.name,
             KeySchema: keySchema(index.partitionKey, index.sortKey),
             Projection: { ProjectionType: 'ALL' },
+          })),
+        }),
+    ...(localIndexes.length === 0
+      ? {}
+      : {
+          LocalSecondaryIndexes: localIndexes.map((index) => ({
+            IndexName: index.name,
+            KeySchema: keySchema(shape.partitionKey, index.sortKey),
+            Projection: { ProjectionType: index.projection },
           })),
         }),
   };

@@ -7,20 +7,35 @@ import { startLocalBackend, type LocalBackend, type LocalBackendOptions } from '
 import { signToken } from '../../local/tokens.js';
 import { sleep } from './limit.js';
 import { createLog } from '../../lambdas/adapters/log.js';
-import { loadConfig, type ConfigOf } from '../../lambdas/config.js';
+import { loadConfig } from '../../lambdas/config.js';
 import { documentClient } from '../../lambdas/context/dynamo.js';
 import { Scope } from '../../lambdas/context/lazy.js';
 import { postersFor } from '../../lambdas/context/posters.js';
-import { messageStore } from '../../lambdas/context/redis.js';
+import { redisHelpers } from '../../lambdas/context/redis.js';
 import { systemClock } from '../../lambdas/context/settings.js';
-import type { Log, MessageStore } from '../../lambdas/ports.js';
-import { MemoryMessageStore } from '../../local/memory-message-store.js';
-import { benchSeams } from './whatif.js';
+import { devicePositions, messageLog } from '../../lambdas/context/store.js';
+import { benchSeams, type Seamed } from './whatif.js';
 
-/** The store the routes would use: the backend's Redis, or the in-memory store when it has none. */
-async function messageStoreOf(backend: LocalBackend, config: ConfigOf<'sendMessage'>, scope: Scope, log: Log): Promise<MessageStore> {
-  if (backend.redisKind === 'memory') return new MemoryMessageStore({ retentionSeconds: config.RETENTION_SECONDS, maxPendingPerDevice: config.MAX_PENDING_PER_DEVICE }, systemClock);
-  return await messageStore(config, scope, backend.env, log);
+/**
+ * The real adapters behind the bench's seams, built from the backend's own environment with the same builders
+ * the routes use (lambdas/context/*): the registry, the message log and the positions on one document client,
+ * the rate limiter and the seq cache on one Redis connection (or in process without Redis), the posters.
+ */
+async function realServices(env: Readonly<Record<string, string>>, scope: Scope): Promise<Seamed> {
+  // `ack` reads every table and Redis variable these need; `sendMessage` adds the posting settings.
+  const config = loadConfig('ack', env);
+  const posting = loadConfig('sendMessage', env);
+  const log = createLog(config.LOG_LEVEL);
+  const db = documentClient(config, scope, env);
+  const { limiter, seqCache } = await redisHelpers(config, scope, env, log);
+  return {
+    registry: new DynamoConnectionRegistry(db, config.CONNECTIONS_TABLE, systemClock),
+    messages: messageLog(config, db),
+    positions: devicePositions(config, db),
+    limiter,
+    seqCache,
+    posterFor: postersFor(posting, scope, env, log),
+  };
 }
 
 /** The handlers' environment for benchmarks: quiet logs, and a rate limit no benchmark frame should meet. */
@@ -49,8 +64,9 @@ export class BenchBackend {
   }
 
   /**
-   * Starts the local backend with the bench's seams given to every route (registry, store and posters are
-   * delegates: see lib/whatif.ts), then installs behind them the real adapters, built as the routes build them.
+   * Starts the local backend with the bench's seams given to every route (registry, message log, positions,
+   * limiter, seq cache and posters are delegates: see lib/whatif.ts), then installs behind them the real
+   * adapters, built as the routes build them.
    */
   static async start(options: LocalBackendOptions = {}): Promise<BenchBackend> {
     const backend = await startLocalBackend({
@@ -59,13 +75,12 @@ export class BenchBackend {
       services: { ...benchSeams.services, ...options.services },
     });
     const bench = new BenchBackend(backend);
-    const config = loadConfig('sendMessage', backend.env);
-    const log = createLog(config.LOG_LEVEL);
-    benchSeams.install({
-      registry: new DynamoConnectionRegistry(documentClient(config, bench.scope, backend.env), config.CONNECTIONS_TABLE, systemClock),
-      store: await messageStoreOf(backend, config, bench.scope, log),
-      posterFor: postersFor(config, bench.scope, backend.env, log),
-    });
+    try {
+      benchSeams.install(await realServices(backend.env, bench.scope));
+    } catch (error) {
+      await bench.close();
+      throw error;
+    }
     return bench;
   }
 
@@ -74,7 +89,7 @@ export class BenchBackend {
     for (let start = 0; start < userIds.length; start += 25) {
       let requests: { PutRequest: { Item: Record<string, unknown> } }[] = userIds
         .slice(start, start + 25)
-        .map((userId) => ({ PutRequest: { Item: { conversationId, userId, addedAt: Date.now() } } }));
+        .map((userId) => ({ PutRequest: { Item: { conversationId, userId, sinceSeq: 0, addedAt: Date.now() } } }));
       for (let attempt = 0; attempt < 10 && requests.length > 0; attempt += 1) {
         const result = await this.db.send(
           new BatchWriteCommand({ RequestItems: { [this.backend.tables.members]: requests } }),

@@ -8,6 +8,8 @@ export interface DynamoCounts {
   writeUnits: number;
   /** Capacity units by operation. */
   unitsByOperation: Record<string, number>;
+  /** Calls answered with an error, by operation and error type (`PutItem ConditionalCheckFailedException`). */
+  failures: Record<string, number>;
 }
 
 const READS = new Set(['GetItem', 'Query', 'Scan', 'BatchGetItem', 'TransactGetItems']);
@@ -20,7 +22,7 @@ const WRITES = new Set(['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem',
 export class DynamoCountingProxy {
   counting = false;
   endpoint = '';
-  private counts: DynamoCounts = { calls: {}, readUnits: 0, writeUnits: 0, unitsByOperation: {} };
+  private counts: DynamoCounts = { calls: {}, readUnits: 0, writeUnits: 0, unitsByOperation: {}, failures: {} };
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
   private readonly server: Server;
 
@@ -61,7 +63,7 @@ export class DynamoCountingProxy {
       },
       (upstreamRes) => {
         void readAll(upstreamRes).then((answer) => {
-          if (counting) this.record(operation, answer);
+          if (counting) this.record(operation, answer, upstreamRes.statusCode ?? 500);
           res.writeHead(upstreamRes.statusCode ?? 500, upstreamRes.headers);
           res.end(answer);
         });
@@ -72,7 +74,7 @@ export class DynamoCountingProxy {
   }
 
   reset(): void {
-    this.counts = { calls: {}, readUnits: 0, writeUnits: 0, unitsByOperation: {} };
+    this.counts = { calls: {}, readUnits: 0, writeUnits: 0, unitsByOperation: {}, failures: {} };
   }
 
   snapshot(): DynamoCounts {
@@ -81,6 +83,7 @@ export class DynamoCountingProxy {
       readUnits: this.counts.readUnits,
       writeUnits: this.counts.writeUnits,
       unitsByOperation: { ...this.counts.unitsByOperation },
+      failures: { ...this.counts.failures },
     };
   }
 
@@ -90,11 +93,16 @@ export class DynamoCountingProxy {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private record(operation: string, answer: Buffer): void {
+  private record(operation: string, answer: Buffer, status: number): void {
     this.counts.calls[operation] = (this.counts.calls[operation] ?? 0) + 1;
     let units = 0;
     try {
       const output: unknown = JSON.parse(answer.toString('utf8'));
+      if (status >= 400) {
+        const type = typeof output === 'object' && output !== null && '__type' in output ? String(output.__type).split('#').pop() : `HTTP ${status}`;
+        const key = `${operation} ${type ?? status}`;
+        this.counts.failures[key] = (this.counts.failures[key] ?? 0) + 1;
+      }
       const consumed = typeof output === 'object' && output !== null && 'ConsumedCapacity' in output ? output.ConsumedCapacity : undefined;
       for (const entry of Array.isArray(consumed) ? consumed : [consumed]) {
         if (typeof entry === 'object' && entry !== null && 'CapacityUnits' in entry && typeof entry.CapacityUnits === 'number') units += entry.CapacityUnits;

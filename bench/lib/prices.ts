@@ -4,9 +4,31 @@ export const PRICES = {
   apiGatewayPerMillionConnectionMinutes: 0.25,
   lambdaArmPerGbSecond: 0.0000133334,
   lambdaPerMillionRequests: 0.2,
+  /** On-demand request prices since AWS halved them in November 2024. */
   dynamoPerMillionReadUnits: 0.125,
   dynamoPerMillionWriteUnits: 0.625,
+  /** Standard table class storage (the first 25 GB a month are free; ignored here). */
+  dynamoStoragePerGbMonth: 0.25,
+  /** ElastiCache Serverless for Valkey: data stored, per GB-hour (minimum 100 MB billed, see docs/deploy.md). */
+  valkeyStoragePerGbHour: 0.084,
 } as const;
+
+/**
+ * The on-demand request prices the durable-store comparison is asked in ($1.25 per million writes, $0.25 per
+ * million reads): DynamoDB's list price before the November 2024 cut, twice the current one. Reported next to
+ * the current prices so the request share can be read both ways.
+ */
+export const DYNAMO_REQUEST_PRICES_ASKED = { perMillionReadUnits: 0.25, perMillionWriteUnits: 1.25 } as const;
+export const DYNAMO_REQUEST_PRICES_NOW = { perMillionReadUnits: PRICES.dynamoPerMillionReadUnits, perMillionWriteUnits: PRICES.dynamoPerMillionWriteUnits } as const;
+export type DynamoRequestPrices = { perMillionReadUnits: number; perMillionWriteUnits: number };
+
+/** Bytes in a billed GB (AWS bills storage in binary gigabytes). */
+export const GB = 1024 ** 3;
+/** DynamoDB bills each stored item (and each index entry) with 100 bytes of overhead. */
+export const DYNAMO_ITEM_OVERHEAD_BYTES = 100;
+/** The month DynamoDB storage is billed by, in days and hours. */
+export const MONTH_DAYS = 30.4;
+export const MONTH_HOURS = 730;
 
 /** What one event costs, in counts. */
 export interface EventCounts {
@@ -29,13 +51,23 @@ export interface CostPerMillion {
 }
 
 /** Dollars per million events. */
-export function costPerMillion(counts: EventCounts): CostPerMillion {
+export function costPerMillion(counts: EventCounts, dynamoPrices: DynamoRequestPrices = DYNAMO_REQUEST_PRICES_NOW): CostPerMillion {
   const apiGateway = counts.gatewayMessages * PRICES.apiGatewayPerMillionMessages;
   const lambdaRequests = counts.invocations * PRICES.lambdaPerMillionRequests;
   const gbSeconds = counts.invocations * (counts.memoryMb / 1024) * (Math.ceil(counts.durationMs) / 1000);
   const lambdaCompute = gbSeconds * PRICES.lambdaArmPerGbSecond * 1e6;
-  const dynamo = counts.readUnits * PRICES.dynamoPerMillionReadUnits + counts.writeUnits * PRICES.dynamoPerMillionWriteUnits;
+  const dynamo = counts.readUnits * dynamoPrices.perMillionReadUnits + counts.writeUnits * dynamoPrices.perMillionWriteUnits;
   return { apiGateway, lambdaRequests, lambdaCompute, dynamo, total: apiGateway + lambdaRequests + lambdaCompute + dynamo };
+}
+
+/** Dollars for keeping `bytes` per message in DynamoDB for `days`, per million messages. */
+export function dynamoStoragePerMillion(bytes: number, days: number): number {
+  return ((bytes * 1e6) / GB) * PRICES.dynamoStoragePerGbMonth * (days / MONTH_DAYS);
+}
+
+/** Dollars for keeping `bytes` per message in ElastiCache Serverless (Valkey) for `hours`, per million messages. */
+export function valkeyStoragePerMillion(bytes: number, hours: number): number {
+  return ((bytes * 1e6) / GB) * PRICES.valkeyStoragePerGbHour * hours;
 }
 
 /**

@@ -2,7 +2,9 @@ import type { ProfileSummary } from './profile.js';
 import type { Throughput } from './throughput.js';
 import type { BenchResults } from './results.js';
 import { dollars, kB, ratio, table } from './table.js';
-import { DOCUMENT_CLIENT } from '../scenarios/coldstart.js';
+import { REFERENCE } from '../scenarios/coldstart.js';
+import { DYNAMO_REQUEST_PRICES_ASKED, DYNAMO_REQUEST_PRICES_NOW } from './prices.js';
+import { median, round } from './stats.js';
 
 const pct = (share: number) => `${(share * 100).toFixed(1)}%`;
 
@@ -111,12 +113,17 @@ export function renderReport(r: BenchResults): string {
   if (c !== undefined) {
     out.push('', `## Cold start (fresh \`node\` per sample, NODE_OPTIONS=${c.nodeOptions}, esbuild target ${c.target}${c.target === c.stackTarget ? ' as the stack' : ` (the stack uses ${c.stackTarget})`}, Node ${c.node})`, '');
     out.push(`Floor (empty handler, same banner and settings): import ${c.floor.loadMs} ms + first call ${c.floor.firstMs} ms = ${c.floor.totalMs} ms.`);
-    const reference = c.dependencies.find((d) => d.name === DOCUMENT_CLIENT);
-    if (reference !== undefined) out.push(`Reference (the DynamoDB document client alone, bundled and timed the same way): ${reference.totalMs} ms.`);
+    out.push(
+      `Reference (${REFERENCE}: the DynamoDB document client alone, bundled like the functions, built from the environment on its first call, ` +
+        `which sends one GetItem to the connections table): import ${c.reference.loadMs} ms + first call ${c.reference.firstMs} ms = ${c.reference.totalMs} ms ` +
+        `(p90 ${c.reference.totalP90Ms} ms, ${kB(c.reference.bytes)}).`,
+    );
+    const ratios = c.rows.map((row) => row.overReference);
+    out.push(`Median function: ${round(median(ratios), 2)}× the reference; highest ${Math.max(...ratios)}×.`);
     out.push('');
     out.push(
       table(
-        ['handler', 'bundle', 'gzip', 'import ms', 'first call ms', 'total ms', 'p90 ms', 'over floor ms', '÷ document client', 'samples', 'top contributors'],
+        ['handler', 'bundle', 'gzip', 'import ms', 'first call ms', 'total ms', 'p90 ms', 'over floor ms', '÷ reference', 'samples', 'top contributors'],
         c.rows.map((row) => [
           row.name,
           kB(row.bytes),
@@ -126,8 +133,8 @@ export function renderReport(r: BenchResults): string {
           row.totalMs,
           row.totalP90Ms,
           row.overFloorMs,
-          `${row.overDocumentClient}×`,
-          `${row.samples}${row.failures > 0 ? ` (${row.failures} failed)` : ''}`,
+          `${row.overReference}×`,
+          `${row.samples}${row.failures > 0 ? ` (${row.failures} failed: ${row.lastFailure ?? ''})` : ''}`,
           row.top.slice(0, 4).map((p) => `${p.name} ${kB(p.bytes)}`).join(', '),
         ]),
       ),
@@ -137,8 +144,13 @@ export function renderReport(r: BenchResults): string {
       out.push(table(['bundle', 'with the flag ms', 'without ms'], c.withoutSourceMaps.map((w) => [w.name, w.withMs, w.totalMs])));
     }
     if (c.dependencies.length > 0) {
-      out.push('', 'Import cost of each dependency alone, bundled like the stack:', '');
-      out.push(table(['dependency', 'bundle', 'import ms', 'import + call ms', 'over floor ms'], c.dependencies.map((d) => [d.name, kB(d.bytes), d.loadMs, d.totalMs, d.overFloorMs])));
+      out.push('', 'Import cost of each dependency alone, and of each route\'s own needs, bundled like the stack (an empty first call):', '');
+      out.push(
+        table(
+          ['dependency', 'bundle', 'import ms', 'import + call ms', 'over floor ms', '÷ reference'],
+          c.dependencies.map((d) => [d.name, kB(d.bytes), d.loadMs, d.totalMs, d.overFloorMs, `${round(d.totalMs / c.reference.totalMs, 2)}×`]),
+        ),
+      );
     }
     for (const p of c.profiles) {
       out.push('', `CPU profile of one cold ${p.name} sample (import + first call, mapped through the source map, ${(p.summary.totalMs).toFixed(0)} ms sampled):`, '');
@@ -146,14 +158,43 @@ export function renderReport(r: BenchResults): string {
     }
   }
 
-  const o = r.ops;
-  if (o !== undefined) {
-    out.push('', `## Operations and cost per event (warm container, ${o.memoryMb} MB arm64; $ per million events)`, '');
+  const sent = r.sent;
+  if (sent !== undefined) {
+    out.push('', '## Time to `sent` (sendMessage through the emulator; N receiving sockets plus the sender)', '');
+    out.push(
+      'One frame at a time: frame sent → `sent` on the sender\'s socket, and → the last of the N recipients has the message. ' +
+        `Then ${sent.window} frames in flight: deliveries per second at the receivers, \`sent\` per second at the sender. ` +
+        'Delay: every Management API request waits that long before it is acted on (the gateway\'s `managementDelayMs`).',
+      '',
+    );
     out.push(
       table(
-        ['event', 'N', 'DynamoDB calls', 'RRU', 'WRU', 'Redis round trips (in-script cmds)', 'posts', 'API GW msgs', 'ms here', 'API GW', 'Lambda', 'DynamoDB', 'total', `Scan-based (${o.scan.tableRows.toLocaleString('en-US')} rows)`],
+        ['N', 'delay ms', 'samples', 'sent p50 ms', 'sent p99 ms', 'last recipient p50 ms', 'last recipient p99 ms', 'timeouts', `deliveries/s (${sent.window} in flight)`, 'sent/s', 'errors'],
+        sent.rows.map((row) => [
+          row.n,
+          row.delayMs,
+          row.samples,
+          row.sentP50,
+          row.sentP99,
+          row.lastP50,
+          row.lastP99,
+          row.timeouts,
+          `${row.throughput.perSecond.toLocaleString('en-US')}${row.throughput.complete ? '' : ' (timed out)'}`,
+          row.throughput.sentPerSecond,
+          Object.entries(row.errors).map(([code, n]) => `${n} ${code}`).join(', ') || '–',
+        ]),
+      ),
+    );
+  }
+
+  const o = r.ops;
+  if (o !== undefined) {
+    out.push('', `## Operations and cost per event (warm container, ${o.memoryMb} MB arm64; $ per million events at the current DynamoDB prices)`, '');
+    out.push(
+      table(
+        ['event', 'N', 'DynamoDB calls', 'RRU', 'WRU', 'Redis round trips (in-script cmds)', 'posts', 'API GW msgs', 'ms here', 'reads', 'API GW', 'Lambda', 'DynamoDB', 'total', `Scan-based (${o.scan.tableRows.toLocaleString('en-US')} rows)`],
         o.rows.map((row) => [
-          row.route,
+          `${row.route}${row.steady ? '' : ' (varied)'}`,
           row.members,
           Object.entries(row.dynamo.calls).map(([op, n]) => `${n} ${op}`).join(', ') || '0',
           row.dynamo.readUnits,
@@ -162,11 +203,12 @@ export function renderReport(r: BenchResults): string {
           row.posts,
           row.gatewayMessages,
           row.durationMs,
+          row.note || '–',
           dollars(row.cost.apiGateway),
           dollars(row.cost.lambdaRequests + row.cost.lambdaCompute),
           dollars(row.cost.dynamo),
           dollars(row.cost.total),
-          dollars(row.scanCost.total),
+          row.scanCost === undefined ? '–' : dollars(row.scanCost.total),
         ]),
       ),
     );
@@ -176,16 +218,46 @@ export function renderReport(r: BenchResults): string {
         `(${o.scan.bytesPerRow} B a row → ${o.scan.readUnits} RRU per event; dynalite's own count for ${o.scan.check.rows.toLocaleString('en-US')} such rows: ` +
         `${o.scan.check.measured} RRU vs ${o.scan.check.computed} computed). AWS's sample also posts to every connection in the table, not only the conversation's.`,
     );
+    const st = o.stored;
+    out.push(
+      '',
+      `Dollars per million messages (one sendMessage + one ack by each of the N − 1 recipients; DynamoDB requests at $${DYNAMO_REQUEST_PRICES_ASKED.perMillionWriteUnits} / ` +
+        `$${DYNAMO_REQUEST_PRICES_ASKED.perMillionReadUnits} per million WRU / RRU, and at today's $${DYNAMO_REQUEST_PRICES_NOW.perMillionWriteUnits} / $${DYNAMO_REQUEST_PRICES_NOW.perMillionReadUnits}; ` +
+        `storage at $${o.prices.dynamoStoragePerGbMonth}/GB-month: the message item ${st.messageItem} B + its index entry ${st.messageIndexEntry} B kept a month, ` +
+        `the idempotency item ${st.idempotencyItem} B kept 7 days; 100 B overhead each included):`,
+      '',
+    );
+    out.push(
+      table(
+        ['N', 'API GW', 'Lambda', 'DynamoDB requests', 'storage', 'total', 'DynamoDB requests (today)', 'total (today)'],
+        o.messageCosts.map((m) => [m.members, dollars(m.apiGateway), dollars(m.lambda), dollars(m.dynamoRequestsAsked), dollars(m.storage), dollars(m.total), dollars(m.dynamoRequestsNow), dollars(m.totalNow)]),
+      ),
+    );
+    const k = o.contention;
+    if (k !== undefined) {
+      const ops = (byOperation: Record<string, number>) => Object.entries(byOperation).map(([op, n]) => `${n} ${op}`).join(', ');
+      out.push(
+        '',
+        `sendMessage into one conversation, ${k.messages} messages: one at a time ${k.alone.dynamoCalls} DynamoDB calls a message (${ops(k.alone.byOperation)}; ${k.alone.writeUnits} WRU, ${k.alone.readUnits} RRU); ` +
+          `${k.inFlight} in flight ${k.contended.dynamoCalls} a message (${ops(k.contended.byOperation)}; ${k.contended.writeUnits} WRU reported, ${k.contended.writeUnitsBilled} as billed with the failed conditional writes; ${k.contended.readUnits} RRU), ` +
+          `failed calls ${Object.entries(k.contended.failures).map(([f, n]) => `${n} ${f}`).join(', ') || 'none'}, error answers ${Object.entries(k.contended.errors).map(([e, n]) => `${n} ${e}`).join(', ') || 'none'}, ${k.contended.msPerMessage} ms a message.`,
+      );
+    }
     const u = o.getUnacked;
     out.push(
       '',
-      `getUnacked of a device with ${u.pending.toLocaleString('en-US')} pending: ${u.roundTrips} Redis round trip (${Object.entries(u.byCommand).map(([k, v]) => `${v} ${k}`).join(', ')}; ` +
-        `${u.scriptCommands} commands inside the script), ${Object.entries(u.dynamo.calls).map(([k, v]) => `${v} ${k}`).join(', ') || 'no DynamoDB call'} (the connection's first frame), ` +
-        `${u.messages} messages, hasMore ${String(u.hasMore)}; all ${u.pending.toLocaleString('en-US')} take ${u.pagesToDrain} frames = ${u.roundTripsToDrain} round trips.`,
+      `getUnacked of a device with ${u.pending.toLocaleString('en-US')} pending (pages of ${u.pageLimit}): the first page ${Object.entries(u.dynamo.calls).map(([k2, v]) => `${v} ${k2}`).join(', ') || 'no DynamoDB call'} ` +
+        `(${u.dynamo.readUnits} RRU, ${u.dynamo.writeUnits} WRU), ${u.roundTrips} Redis round trip${u.roundTrips === 1 ? '' : 's'} (${Object.entries(u.byCommand).map(([k2, v]) => `${v} ${k2}`).join(', ') || 'none'}), ` +
+        `${u.messages} messages, hasMore ${String(u.hasMore)}; all ${u.pending.toLocaleString('en-US')} take ${u.pagesToDrain} frames = ${u.dynamoCallsToDrain} DynamoDB calls (${u.readUnitsToDrain} RRU) and ${u.roundTripsToDrain} Redis round trips.`,
     );
     out.push(
       '',
-      `Connection time is billed apart: ${o.connectionMinutes.map((c) => `${c.members} members online ${c.hoursPerDay} h/day for ${c.days} days = ${dollars(c.dollars)}`).join('; ')}.`,
+      `getHistory of the same conversation (the newest ${u.history.limit}): ${Object.entries(u.history.dynamo.calls).map(([k2, v]) => `${v} ${k2}`).join(', ') || 'no DynamoDB call'} ` +
+        `(${u.history.dynamo.readUnits} RRU), ${u.history.redisRoundTrips} Redis round trip${u.history.redisRoundTrips === 1 ? '' : 's'}, ${u.history.messages} messages, hasMore ${String(u.history.hasMore)}.`,
+    );
+    out.push(
+      '',
+      `Connection time is billed apart: ${o.connectionMinutes.map((c2) => `${c2.members} members online ${c2.hoursPerDay} h/day for ${c2.days} days = ${dollars(c2.dollars)}`).join('; ')}.`,
     );
   }
 

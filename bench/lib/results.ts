@@ -1,6 +1,7 @@
 import type { ColdResult } from '../scenarios/coldstart.js';
 import type { FanoutResult } from '../scenarios/fanout.js';
 import type { OpsResult } from '../scenarios/ops.js';
+import type { SentResult } from '../scenarios/sent.js';
 import type { TypingResult } from '../scenarios/typing.js';
 import type { Machine } from './machine.js';
 
@@ -28,6 +29,7 @@ export interface BenchResults {
   fanout?: FanoutResult;
   typing?: TypingResult;
   cold?: ColdResult;
+  sent?: SentResult;
   ops?: OpsResult;
   errors: { scenario: string; message: string }[];
   targets: Target[];

@@ -1,14 +1,14 @@
-import type { ConnectionPoster, ConnectionRegistry, MessageStore } from '../../lambdas/ports.js';
+import type { ConnectionPoster } from '../../lambdas/ports.js';
 import { now } from './limit.js';
 import type { Patch, Seamed } from './whatif.js';
 
 export interface Span {
-  name: 'registry.get' | 'registry.query' | 'store.admit' | 'store.append' | 'post';
+  name: 'registry.get' | 'registry.query' | 'limiter.admit' | 'seqCache.get' | 'messages.append' | 'post';
   start: number;
   end: number;
 }
 
-/** Times the handlers' calls to their services (wrapping whatever services the context has now). */
+/** Times the handlers' calls to their services (wrapping whatever services are installed now). */
 export function tracingPatch(spans: Span[]): Patch {
   const timed = async <T>(name: Span['name'], call: () => Promise<T>): Promise<T> => {
     const start = now();
@@ -20,10 +20,8 @@ export function tracingPatch(spans: Span[]): Patch {
   };
   return {
     name: 'trace',
-    apply: (context: Seamed, counter) => {
-      const registry: ConnectionRegistry = context.registry;
-      const store: MessageStore = context.store;
-      const posterFor = context.posterFor;
+    apply: (services: Seamed, counter) => {
+      const { registry, messages, limiter, seqCache, posterFor } = services;
       counter.hits += 1;
       return {
         registry: {
@@ -32,14 +30,17 @@ export function tracingPatch(spans: Span[]): Patch {
           listByConversation: (id) => timed('registry.query', () => registry.listByConversation(id)),
           remove: (id) => registry.remove(id),
         },
-        store: {
-          admit: (conversationId, limit) => timed('store.admit', () => store.admit(conversationId, limit)),
-          registerDevice: (conversationId, device) => store.registerDevice(conversationId, device),
-          forgetUser: (conversationId, userId) => store.forgetUser(conversationId, userId),
-          append: (message, limit) => timed('store.append', () => store.append(message, limit)),
-          ack: (conversationId, device, ids, limit) => store.ack(conversationId, device, ids, limit),
-          pending: (conversationId, device, page, limit) => store.pending(conversationId, device, page, limit),
-          load: (conversationId, messageId) => store.load(conversationId, messageId),
+        messages: {
+          append: (draft, seal, hint) => timed('messages.append', () => messages.append(draft, seal, hint)),
+          lastSeq: (c) => messages.lastSeq(c),
+          get: (c, seq) => messages.get(c, seq),
+          seqsOf: (c, ids) => messages.seqsOf(c, ids),
+          page: (c, range) => messages.page(c, range),
+        },
+        limiter: { admit: (buckets) => timed('limiter.admit', () => limiter.admit(buckets)) },
+        seqCache: {
+          get: (c) => timed('seqCache.get', () => seqCache.get(c)),
+          raise: (c, seq) => seqCache.raise(c, seq),
         },
         posterFor: (endpoint: string): ConnectionPoster => {
           const poster = posterFor(endpoint);
@@ -54,9 +55,9 @@ export function tracingPatch(spans: Span[]): Patch {
 export function compose(first: Patch, second: Patch): Patch {
   return {
     name: `${first.name} + ${second.name}`,
-    apply: (context, counter) => {
-      const firstPart = first.apply(context, counter);
-      return { ...firstPart, ...second.apply({ ...context, ...firstPart }, counter) };
+    apply: (services, counter) => {
+      const firstPart = first.apply(services, counter);
+      return { ...firstPart, ...second.apply({ ...services, ...firstPart }, counter) };
     },
   };
 }

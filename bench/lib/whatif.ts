@@ -1,14 +1,25 @@
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent } from 'node:http';
-import type { ConnectionPoster, ConnectionRecord, ConnectionRegistry, MessageStore } from '../../lambdas/ports.js';
+import type {
+  ConnectionPoster,
+  ConnectionRecord,
+  ConnectionRegistry,
+  DevicePositions,
+  MessageLog,
+  RateLimiter,
+  SeqCache,
+} from '../../lambdas/ports.js';
 
 import { LOCAL_CREDENTIALS } from './backend.js';
 
 /** The services the bench injects into every route of its local backend (see BenchSeams). */
 export interface Seamed {
   registry: ConnectionRegistry;
-  store: MessageStore;
+  messages: MessageLog;
+  positions: DevicePositions;
+  limiter: RateLimiter;
+  seqCache: SeqCache;
   posterFor(endpoint: string): ConnectionPoster;
 }
 
@@ -29,14 +40,23 @@ export class BenchSeams {
       listByConversation: (id) => this.now().registry.listByConversation(id),
       remove: (id) => this.now().registry.remove(id),
     },
-    store: {
-      admit: (c, l) => this.now().store.admit(c, l),
-      registerDevice: (c, d) => this.now().store.registerDevice(c, d),
-      forgetUser: (c, u) => this.now().store.forgetUser(c, u),
-      append: (m, l) => this.now().store.append(m, l),
-      ack: (c, d, ids, l) => this.now().store.ack(c, d, ids, l),
-      pending: (c, d, page, l) => this.now().store.pending(c, d, page, l),
-      load: (c, id) => this.now().store.load(c, id),
+    messages: {
+      append: (draft, seal, hint) => this.now().messages.append(draft, seal, hint),
+      lastSeq: (c) => this.now().messages.lastSeq(c),
+      get: (c, seq) => this.now().messages.get(c, seq),
+      seqsOf: (c, ids) => this.now().messages.seqsOf(c, ids),
+      page: (c, range) => this.now().messages.page(c, range),
+    },
+    positions: {
+      register: (c, device, after, at) => this.now().positions.register(c, device, after, at),
+      get: (c, device) => this.now().positions.get(c, device),
+      save: (next) => this.now().positions.save(next),
+      forgetUser: (c, u) => this.now().positions.forgetUser(c, u),
+    },
+    limiter: { admit: (buckets) => this.now().limiter.admit(buckets) },
+    seqCache: {
+      get: (c) => this.now().seqCache.get(c),
+      raise: (c, seq) => this.now().seqCache.raise(c, seq),
     },
     posterFor: (endpoint) => this.now().posterFor(endpoint),
   };

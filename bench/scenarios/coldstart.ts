@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { build } from 'esbuild';
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { fanoutWorker, routes, type FunctionSpec } from '../../deploy/routes.js';
 import { connectEvent, disconnectEvent, headerMaps, messageEvent, queryMaps, type ConnectionFacts } from '../../local/gateway/events.js';
 import type { BenchConfig } from '../config.js';
@@ -16,6 +16,28 @@ import { bundleSourceMapper, readProfile, summarize as summarizeProfile, type Pr
 
 /** The empty handler whose cold start is the floor every handler is compared with. */
 const FLOOR_SOURCE = 'export const handler = async () => ({ statusCode: 200 });';
+/**
+ * The second reference: the DynamoDB document client alone, bundled like the functions, built from the environment
+ * on the first call (as the routes build their services), which sends ONE GetItem to the connections table — the
+ * least every route but $default does on its first event.
+ */
+const REFERENCE_SOURCE = [
+  "import { DynamoDBClient } from '@aws-sdk/client-dynamodb';",
+  "import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';",
+  'let db: DynamoDBDocumentClient | undefined;',
+  'export const handler = async () => {',
+  '  const env = process.env;',
+  '  const sessionToken = env.AWS_SESSION_TOKEN;',
+  '  db ??= DynamoDBDocumentClient.from(new DynamoDBClient({',
+  "    region: env.AWS_REGION ?? 'us-east-1',",
+  '    ...(env.DYNAMODB_ENDPOINT === undefined ? {} : { endpoint: env.DYNAMODB_ENDPOINT }),',
+  "    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? '', secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? '', ...(sessionToken === undefined ? {} : { sessionToken }) },",
+  '  }));',
+  "  await db.send(new GetCommand({ TableName: env.CONNECTIONS_TABLE, Key: { connectionId: 'cold-start-reference' } }));",
+  '  return { statusCode: 200 };',
+  '};',
+].join('\n');
+export const REFERENCE = 'document client + 1 GetItem';
 /** The stack runs every function with this (lib/functions.ts); the bench measures with it, and once without. */
 const STACK_NODE_OPTIONS = '--enable-source-maps';
 const NO_SOURCE_MAPS = ' (no source maps)';
@@ -33,8 +55,11 @@ export interface ColdRow {
   totalP90Ms: number;
   /** totalMs minus the floor's totalMs. */
   overFloorMs: number;
-  /** totalMs ÷ the DynamoDB document client alone, bundled and timed the same way (every route but $default needs it). */
-  overDocumentClient: number;
+  /**
+   * totalMs ÷ the reference's totalMs: the DynamoDB document client alone sending one GetItem on its first call,
+   * bundled and timed the same way (every route but $default makes at least that call).
+   */
+  overReference: number;
   samples: number;
   failures: number;
   lastFailure?: string;
@@ -51,7 +76,7 @@ export interface DependencyCost {
   overFloorMs: number;
 }
 
-/** The name of the dependency that is the second reference of every row. */
+/** The dependency bundle of the document client alone (import only; a first, empty call). */
 export const DOCUMENT_CLIENT = 'DynamoDB client + lib-dynamodb';
 
 export interface ColdProfile {
@@ -66,6 +91,8 @@ export interface ColdResult {
   node: string;
   nodeOptions: string;
   floor: ColdRow;
+  /** The document client + one GetItem (see REFERENCE_SOURCE): the denominator of every row's `overReference`. */
+  reference: ColdRow;
   rows: ColdRow[];
   /** The same samples without --enable-source-maps, for the floor and one handler: what the flag costs. */
   withoutSourceMaps: { name: string; totalMs: number; withMs: number }[];
@@ -74,54 +101,51 @@ export interface ColdResult {
   profiles: ColdProfile[];
 }
 
-/** Each dependency of the shared context alone, re-exported so nothing is tree-shaken away. */
+const DYNAMODB = "export { DynamoDBClient } from '@aws-sdk/client-dynamodb'; export { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand, DeleteCommand } from '@aws-sdk/lib-dynamodb';";
+const IOREDIS = "export { Redis, Cluster } from 'ioredis';";
+const SECRETS = "export { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';";
+const SQS = "export { SQSClient, SendMessageBatchCommand } from '@aws-sdk/client-sqs';";
+const POSTER = "export { ManagementApiPoster } from './lambdas/adapters/management-poster.ts';";
+const SCHEMAS = "export * from './lambdas/protocol.ts'; export * from './lambdas/config.ts';";
+const LOGGER = "export { Logger } from '@aws-lambda-powertools/logger';";
+
+/**
+ * Each dependency alone, re-exported so nothing is tree-shaken away; then each route's own needs: the third-party
+ * packages its handler module imports (deploy/routes.ts entries, read from their imports), without the app's code.
+ */
 const DEPENDENCIES: readonly { name: string; contents: string }[] = [
-  { name: "zod/mini + the app's schemas", contents: "export * from './lambdas/protocol.ts'; export * from './lambdas/config.ts';" },
+  { name: "zod/mini + the app's schemas", contents: SCHEMAS },
   { name: 'jose', contents: "export { jwtVerify, createRemoteJWKSet } from 'jose';" },
-  { name: 'Powertools Logger', contents: "export { Logger } from '@aws-lambda-powertools/logger';" },
-  { name: 'ioredis', contents: "export { Redis, Cluster } from 'ioredis';" },
+  { name: 'Powertools Logger', contents: LOGGER },
+  { name: 'ioredis', contents: IOREDIS },
   {
     name: DOCUMENT_CLIENT,
     contents:
       "export { DynamoDBClient } from '@aws-sdk/client-dynamodb'; export { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, DeleteCommand } from '@aws-sdk/lib-dynamodb';",
   },
-  { name: 'SQS client', contents: "export { SQSClient, SendMessageBatchCommand } from '@aws-sdk/client-sqs';" },
-  {
-    name: 'Management API client',
-    contents:
-      "export { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi'; export { NodeHttpHandler } from '@smithy/node-http-handler';",
-  },
-  { name: 'Powertools SecretsProvider', contents: "export { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';" },
-  { name: 'Management API poster (SigV4 signer)', contents: "export { ManagementApiPoster } from './lambdas/adapters/management-poster.ts';" },
-  {
-    name: "typing's own needs (DynamoDB, ioredis, poster, schemas, Logger)",
-    contents: [
-      "export { DynamoDBClient } from '@aws-sdk/client-dynamodb';",
-      "export { DynamoDBDocumentClient, GetCommand, QueryCommand, DeleteCommand } from '@aws-sdk/lib-dynamodb';",
-      "export { Redis, Cluster } from 'ioredis';",
-      "export { ManagementApiPoster } from './lambdas/adapters/management-poster.ts';",
-      "export * from './lambdas/protocol.ts'; export * from './lambdas/config.ts';",
-      "export { Logger } from '@aws-lambda-powertools/logger';",
-    ].join(' '),
-  },
+  { name: 'SQS client', contents: SQS },
+  { name: 'Powertools SecretsProvider', contents: SECRETS },
+  { name: 'Management API poster (SigV4 signer)', contents: POSTER },
   {
     name: "disconnect's own needs (DynamoDB, schemas, Logger)",
     contents: [
       "export { DynamoDBClient } from '@aws-sdk/client-dynamodb';",
       "export { DynamoDBDocumentClient, DeleteCommand } from '@aws-sdk/lib-dynamodb';",
       "export * from './lambdas/proxy-event.ts'; export * from './lambdas/config.ts';",
-      "export { Logger } from '@aws-lambda-powertools/logger';",
+      LOGGER,
     ].join(' '),
   },
+  { name: "ack / getUnacked / getHistory's own needs (DynamoDB, ioredis, SecretsProvider, schemas, Logger)", contents: [DYNAMODB, IOREDIS, SECRETS, SCHEMAS, LOGGER].join(' ') },
+  // ack and typing import SecretsProvider only for REDIS_URL_SECRET_ID (an external Redis): what it adds to them.
+  { name: 'the same without SecretsProvider (DynamoDB, ioredis, schemas, Logger)', contents: [DYNAMODB, IOREDIS, SCHEMAS, LOGGER].join(' ') },
   {
-    name: 'all four SDK clients together',
-    contents: [
-      "export { DynamoDBClient } from '@aws-sdk/client-dynamodb';",
-      "export { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, DeleteCommand } from '@aws-sdk/lib-dynamodb';",
-      "export { SQSClient, SendMessageBatchCommand } from '@aws-sdk/client-sqs';",
-      "export { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';",
-      "export { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';",
-    ].join(' '),
+    name: "connect's own needs (DynamoDB, ioredis, SecretsProvider, jose, schemas, Logger)",
+    contents: [DYNAMODB, IOREDIS, SECRETS, "export { jwtVerify, createRemoteJWKSet } from 'jose';", SCHEMAS, LOGGER].join(' '),
+  },
+  { name: "typing / sendMessage's own needs (DynamoDB, ioredis, SecretsProvider, SQS, poster, schemas, Logger)", contents: [DYNAMODB, IOREDIS, SECRETS, SQS, POSTER, SCHEMAS, LOGGER].join(' ') },
+  {
+    name: "fanoutWorker's own needs (DynamoDB, SecretsProvider, poster, Powertools batch, schemas, Logger)",
+    contents: [DYNAMODB, SECRETS, POSTER, "export { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';", SCHEMAS, LOGGER].join(' '),
   },
 ];
 const HANDLER_EXPORT = ' export const handler = async () => ({ statusCode: 200 });';
@@ -152,11 +176,12 @@ export async function runColdStart(config: BenchConfig, bench: BenchBackend, pro
   const outdir = resultsPath('bundles');
   await rm(outdir, { recursive: true, force: true });
   const specs: FunctionSpec[] = [...routes, fanoutWorker];
-  progress.start('cold start: bundling like the stack', specs.length + 1, 'bundles');
+  progress.start('cold start: bundling like the stack', specs.length + 2, 'bundles');
   let built = 0;
   const bundleAll = (target: string) =>
     Promise.all([
       bundleLikeTheStack('floor', { contents: FLOOR_SOURCE }, outdir, target),
+      bundleLikeTheStack('reference', { contents: REFERENCE_SOURCE }, outdir, target),
       ...specs.map((spec) =>
         bundleLikeTheStack(spec.name, { entry: spec.entry }, outdir, target).then((bundle) => {
           built += 1;
@@ -175,14 +200,15 @@ export async function runColdStart(config: BenchConfig, bench: BenchBackend, pro
   try {
     let target = STACK_TARGET;
     // The exact artifacts if this Node runs them; else the host's target (said in the report).
-    const probe = await sample(child, world.env(STACK_NODE_OPTIONS), bundles[1]?.file ?? '', world.events.get('connect')?.(0) ?? {}, config.cold.timeoutMs);
+    const probe = await sample(child, world.env(STACK_NODE_OPTIONS), bundles[1]?.file ?? '', {}, config.cold.timeoutMs);
     if (probe.error !== undefined && /SyntaxError/.test(probe.error)) {
       target = `node${process.versions.node.split('.')[0] ?? '20'}`;
       bundles = await bundleAll(target);
     }
-    const [floorBundle, ...handlerBundles] = bundles;
-    if (floorBundle === undefined) throw new Error('the floor bundle is missing');
+    const [floorBundle, referenceBundle, ...handlerBundles] = bundles;
+    if (floorBundle === undefined || referenceBundle === undefined) throw new Error('the floor or reference bundle is missing');
     const floorTarget: Target = { name: 'floor', bundle: floorBundle, event: () => ({}), ok: () => true, nodeOptions: STACK_NODE_OPTIONS };
+    const referenceTarget: Target = { name: REFERENCE, bundle: referenceBundle, event: () => ({}), ok: status200, nodeOptions: STACK_NODE_OPTIONS };
     const handlerTargets: Target[] = handlerBundles.map((bundle) => ({
       name: bundle.name,
       bundle,
@@ -190,7 +216,7 @@ export async function runColdStart(config: BenchConfig, bench: BenchBackend, pro
       ok: world.checks.get(bundle.name) ?? (() => true),
       nodeOptions: STACK_NODE_OPTIONS,
     }));
-    const targets = [floorTarget, ...handlerTargets];
+    const targets = [floorTarget, referenceTarget, ...handlerTargets];
     // What --enable-source-maps costs: the floor and one handler once more without it.
     const plain: Target[] = [floorTarget, ...handlerTargets.filter((t) => t.name === 'typing')].map((t) => ({
       ...t,
@@ -218,10 +244,10 @@ export async function runColdStart(config: BenchConfig, bench: BenchBackend, pro
         progress.update(done);
       }
     }
-    const documentClient = dependencyTargets.find((t) => t.name === DOCUMENT_CLIENT);
-    const referenceMs = documentClient === undefined ? Number.NaN : summarize(documentClient, samples.get(documentClient.name) ?? [], 0, Number.NaN).totalMs;
+    const referenceMs = summarize(referenceTarget, samples.get(referenceTarget.name) ?? [], 0, Number.NaN).totalMs;
     const rowOf = (t: Target, floorMs: number): ColdRow => summarize(t, samples.get(t.name) ?? [], floorMs, referenceMs);
     const floor = rowOf(floorTarget, 0);
+    const reference = rowOf(referenceTarget, floor.totalMs);
     const rows = handlerTargets.map((t) => rowOf(t, floor.totalMs));
     const withoutSourceMaps = plain.map((t) => {
       const base = t.name.replace(NO_SOURCE_MAPS, '');
@@ -239,14 +265,15 @@ export async function runColdStart(config: BenchConfig, bench: BenchBackend, pro
       const s = await sample(child, { ...world.env(t.nodeOptions), BENCH_PROFILE: file }, t.bundle.file, t.event(config.cold.samples), config.cold.timeoutMs);
       if (s.error === undefined) profiles.push({ name: t.name, summary: summarizeProfile(await readProfile(file), file, await bundleSourceMapper(t.bundle.file)) });
     }
-    const worst = Math.max(...rows.map((r) => r.overFloorMs));
-    progress.finish(`worst handler: floor + ${round(worst, 0)} ms`);
+    const worst = Math.max(...rows.map((r) => r.overReference));
+    progress.finish(`worst handler: ${worst}× the reference (${reference.totalMs} ms)`);
     return {
       target,
       stackTarget: STACK_TARGET,
       node: process.version,
       nodeOptions: STACK_NODE_OPTIONS,
       floor,
+      reference,
       rows,
       withoutSourceMaps,
       dependencies,
@@ -272,7 +299,7 @@ function summarize(t: Target, samples: readonly Sample[], floorMs: number, refer
     totalMs,
     totalP90Ms: round(percentile(totals, 90), 1),
     overFloorMs: round(totalMs - floorMs, 1),
-    overDocumentClient: round(totalMs / referenceMs, 2),
+    overReference: round(totalMs / referenceMs, 2),
     samples: good.length,
     failures: failures.length,
     ...(failures.length > 0 ? { lastFailure: failures[failures.length - 1]?.error } : {}),
@@ -340,25 +367,27 @@ interface World {
   close(): Promise<void>;
 }
 
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null;
+/** A route response with status 200 and no body (nothing to answer). */
+const status200 = (result: unknown) => isRecord(result) && result.statusCode === 200 && result.body === undefined;
+/** A route response whose body is a frame of this type. */
+const answerType = (type: string) => (result: unknown) => isRecord(result) && typeof result.body === 'string' && result.body.includes(`"type":"${type}"`);
+
 /**
- * What the first invocations act on: a conversation with a registered sender row (as after $connect) and one
- * live member, so typing, sendMessage and the worker make real posts through the gateway.
+ * What the first invocations act on: a conversation with a live sender (connected through $connect) and one live
+ * member, and one stored message, so typing, sendMessage (its `sent` and the message) and the worker make real
+ * posts through the gateway, and getUnacked / getHistory / the worker read a real log.
  */
 async function prepareWorld(bench: BenchBackend): Promise<World> {
   const { backend } = bench;
   const conversationId = uniqueId('cold');
   await bench.addMembers(conversationId, ['cold-user', 'cold-listener']);
-  const senderId = `cold-sender-${Date.now().toString(36)}`;
-  const now = Date.now();
-  await bench.db.send(
-    new PutCommand({
-      TableName: backend.tables.connections,
-      Item: { connectionId: senderId, userId: 'cold-user', deviceId: 'cold', conversationId, connectedAt: now, expiresAt: Math.floor(now / 1000) + 3600 },
-    }),
-  );
-  const listener = new SocketSet();
-  await listener.open([await bench.connectUrl(conversationId, 'cold-listener', 'd')], 1);
-  const listenerId = (await bench.listConnections(conversationId)).find((r) => r.userId === 'cold-listener')?.connectionId ?? '';
+  const sockets = new SocketSet();
+  await sockets.open([await bench.connectUrl(conversationId, 'cold-user', 'cold'), await bench.connectUrl(conversationId, 'cold-listener', 'd')], 1);
+  const live = await bench.listConnections(conversationId);
+  const senderId = live.find((r) => r.userId === 'cold-user')?.connectionId ?? '';
+  const listenerId = live.find((r) => r.userId === 'cold-listener')?.connectionId ?? '';
+  if (senderId === '' || listenerId === '') throw new Error('the cold-start sockets are not registered');
   const token = await bench.token('cold-user');
   const facts = (connectionId: string): ConnectionFacts => ({
     connectionId,
@@ -370,10 +399,18 @@ async function prepareWorld(bench: BenchBackend): Promise<World> {
   });
   const frame = (route: string, body: Record<string, unknown>) => (i: number) =>
     messageEvent(facts(senderId), route, `req-${route}-${i}`, `msg-${i}`, Date.now(), JSON.stringify({ action: route, conversationId, ...body }));
-  const answerType = (type: string) => (result: unknown) =>
-    typeof result === 'object' && result !== null && 'body' in result && typeof result.body === 'string' && result.body.includes(`"type":"${type}"`);
-  const status200 = (result: unknown) =>
-    typeof result === 'object' && result !== null && 'statusCode' in result && result.statusCode === 200 && !('body' in result && result.body !== undefined);
+  // One stored message for the worker's job to load (and for getUnacked / getHistory to read).
+  const send = backend.functions.sendMessage;
+  if (send === undefined) throw new Error('the backend has no sendMessage function');
+  const stored: unknown = await send(frame('sendMessage', { clientMessageId: 'cold-seed', body: 'cold start seed' })(0));
+  if (!status200(stored) && !answerType('sent')(stored)) throw new Error(`the seed message was not stored: ${JSON.stringify(stored).slice(0, 200)}`);
+  const newest = await bench.db.send(
+    new QueryCommand({ TableName: backend.tables.messages, KeyConditionExpression: 'conversationId = :c AND seq > :z', ExpressionAttributeValues: { ':c': conversationId, ':z': 0 }, ScanIndexForward: false, Limit: 1 }),
+  );
+  const seed = newest.Items?.[0];
+  const seedSeq = seed?.seq;
+  const seedId = seed?.messageId;
+  if (typeof seedSeq !== 'number' || typeof seedId !== 'string') throw new Error('the seed message is not in the log');
   const events = new Map<string, (sample: number) => unknown>([
     [
       'connect',
@@ -392,6 +429,7 @@ async function prepareWorld(bench: BenchBackend): Promise<World> {
     ['sendMessage', (i) => frame('sendMessage', { clientMessageId: `cold-${Date.now().toString(36)}-${i}`, body: 'cold start' })(i)],
     ['ack', frame('ack', { messageIds: ['not-a-message'] })],
     ['getUnacked', frame('getUnacked', {})],
+    ['getHistory', frame('getHistory', { limit: 20 })],
     [
       'fanoutWorker',
       (i) => ({
@@ -399,12 +437,8 @@ async function prepareWorld(bench: BenchBackend): Promise<World> {
           {
             messageId: `cold-${i}`,
             receiptHandle: `cold-${i}`,
-            body: JSON.stringify({
-              kind: 'frame',
-              endpoint: backend.managementEndpoint,
-              frame: JSON.stringify({ type: 'typing', conversationId, userId: 'cold-user', state: 'start', at: Date.now() }),
-              connectionIds: [listenerId],
-            }),
+            // A message job, as sendMessage enqueues above the threshold: the worker loads it from the log.
+            body: JSON.stringify({ kind: 'message', endpoint: backend.managementEndpoint, conversationId, seq: seedSeq, messageId: seedId, connectionIds: [listenerId] }),
             attributes: { ApproximateReceiveCount: '1', SentTimestamp: String(Date.now()), SenderId: 'bench', ApproximateFirstReceiveTimestamp: String(Date.now()) },
             messageAttributes: {},
             md5OfBody: '',
@@ -421,9 +455,11 @@ async function prepareWorld(bench: BenchBackend): Promise<World> {
     ['disconnect', status200],
     ['default', answerType('error')],
     ['typing', status200],
-    ['sendMessage', answerType('sent')],
+    // `sent` is posted to the sender's socket; the route answers it only if that post failed.
+    ['sendMessage', (result) => status200(result) || answerType('sent')(result)],
     ['ack', answerType('acked')],
     ['getUnacked', answerType('unacked')],
+    ['getHistory', answerType('history')],
     [
       'fanoutWorker',
       (result) =>
@@ -441,6 +477,6 @@ async function prepareWorld(bench: BenchBackend): Promise<World> {
     env: (nodeOptions) => ({ ...base, NODE_OPTIONS: nodeOptions }),
     events,
     checks,
-    close: () => listener.close(),
+    close: () => sockets.close(),
   };
 }

@@ -172,7 +172,7 @@ function record(stages: Stages, spans: readonly Span[], sentAt: number, total: n
   const starts = spans.map((s) => s.start);
   add('toHandler', starts.length === 0 ? undefined : Math.min(...starts) - sentAt);
   add('bindingGet', duration(first('registry.get')) ?? 0);
-  add('admit', duration(first('store.admit')));
+  add('admit', duration(first('limiter.admit')));
   add('registryQuery', duration(first('registry.query')));
   const posts = spans.filter((s) => s.name === 'post');
   add('posts', posts.length === 0 ? undefined : Math.max(...posts.map((p) => p.end)) - Math.min(...posts.map((p) => p.start)));

@@ -41,3 +41,8 @@ export async function callAws<T>(what: string, call: () => Promise<T>): Promise<
     throw error;
   }
 }
+
+/** A conditional write (or check) whose condition did not hold: an expected outcome, not a failure. */
+export function isConditionFailure(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ConditionalCheckFailedException';
+}

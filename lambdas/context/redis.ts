@@ -1,6 +1,8 @@
-import { Cluster, Redis } from 'ioredis';
-import { RedisMessageStore, type RedisConnection } from '../adapters/redis-message-store.js';
-import type { Log, MessageStore } from '../ports.js';
+import { connectRedis } from '../adapters/redis-connection.js';
+import { MemoryRateLimiter } from '../adapters/memory-rate-limiter.js';
+import { RedisRateLimiter } from '../adapters/redis-rate-limiter.js';
+import { NoSeqCache, RedisSeqCache } from '../adapters/redis-seq-cache.js';
+import type { Log, RateLimiter, SeqCache } from '../ports.js';
 import type { Env, Scope } from './lazy.js';
 import { readRedisUrl } from './secrets.js';
 
@@ -10,40 +12,18 @@ interface RedisConfig {
   REDIS_URL?: string | undefined;
   REDIS_URL_SECRET_ID?: string | undefined;
   REDIS_MODE: 'standalone' | 'cluster';
-  RETENTION_SECONDS: number;
-  MAX_PENDING_PER_DEVICE: number;
 }
 
-function connectRedis(url: string, mode: RedisConfig['REDIS_MODE']): RedisConnection {
-  // Fail fast when Redis is down: a frame answers `unavailable` instead of hanging until the Lambda times out.
-  const options = {
-    lazyConnect: true,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2000,
-    commandTimeout: 2000,
-    enableAutoPipelining: true,
-  };
-  if (mode === 'cluster') {
-    const parsed = new URL(url);
-    return new Cluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], {
-      dnsLookup: (address, callback) => callback(null, address),
-      slotsRefreshTimeout: 2000,
-      redisOptions: {
-        ...options,
-        ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
-        ...(parsed.password === '' ? {} : { password: decodeURIComponent(parsed.password) }),
-        ...(parsed.username === '' ? {} : { username: decodeURIComponent(parsed.username) }),
-      },
-    });
+/**
+ * What Redis speeds up — the shared rate limits and the seq cache — on one connection per container. Without a
+ * Redis (none configured, as `npm start` may run), limits are kept in this container and there is no cache:
+ * slower and less precise, never less correct.
+ */
+export async function redisHelpers(config: RedisConfig, scope: Scope, env: Env, log: Log): Promise<{ limiter: RateLimiter; seqCache: SeqCache }> {
+  if (config.REDIS_URL === undefined && config.REDIS_URL_SECRET_ID === undefined) {
+    return { limiter: new MemoryRateLimiter(), seqCache: new NoSeqCache() };
   }
-  return new Redis(url, options);
-}
-
-/** The message store on the configured Redis (its URL read from a secret when so configured). */
-export async function messageStore(config: RedisConfig, scope: Scope, env: Env, log: Log): Promise<MessageStore> {
   const url = await readRedisUrl(config, env);
-  const redis = scope.adopt(connectRedis(url, config.REDIS_MODE), (r) => r.disconnect());
-  // ioredis reports connection trouble as events; the commands themselves reject and answer `unavailable`.
-  redis.on('error', (error: Error) => log.warn('redis connection error', { error: error.message }));
-  return new RedisMessageStore(redis, { retentionSeconds: config.RETENTION_SECONDS, maxPendingPerDevice: config.MAX_PENDING_PER_DEVICE });
+  const redis = scope.adopt(connectRedis(url, config.REDIS_MODE, log), (r) => r.disconnect());
+  return { limiter: new RedisRateLimiter(redis, { log }), seqCache: new RedisSeqCache(redis, { log }) };
 }

@@ -2,9 +2,7 @@ import { ForbiddenError, HandshakeError, errorSummary, handshakeRefusalFor } fro
 import type { Binding, ConnectionRecord, Services } from '../ports.js';
 import { connectParamsSchema } from '../protocol.js';
 
-export type OpenConnectionServices = Pick<Services, 'handshake' | 'auth' | 'members' | 'store' | 'registry' | 'clock'> & {
-  store: Pick<Services['store'], 'registerDevice'>;
-};
+export type OpenConnectionServices = Pick<Services, 'handshake' | 'auth' | 'members' | 'positions' | 'messages' | 'seqCache' | 'registry' | 'clock'>;
 
 export interface ConnectRequest {
   connectionId: string;
@@ -14,7 +12,8 @@ export interface ConnectRequest {
 
 /**
  * $connect: origin, parameters, token, membership — in that order, writing nothing until all pass. Then the
- * device becomes a member device of the conversation and the connection is registered.
+ * device gets a durable position in the conversation (it collects every message after it; an existing position
+ * is kept) and the connection is registered.
  */
 export async function openConnection(services: OpenConnectionServices, request: ConnectRequest): Promise<ConnectionRecord> {
   const allowed = services.handshake.originAllowList;
@@ -49,9 +48,10 @@ export async function openConnection(services: OpenConnectionServices, request: 
       connectedAt: now,
       expiresAt: Math.floor(now / 1000) + services.handshake.connectionTtlSeconds,
     };
-    // Device first: if registering the connection then fails, a spare member device is harmless;
-    // the reverse would be a live connection whose device misses pending messages.
-    await services.store.registerDevice(conversationId, { userId, deviceId: clientId });
+    // Position first: if registering the connection then fails, a spare position is harmless; the reverse
+    // would be a live connection whose device misses pending messages. The cache is never above the log.
+    const lastSeq = (await services.seqCache.get(conversationId)) ?? (await services.messages.lastSeq(conversationId));
+    await services.positions.register(conversationId, { userId, deviceId: clientId }, lastSeq, now);
     await services.registry.register(record);
     return record;
   } catch (error) {

@@ -1,4 +1,4 @@
-import { errorSummary } from '../errors.js';
+import { DecryptionError, errorSummary } from '../errors.js';
 import type { ConnectionRecord, FanoutJob, Services } from '../ports.js';
 import { messageFrameOf } from './message-frames.js';
 
@@ -6,7 +6,8 @@ import { messageFrameOf } from './message-frames.js';
 export type PostingServices = Pick<Services, 'posterFor' | 'log'> & { registry: Pick<Services['registry'], 'remove'> };
 /** What live delivery needs: posting, and the queue for large fan-outs. */
 export type DeliveryServices = PostingServices & Pick<Services, 'delivery' | 'fanout'>;
-export type FanoutJobServices = PostingServices & Pick<Services, 'sealer'> & { delivery: Pick<Services['delivery'], 'postConcurrency'>; store: Pick<Services['store'], 'load'> };
+export type FanoutJobServices = PostingServices &
+  Pick<Services, 'sealer'> & { delivery: Pick<Services['delivery'], 'postConcurrency'>; messages: Pick<Services['messages'], 'get'> };
 
 export interface DeliveryReport {
   delivered: number;
@@ -18,7 +19,7 @@ export interface DeliveryReport {
 /** What goes out: a ready frame (typing), or a stored message that the worker can reload by id. */
 export type Delivery =
   | { kind: 'frame'; frame: string }
-  | { kind: 'message'; conversationId: string; messageId: string; frame: string };
+  | { kind: 'message'; conversationId: string; seq: number; messageId: string; frame: string };
 
 /**
  * Delivers live to `recipients`: posted inline up to the fan-out threshold, above it split into batches
@@ -39,7 +40,7 @@ export async function deliver(
     const batch = connectionIds.slice(start, start + services.delivery.fanoutBatchSize);
     jobs.push(
       delivery.kind === 'message'
-        ? { kind: 'message', endpoint, conversationId: delivery.conversationId, messageId: delivery.messageId, connectionIds: batch }
+        ? { kind: 'message', endpoint, conversationId: delivery.conversationId, seq: delivery.seq, messageId: delivery.messageId, connectionIds: batch }
         : { kind: 'frame', endpoint, frame: delivery.frame, connectionIds: batch },
     );
   }
@@ -72,7 +73,8 @@ export async function postAll(
   return report;
 }
 
-async function prune(services: PostingServices, connectionId: string): Promise<void> {
+/** Removes a connection the Management API says is gone (410); its device keeps its pending messages. */
+export async function prune(services: PostingServices, connectionId: string): Promise<void> {
   try {
     await services.registry.remove(connectionId);
     services.log.info('pruned gone connection', { connectionId });
@@ -84,12 +86,20 @@ async function prune(services: PostingServices, connectionId: string): Promise<v
 /** Runs one batch from the fan-out queue. Throws only when the batch should be retried (store unavailable). */
 export async function runFanoutJob(services: FanoutJobServices, job: FanoutJob): Promise<DeliveryReport> {
   if (job.kind === 'frame') return { ...(await postAll(services, job.endpoint, job.frame, job.connectionIds)), queued: 0 };
-  const stored = await services.store.load(job.conversationId, job.messageId);
-  if (stored === undefined) {
-    // Expired past retention: nothing left to deliver, and nothing pending either.
-    services.log.warn('fan-out message no longer stored', { conversationId: job.conversationId, messageId: job.messageId });
+  const entry = await services.messages.get(job.conversationId, job.seq);
+  if (entry === undefined || entry.messageId !== job.messageId) {
+    // Gone past the history retention (or a job that names another message): nothing to deliver live.
+    services.log.warn('fan-out message not in the log', { conversationId: job.conversationId, seq: job.seq, messageId: job.messageId });
     return { delivered: 0, gone: 0, failed: 0, queued: 0 };
   }
-  const frame = JSON.stringify(messageFrameOf(services, stored));
+  let frame: string;
+  try {
+    frame = JSON.stringify(messageFrameOf(services, entry));
+  } catch (error) {
+    if (!(error instanceof DecryptionError)) throw error;
+    // Retrying cannot open it: it stays pending, and getUnacked answers it as undecryptable so it can be acked.
+    services.log.error('fan-out message did not open', { conversationId: job.conversationId, seq: job.seq, messageId: job.messageId });
+    return { delivered: 0, gone: 0, failed: job.connectionIds.length, queued: 0 };
+  }
   return { ...(await postAll(services, job.endpoint, frame, job.connectionIds)), queued: 0 };
 }

@@ -1,19 +1,62 @@
-import type { MessageData, MessageFrame } from '../protocol.js';
-import type { Sealer, StoredMessage } from '../ports.js';
+import { DecryptionError, errorSummary } from '../errors.js';
+import type { LogEntry, Log, Sealer } from '../ports.js';
+import { MAX_ANSWER_BYTES, frameBytes, type MessageData, type MessageFrame, type PageEntry } from '../protocol.js';
 
-/** The wire form of a stored message: the body opened with the conversation key. */
-export function messageDataOf(services: { sealer: Sealer }, stored: StoredMessage): MessageData {
+/** The fields a sealed body is bound to: the entry without its body. */
+function sealedFieldsOf(entry: LogEntry) {
+  const { sealed: _sealed, ...fields } = entry;
+  return fields;
+}
+
+/** The wire form of a log entry: the body opened with the conversation key. Throws DecryptionError. */
+export function messageDataOf(services: { sealer: Sealer }, entry: LogEntry): MessageData {
   return {
-    conversationId: stored.conversationId,
-    messageId: stored.messageId,
-    seq: stored.seq,
-    senderId: stored.senderId,
-    clientMessageId: stored.clientMessageId,
-    body: services.sealer.open(stored.conversationId, stored.messageId, stored.sealed),
-    sentAt: stored.sentAt,
+    conversationId: entry.conversationId,
+    messageId: entry.messageId,
+    seq: entry.seq,
+    senderId: entry.senderId,
+    clientMessageId: entry.clientMessageId,
+    body: services.sealer.open(sealedFieldsOf(entry), entry.sealed),
+    sentAt: entry.sentAt,
   };
 }
 
-export function messageFrameOf(services: { sealer: Sealer }, stored: StoredMessage): MessageFrame {
-  return { type: 'message', ...messageDataOf(services, stored) };
+export function messageFrameOf(services: { sealer: Sealer }, entry: LogEntry): MessageFrame {
+  return { type: 'message', ...messageDataOf(services, entry) };
+}
+
+/**
+ * A page entry: the message, or — when its body does not open (a key missing from the keyring, a damaged
+ * record) — its ids marked `undecryptable`, so one bad record never blocks the rest. Logged by id only.
+ */
+export function pageEntryOf(services: { sealer: Sealer; log: Log }, entry: LogEntry): PageEntry {
+  try {
+    return messageDataOf(services, entry);
+  } catch (error) {
+    // Only a body that does not open is a bad record; anything else is a bug and must surface.
+    if (!(error instanceof DecryptionError)) throw error;
+    services.log.error('stored message did not open', {
+      conversationId: entry.conversationId,
+      messageId: entry.messageId,
+      seq: entry.seq,
+      error: errorSummary(error),
+    });
+    return { conversationId: entry.conversationId, messageId: entry.messageId, seq: entry.seq, error: 'undecryptable' };
+  }
+}
+
+/**
+ * Fills an answer with as many entries as fit under API Gateway's 128 KB: `hasMore` turns true when one did not
+ * fit (the client asks again from the last seq it got).
+ */
+export function fitEntries<F extends { messages: PageEntry[]; hasMore: boolean }>(answer: F, entries: readonly PageEntry[]): F {
+  let bytes = frameBytes(JSON.stringify({ ...answer, messages: [], hasMore: false }));
+  const messages: PageEntry[] = [];
+  for (const entry of entries) {
+    const size = Buffer.byteLength(JSON.stringify(entry), 'utf8') + 1;
+    if (bytes + size > MAX_ANSWER_BYTES) return { ...answer, messages, hasMore: true };
+    bytes += size;
+    messages.push(entry);
+  }
+  return { ...answer, messages };
 }

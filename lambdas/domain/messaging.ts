@@ -1,12 +1,13 @@
-import { ForbiddenError, PayloadTooLargeError, RateLimitedError, UnavailableError } from '../errors.js';
-import type { Binding, ConnectionRecord, RateLimit, Services, StoredMessage } from '../ports.js';
+import { ForbiddenError, PayloadTooLargeError, RateLimitedError, UnavailableError, errorSummary } from '../errors.js';
+import type { Binding, ConnectionRecord, Device, DevicePosition, LogEntry, Services } from '../ports.js';
 import {
   MAX_ANSWER_BYTES,
   frameBytes,
   type AckFrame,
   type AckedFrame,
+  type GetHistoryFrame,
   type GetUnackedFrame,
-  type MessageData,
+  type HistoryFrame,
   type MessageFrame,
   type SendMessageFrame,
   type SentFrame,
@@ -14,38 +15,48 @@ import {
   type TypingFrame,
   type UnackedFrame,
 } from '../protocol.js';
-import { errorSummary } from '../errors.js';
-import { deliver, type DeliveryServices } from './delivery.js';
-import { messageDataOf } from './message-frames.js';
+import { deliver, prune, type DeliveryServices } from './delivery.js';
+import { fitEntries, pageEntryOf } from './message-frames.js';
+import { isOwn, overOwn, samePosition, withAcks } from './positions.js';
 
-export type TypingServices = DeliveryServices &
-  Pick<Services, 'limits' | 'clock' | 'registry'> & { store: Pick<Services['store'], 'admit'> };
+/** What every frame route needs to take a rate-limit token. */
+export type AdmissionServices = Pick<Services, 'limits' | 'limiter'>;
+export type TypingServices = DeliveryServices & AdmissionServices & Pick<Services, 'clock' | 'registry'>;
 export type SendMessageServices = DeliveryServices &
-  Pick<Services, 'limits' | 'clock' | 'registry' | 'sealer' | 'newMessageId'> & { store: Pick<Services['store'], 'append'> };
-export type AckServices = Pick<Services, 'limits'> & { store: Pick<Services['store'], 'ack'> };
-export type GetUnackedServices = Pick<Services, 'limits' | 'sealer'> & { store: Pick<Services['store'], 'pending'> };
+  AdmissionServices &
+  Pick<Services, 'clock' | 'registry' | 'sealer' | 'newMessageId' | 'messages' | 'seqCache'>;
+export type AckServices = AdmissionServices & Pick<Services, 'messages' | 'positions' | 'seqCache' | 'log'>;
+export type GetUnackedServices = AdmissionServices & Pick<Services, 'messages' | 'positions' | 'members' | 'seqCache' | 'sealer' | 'clock' | 'log'>;
+export type GetHistoryServices = AdmissionServices & Pick<Services, 'messages' | 'members' | 'sealer' | 'log'>;
 
-function rateLimit(services: Pick<Services, 'limits'>, binding: Binding): RateLimit {
-  return {
-    connectionId: binding.connectionId,
-    perSecond: services.limits.ratePerSecond,
-    burst: services.limits.rateBurst,
-  };
+/** Sealed bytes are about 4/3 of the body: twice the answer size of sealed data is enough to fill one page. */
+const PAGE_SEALED_BYTES = 2 * MAX_ANSWER_BYTES;
+/** Log pages read at most for one `unacked` answer (the device's own messages are skipped). */
+const MAX_PENDING_READS = 8;
+/** Attempts at saving a position when another container saved it first. */
+const MAX_SAVE_ATTEMPTS = 5;
+
+/** Takes a token from the connection's bucket (shared by every container; in-process while Redis is down). */
+async function admit(services: AdmissionServices, binding: Binding): Promise<void> {
+  const admitted = await services.limiter.admit([
+    { key: `conn:${binding.connectionId}`, perSecond: services.limits.ratePerSecond, burst: services.limits.rateBurst },
+  ]);
+  if (!admitted) throw new RateLimitedError();
 }
 
-/** `typing`: broadcast to every other user's connections. Works without the message store (fails open). */
+const deviceOf = (binding: Binding): Device => ({ userId: binding.userId, deviceId: binding.deviceId });
+
+/** The conversation's last seq: the cache when it has it (never above the truth), else the log. */
+async function lastSeqOf(services: Pick<Services, 'messages' | 'seqCache'>, conversationId: string): Promise<number> {
+  return (await services.seqCache.get(conversationId)) ?? (await services.messages.lastSeq(conversationId));
+}
+
+/** `typing`: broadcast to every other user's connections. */
 export async function typing(services: TypingServices, binding: Binding, frame: TypingFrame, endpoint: string): Promise<void> {
   if (frame.userId !== undefined && frame.userId !== binding.userId) {
     throw new ForbiddenError('userId does not match this connection');
   }
-  let admitted = true;
-  try {
-    admitted = await services.store.admit(binding.conversationId, rateLimit(services, binding));
-  } catch (error) {
-    // Typing is ephemeral: an unavailable store must not silence it, so the limiter fails open here.
-    services.log.warn('rate limiter unavailable; typing admitted', { error: errorSummary(error) });
-  }
-  if (!admitted) throw new RateLimitedError();
+  await admit(services, binding);
   const out: TypingEventFrame = {
     type: 'typing',
     conversationId: binding.conversationId,
@@ -59,146 +70,235 @@ export async function typing(services: TypingServices, binding: Binding, frame: 
 }
 
 /**
- * `sendMessage`: seal, store under the next seq (idempotent on clientMessageId), pending for every member
- * device but the sender's, then deliver live. `sent` is answered only once the message is stored.
+ * `sendMessage`: the message is written to the log (DynamoDB) under the next seq, idempotent on
+ * clientMessageId; then `sent` goes to the sender first (through the Management API, so it does not wait for the
+ * fan-out), then the message to the other live connections. Returns `sent` as the route's answer only when it
+ * could not be posted. Pending is not written per device: it is the log after each device's position.
  */
 export async function sendMessage(
   services: SendMessageServices,
   binding: Binding,
   frame: SendMessageFrame,
   endpoint: string,
-): Promise<SentFrame> {
-  const messageId = services.newMessageId();
-  const sentAt = services.clock.now();
-  const outgoing: MessageFrame = {
-    type: 'message',
-    conversationId: binding.conversationId,
-    messageId,
-    seq: Number.MAX_SAFE_INTEGER,
+): Promise<SentFrame | undefined> {
+  await admit(services, binding);
+  const conversationId = binding.conversationId;
+  const draft = {
+    conversationId,
     senderId: binding.userId,
+    senderDevice: binding.deviceId,
     clientMessageId: frame.clientMessageId,
-    body: frame.body,
-    sentAt,
+    messageId: services.newMessageId(),
+    sentAt: services.clock.now(),
   };
+  const widest: MessageFrame = { type: 'message', ...draft, seq: Number.MAX_SAFE_INTEGER, body: frame.body };
   // Measured with the widest seq, so the delivered frame (and a page of one) always fits API Gateway's limit.
-  if (frameBytes(outgoing) > MAX_ANSWER_BYTES - 256) {
+  if (frameBytes(widest) > MAX_ANSWER_BYTES - 256) {
     throw new PayloadTooLargeError('message too large once encoded; send a shorter body');
   }
   // The recipients' lookup runs while the message is stored; its failure costs only live delivery.
-  const connections = services.registry.listByConversation(binding.conversationId).then(
+  const connections = services.registry.listByConversation(conversationId).then(
     (list) => ({ ok: true as const, list }),
     (error: unknown) => ({ ok: false as const, error }),
   );
-  const result = await appendOrExplain(
-    services,
-    {
-      conversationId: binding.conversationId,
-      messageId,
-      seq: 0,
-      senderId: binding.userId,
-      senderDevice: binding.deviceId,
-      clientMessageId: frame.clientMessageId,
-      sentAt,
-      sealed: services.sealer.seal(binding.conversationId, messageId, frame.body),
-    },
-    rateLimit(services, binding),
-  );
-  if (result.status === 'rate_limited') throw new RateLimitedError();
-  if (result.status === 'duplicate') {
-    return {
-      type: 'sent',
-      conversationId: binding.conversationId,
-      clientMessageId: frame.clientMessageId,
-      messageId: result.messageId,
-      seq: result.seq,
-      sentAt: result.sentAt,
-      duplicate: true,
-    };
-  }
-  outgoing.seq = result.seq;
-  const lookup = await connections;
-  if (lookup.ok) {
-    const recipients = lookup.list.filter((c) => !isSendingDevice(c, binding));
-    try {
-      await deliver(
-        services,
-        endpoint,
-        { kind: 'message', conversationId: binding.conversationId, messageId, frame: JSON.stringify(outgoing) },
-        recipients,
-      );
-    } catch (error) {
-      services.log.warn('live delivery failed; message stays pending', { messageId, error: errorSummary(error) });
-    }
-  } else {
-    services.log.warn('recipient lookup failed; message stays pending', { messageId, error: errorSummary(lookup.error) });
-  }
-  return {
-    type: 'sent',
-    conversationId: binding.conversationId,
-    clientMessageId: frame.clientMessageId,
-    messageId,
-    seq: result.seq,
-    sentAt,
-    duplicate: false,
-  };
-}
-
-/**
- * A store that timed out may still have stored the message (the script was already sent), so `unavailable`
- * never claims it was not: it tells the client to resend the same clientMessageId, which is never stored twice.
- */
-async function appendOrExplain(services: Pick<SendMessageServices, 'store'>, message: StoredMessage, limit: RateLimit) {
+  const hint = await services.seqCache.get(conversationId);
+  let outcome;
   try {
-    return await services.store.append(message, limit);
+    outcome = await services.messages.append(draft, (fields) => services.sealer.seal(fields, frame.body), hint);
   } catch (error) {
     if (error instanceof UnavailableError) {
-      throw new UnavailableError('the message store did not answer; resend with the same clientMessageId (it is never stored twice)', {
+      // A write that timed out may still have landed: resending the same clientMessageId completes it, never twice.
+      throw new UnavailableError('the message log did not answer; resend with the same clientMessageId (it is never stored twice)', {
         cause: error,
       });
     }
     throw error;
   }
-}
-
-function isSendingDevice(connection: ConnectionRecord, binding: Binding): boolean {
-  return connection.userId === binding.userId && connection.deviceId === binding.deviceId;
-}
-
-/** `ack`: this device no longer needs these messages. Idempotent; unknown ids are ignored. */
-export async function ack(services: AckServices, binding: Binding, frame: AckFrame): Promise<AckedFrame> {
-  const outcome = await services.store.ack(
-    binding.conversationId,
-    { userId: binding.userId, deviceId: binding.deviceId },
-    frame.messageIds,
-    rateLimit(services, binding),
-  );
-  if (outcome === 'rate_limited') throw new RateLimitedError();
-  return { type: 'acked', conversationId: binding.conversationId, messageIds: frame.messageIds };
-}
-
-/** `getUnacked`: this device's pending messages in seq order, paged by count and by API Gateway's size limit. */
-export async function getUnacked(services: GetUnackedServices, binding: Binding, frame: GetUnackedFrame): Promise<UnackedFrame> {
-  const result = await services.store.pending(
-    binding.conversationId,
-    { userId: binding.userId, deviceId: binding.deviceId },
-    // Sealed bytes are about 4/3 of the body; twice the answer size is enough to fill one page.
-    { afterSeq: frame.afterSeq ?? 0, limit: frame.limit, maxBytes: 2 * MAX_ANSWER_BYTES },
-    rateLimit(services, binding),
-  );
-  if (result.status === 'rate_limited') throw new RateLimitedError();
-  const answer: UnackedFrame = { type: 'unacked', conversationId: binding.conversationId, messages: [], hasMore: result.hasMore };
-  let bytes = frameBytes({ ...answer, hasMore: false });
-  const messages: MessageData[] = [];
-  for (const stored of result.messages) {
-    const body = messageDataOf(services, stored);
-    const size = Buffer.byteLength(JSON.stringify(body), 'utf8') + 1;
-    if (bytes + size > MAX_ANSWER_BYTES) {
-      answer.hasMore = true;
-      break;
-    }
-    bytes += size;
-    messages.push(body);
+  if (outcome.status === 'duplicate') {
+    return { type: 'sent', conversationId, clientMessageId: frame.clientMessageId, messageId: outcome.messageId, seq: outcome.seq, sentAt: outcome.sentAt, duplicate: true };
   }
-  answer.messages = messages;
-  return answer;
+  const entry = outcome.entry;
+  await services.seqCache.raise(conversationId, entry.seq);
+  const sent: SentFrame = {
+    type: 'sent',
+    conversationId,
+    clientMessageId: frame.clientMessageId,
+    messageId: entry.messageId,
+    seq: entry.seq,
+    sentAt: entry.sentAt,
+    duplicate: false,
+  };
+  const sentOutcome = await services.posterFor(endpoint).post(binding.connectionId, JSON.stringify(sent));
+  if (sentOutcome === 'gone') await prune(services, binding.connectionId);
+  const sentPosted = sentOutcome === 'delivered';
+  await deliverLive(services, binding, entry, frame.body, endpoint, await connections);
+  return sentPosted ? undefined : sent;
+}
+
+async function deliverLive(
+  services: SendMessageServices,
+  binding: Binding,
+  entry: LogEntry,
+  body: string,
+  endpoint: string,
+  lookup: { ok: true; list: ConnectionRecord[] } | { ok: false; error: unknown },
+): Promise<void> {
+  if (!lookup.ok) {
+    services.log.warn('recipient lookup failed; message stays pending', { messageId: entry.messageId, error: errorSummary(lookup.error) });
+    return;
+  }
+  const recipients = lookup.list.filter((c) => !isOwn({ senderId: c.userId, senderDevice: c.deviceId }, deviceOf(binding)));
+  const message: MessageFrame = {
+    type: 'message',
+    conversationId: entry.conversationId,
+    messageId: entry.messageId,
+    seq: entry.seq,
+    senderId: entry.senderId,
+    clientMessageId: entry.clientMessageId,
+    body,
+    sentAt: entry.sentAt,
+  };
+  try {
+    await deliver(
+      services,
+      endpoint,
+      { kind: 'message', conversationId: entry.conversationId, seq: entry.seq, messageId: entry.messageId, frame: JSON.stringify(message) },
+      recipients,
+    );
+  } catch (error) {
+    services.log.warn('live delivery failed; message stays pending', { messageId: entry.messageId, error: errorSummary(error) });
+  }
+}
+
+/**
+ * `ack`: these messages (by id, and/or everything through `upToSeq`) are done for this device. Idempotent;
+ * unknown ids are ignored; the position only moves forward and never past the conversation's last seq.
+ */
+export async function ack(services: AckServices, binding: Binding, frame: AckFrame): Promise<AckedFrame> {
+  await admit(services, binding);
+  const conversationId = binding.conversationId;
+  const device = deviceOf(binding);
+  let upToSeq = frame.upToSeq;
+  let seqs: number[] | undefined;
+  for (let attempt = 0; attempt < MAX_SAVE_ATTEMPTS; attempt += 1) {
+    const position = await services.positions.get(conversationId, device);
+    // A device with no position (never registered, or not seen for the device TTL) has nothing pending.
+    if (position === undefined) break;
+    seqs ??= frame.messageIds.length === 0 ? [] : [...(await services.messages.seqsOf(conversationId, frame.messageIds, position.ackedThrough)).values()];
+    if (upToSeq !== undefined && upToSeq > position.ackedThrough) {
+      // The cache may lag the log (a raise that failed): only the log can say a seq is past the end.
+      const cached = await services.seqCache.get(conversationId);
+      const last = cached !== undefined && cached >= upToSeq ? cached : await services.messages.lastSeq(conversationId);
+      upToSeq = Math.min(upToSeq, last);
+    }
+    let next = withAcks(position, seqs, upToSeq);
+    if (next.acked.length > 0) {
+      // The device's own messages are never acked: walk over them (and the acks above) in one bounded read.
+      const highest = next.acked[next.acked.length - 1] ?? next.ackedThrough;
+      const { entries } = await services.messages.page(conversationId, {
+        afterSeq: next.ackedThrough,
+        beforeSeq: highest + 1,
+        limit: 100,
+        maxBytes: PAGE_SEALED_BYTES,
+        newestFirst: false,
+      });
+      next = overOwn(next, entries, device);
+    }
+    if (samePosition(position, next)) break;
+    if (await services.positions.save(next)) break;
+    if (attempt === MAX_SAVE_ATTEMPTS - 1) throw new UnavailableError('this device is acking from too many places at once; retry');
+  }
+  return {
+    type: 'acked',
+    conversationId,
+    messageIds: frame.messageIds,
+    ...(frame.upToSeq === undefined ? {} : { upToSeq: frame.upToSeq }),
+  };
+}
+
+/**
+ * `getUnacked`: this device's pending messages, ascending: the log after its position (and after the member's
+ * (re-)add), minus its own messages and its out-of-order acks. Only a current member has any.
+ */
+export async function getUnacked(services: GetUnackedServices, binding: Binding, frame: GetUnackedFrame): Promise<UnackedFrame> {
+  await admit(services, binding);
+  const conversationId = binding.conversationId;
+  const device = deviceOf(binding);
+  const membership = await services.members.get(conversationId, binding.userId);
+  if (membership === undefined) throw new ForbiddenError('not a member of this conversation');
+  const position =
+    (await services.positions.get(conversationId, device)) ??
+    (await services.positions.register(conversationId, device, await lastSeqOf(services, conversationId), services.clock.now()));
+  const acked = new Set(position.acked);
+  let cursor = Math.max(position.ackedThrough, membership.sinceSeq, frame.afterSeq ?? 0);
+  const pending: LogEntry[] = [];
+  // What was read from right above the position: the device's own messages there can be put behind it.
+  const walked: LogEntry[] = [];
+  const fromPosition = cursor === position.ackedThrough;
+  let hasMore = false;
+  for (let read = 0; read < MAX_PENDING_READS; read += 1) {
+    const page = await services.messages.page(conversationId, {
+      afterSeq: cursor,
+      // Wide enough to step over a long run of the device's own messages in one answer.
+      limit: Math.min(Math.max(2 * frame.limit, 50), 200),
+      maxBytes: PAGE_SEALED_BYTES,
+      newestFirst: false,
+    });
+    for (const entry of page.entries) {
+      cursor = entry.seq;
+      if (fromPosition && pending.length === 0) walked.push(entry);
+      if (isOwn(entry, device) || acked.has(entry.seq)) continue;
+      if (pending.length === frame.limit) {
+        hasMore = true;
+        break;
+      }
+      pending.push(entry);
+    }
+    if (hasMore || !page.hasMore) break;
+    if (read === MAX_PENDING_READS - 1) hasMore = true;
+  }
+  await skipOwnMessages(services, position, walked, device);
+  const answer: UnackedFrame = { type: 'unacked', conversationId, messages: [], hasMore };
+  return fitEntries(answer, pending.map((entry) => pageEntryOf(services, entry)));
+}
+
+/**
+ * The device's own messages (and its out-of-order acks) right above its position are never pending: moving the
+ * position over them keeps a device that sent many messages in a row from reading them again and again. Best
+ * effort: another container saving first only means the next read walks them once more.
+ */
+async function skipOwnMessages(
+  services: Pick<Services, 'positions'>,
+  position: DevicePosition,
+  walked: readonly LogEntry[],
+  device: Device,
+): Promise<void> {
+  const next = overOwn(position, walked, device);
+  if (next === position) return;
+  await services.positions.save({ ...next, version: position.version + 1 });
+}
+
+/**
+ * `getHistory`: the conversation's messages, ascending; the newest page when neither bound (or `beforeSeq`) is
+ * given. Any current member may read it.
+ */
+export async function getHistory(services: GetHistoryServices, binding: Binding, frame: GetHistoryFrame): Promise<HistoryFrame> {
+  await admit(services, binding);
+  const conversationId = binding.conversationId;
+  if ((await services.members.get(conversationId, binding.userId)) === undefined) {
+    throw new ForbiddenError('not a member of this conversation');
+  }
+  const page = await services.messages.page(conversationId, {
+    ...(frame.afterSeq === undefined ? {} : { afterSeq: frame.afterSeq }),
+    ...(frame.beforeSeq === undefined ? {} : { beforeSeq: frame.beforeSeq }),
+    limit: frame.limit,
+    maxBytes: PAGE_SEALED_BYTES,
+    newestFirst: frame.afterSeq === undefined,
+  });
+  const answer: HistoryFrame = { type: 'history', conversationId, messages: [], hasMore: page.hasMore };
+  const entries = page.entries.map((entry) => pageEntryOf(services, entry));
+  if (frame.afterSeq !== undefined) return fitEntries(answer, entries);
+  // Newest first: what does not fit is dropped from the old end, so the page still ends at the newest.
+  const fitted = fitEntries(answer, [...entries].reverse());
+  return { ...fitted, messages: [...fitted.messages].reverse() };
 }

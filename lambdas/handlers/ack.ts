@@ -2,8 +2,9 @@ import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
 import { createLog } from '../adapters/log.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
-import { lambdaHandler, type Route, type ServiceSource } from '../context/lazy.js';
-import { messageStore } from '../context/redis.js';
+import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { redisHelpers } from '../context/redis.js';
+import { devicePositions, messageLog } from '../context/store.js';
 import { rateSettings, systemClock } from '../context/settings.js';
 import { ack, type AckServices } from '../domain/messaging.js';
 import { frameRoute, type FrameHandler, type FrameServices } from '../frame-route.js';
@@ -16,11 +17,16 @@ export const route: Route<AckRouteServices, FrameHandler> = {
   async build(env, scope, given = {}) {
     const config = loadConfig('ack', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
+    const db = once(() => documentClient(config, scope, env));
+    const redis = once(() => redisHelpers(config, scope, env, log));
     return {
       log,
       limits: given.limits ?? rateSettings(config),
-      registry: given.registry ?? new DynamoConnectionRegistry(documentClient(config, scope, env), config.CONNECTIONS_TABLE, systemClock),
-      store: given.store ?? (await messageStore(config, scope, env, log)),
+      registry: given.registry ?? new DynamoConnectionRegistry(db(), config.CONNECTIONS_TABLE, systemClock),
+      messages: given.messages ?? messageLog(config, db()),
+      positions: given.positions ?? devicePositions(config, db()),
+      limiter: given.limiter ?? (await redis()).limiter,
+      seqCache: given.seqCache ?? (await redis()).seqCache,
     };
   },
   create: (services: ServiceSource<AckRouteServices>) =>

@@ -5,7 +5,8 @@ import { TokenVerifier } from '../auth.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
-import { messageStore } from '../context/redis.js';
+import { redisHelpers } from '../context/redis.js';
+import { devicePositions, messageLog } from '../context/store.js';
 import { readAppKeys } from '../context/secrets.js';
 import { handshakeSettings, systemClock } from '../context/settings.js';
 import { openConnection, type OpenConnectionServices } from '../domain/connection.js';
@@ -24,6 +25,7 @@ export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResp
     const config = loadConfig('connect', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
     const db = once(() => documentClient(config, scope, env));
+    const redis = once(() => redisHelpers(config, scope, env, log));
     const auth =
       given.auth ??
       new TokenVerifier({
@@ -39,7 +41,9 @@ export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResp
       clock: given.clock ?? systemClock,
       registry: given.registry ?? new DynamoConnectionRegistry(db(), config.CONNECTIONS_TABLE, systemClock),
       members: given.members ?? new DynamoMembershipStore(db(), config.MEMBERS_TABLE),
-      store: given.store ?? (await messageStore(config, scope, env, log)),
+      messages: given.messages ?? messageLog(config, db()),
+      positions: given.positions ?? devicePositions(config, db()),
+      seqCache: given.seqCache ?? (await redis()).seqCache,
     };
   },
   create: (services: ServiceSource<ConnectServices>) => async (event) => {

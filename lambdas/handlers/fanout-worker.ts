@@ -6,9 +6,9 @@ import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
 import { bootLog, createLog } from '../adapters/log.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
-import { lambdaHandler, type Route, type ServiceSource } from '../context/lazy.js';
+import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { postersFor } from '../context/posters.js';
-import { messageStore } from '../context/redis.js';
+import { messageLog } from '../context/store.js';
 import { readAppKeys } from '../context/secrets.js';
 import { systemClock } from '../context/settings.js';
 import { runFanoutJob, type FanoutJobServices } from '../domain/delivery.js';
@@ -25,6 +25,7 @@ const fanoutJobSchema = z.discriminatedUnion('kind', [
     kind: z.literal('message'),
     endpoint: z.url(),
     conversationId: conversationIdSchema,
+    seq: z.int().check(z.minimum(1), z.maximum(Number.MAX_SAFE_INTEGER)),
     messageId: z.string().check(z.minLength(1), z.maxLength(128)),
     connectionIds,
   }),
@@ -53,12 +54,13 @@ export const route: Route<FanoutJobServices, FanoutWorker> = {
   async build(env, scope, given = {}) {
     const config = loadConfig('fanoutWorker', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
+    const db = once(() => documentClient(config, scope, env));
     return {
       log,
       delivery: given.delivery ?? { postConcurrency: config.POST_CONCURRENCY },
-      sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKey),
-      registry: given.registry ?? new DynamoConnectionRegistry(documentClient(config, scope, env), config.CONNECTIONS_TABLE, systemClock),
-      store: given.store ?? (await messageStore(config, scope, env, log)),
+      sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKeys),
+      registry: given.registry ?? new DynamoConnectionRegistry(db(), config.CONNECTIONS_TABLE, systemClock),
+      messages: given.messages ?? messageLog(config, db()),
       posterFor: given.posterFor ?? postersFor(config, scope, env, log),
     };
   },

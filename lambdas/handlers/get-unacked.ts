@@ -2,8 +2,10 @@ import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
 import { createLog } from '../adapters/log.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
-import { lambdaHandler, type Route, type ServiceSource } from '../context/lazy.js';
-import { messageStore } from '../context/redis.js';
+import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { redisHelpers } from '../context/redis.js';
+import { devicePositions, messageLog } from '../context/store.js';
+import { DynamoMembershipStore } from '../adapters/dynamo-members.js';
 import { readAppKeys } from '../context/secrets.js';
 import { rateSettings, systemClock } from '../context/settings.js';
 import { getUnacked, type GetUnackedServices } from '../domain/messaging.js';
@@ -18,12 +20,19 @@ export const route: Route<GetUnackedRouteServices, FrameHandler> = {
   async build(env, scope, given = {}) {
     const config = loadConfig('getUnacked', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
+    const db = once(() => documentClient(config, scope, env));
+    const redis = once(() => redisHelpers(config, scope, env, log));
     return {
       log,
       limits: given.limits ?? rateSettings(config),
-      sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKey),
-      registry: given.registry ?? new DynamoConnectionRegistry(documentClient(config, scope, env), config.CONNECTIONS_TABLE, systemClock),
-      store: given.store ?? (await messageStore(config, scope, env, log)),
+      clock: given.clock ?? systemClock,
+      sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKeys),
+      registry: given.registry ?? new DynamoConnectionRegistry(db(), config.CONNECTIONS_TABLE, systemClock),
+      members: given.members ?? new DynamoMembershipStore(db(), config.MEMBERS_TABLE),
+      messages: given.messages ?? messageLog(config, db()),
+      positions: given.positions ?? devicePositions(config, db()),
+      limiter: given.limiter ?? (await redis()).limiter,
+      seqCache: given.seqCache ?? (await redis()).seqCache,
     };
   },
   create: (services: ServiceSource<GetUnackedRouteServices>) =>

@@ -3,9 +3,10 @@ import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
 import { createLog } from '../adapters/log.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
-import { lambdaHandler, type Route, type ServiceSource } from '../context/lazy.js';
+import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { postersFor } from '../context/posters.js';
-import { messageStore } from '../context/redis.js';
+import { redisHelpers } from '../context/redis.js';
+import { messageLog } from '../context/store.js';
 import { readAppKeys } from '../context/secrets.js';
 import { deliverySettings, rateSettings, systemClock } from '../context/settings.js';
 import { fanoutQueue } from '../context/sqs.js';
@@ -18,11 +19,13 @@ import { callbackEndpoint } from '../proxy-event.js';
 
 export type SendMessageRouteServices = SendMessageServices & { log: Log; callbackUrl: string | undefined };
 
-/** Route `sendMessage`: store, make pending, deliver live; answers `sent`. */
+/** Route `sendMessage`: write to the log, post `sent` to the sender, then deliver live. */
 export const route: Route<SendMessageRouteServices, FrameHandler> = {
   async build(env, scope, given = {}) {
     const config = loadConfig('sendMessage', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
+    const db = once(() => documentClient(config, scope, env));
+    const redis = once(() => redisHelpers(config, scope, env, log));
     return {
       log,
       callbackUrl: config.CALLBACK_URL,
@@ -30,9 +33,11 @@ export const route: Route<SendMessageRouteServices, FrameHandler> = {
       delivery: given.delivery ?? deliverySettings(config),
       clock: given.clock ?? systemClock,
       newMessageId: given.newMessageId ?? (() => randomUUID()),
-      sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKey),
-      registry: given.registry ?? new DynamoConnectionRegistry(documentClient(config, scope, env), config.CONNECTIONS_TABLE, systemClock),
-      store: given.store ?? (await messageStore(config, scope, env, log)),
+      sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKeys),
+      registry: given.registry ?? new DynamoConnectionRegistry(db(), config.CONNECTIONS_TABLE, systemClock),
+      messages: given.messages ?? messageLog(config, db()),
+      limiter: given.limiter ?? (await redis()).limiter,
+      seqCache: given.seqCache ?? (await redis()).seqCache,
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
       posterFor: given.posterFor ?? postersFor(config, scope, env, log),
     };

@@ -4,7 +4,7 @@ import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { lambdaHandler, type Route, type ServiceSource } from '../context/lazy.js';
 import { postersFor } from '../context/posters.js';
-import { messageStore } from '../context/redis.js';
+import { redisHelpers } from '../context/redis.js';
 import { deliverySettings, rateSettings, systemClock } from '../context/settings.js';
 import { fanoutQueue } from '../context/sqs.js';
 import { typing, type TypingServices } from '../domain/messaging.js';
@@ -27,7 +27,7 @@ export const route: Route<TypingRouteServices, FrameHandler> = {
       delivery: given.delivery ?? deliverySettings(config),
       clock: given.clock ?? systemClock,
       registry: given.registry ?? new DynamoConnectionRegistry(documentClient(config, scope, env), config.CONNECTIONS_TABLE, systemClock),
-      store: given.store ?? (await messageStore(config, scope, env, log)),
+      limiter: given.limiter ?? (await redisHelpers(config, scope, env, log)).limiter,
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
       posterFor: given.posterFor ?? postersFor(config, scope, env, log),
     };

@@ -18,6 +18,8 @@ export interface ManagedConnection {
 export interface ManagementDeps {
   stage: string;
   maxPostBytes: number;
+  /** Each request waits this long (ms) before it is acted on and answered; 0 answers at once. */
+  delayMs: number;
   lookup(connectionId: string): ManagedConnection | undefined;
   log(event: string, fields: { method?: string; statusCode: number; connectionId?: string; bytes?: number }): void;
 }
@@ -59,6 +61,7 @@ export async function handleManagementRequest(
   res: ServerResponse,
   deps: ManagementDeps,
 ): Promise<void> {
+  if (deps.delayMs > 0) await new Promise<void>((resolve) => setTimeout(resolve, deps.delayMs));
   const method = req.method ?? 'GET';
   const { pathname } = splitTarget(req.url ?? '/');
   const stagePath = `/${deps.stage}`;

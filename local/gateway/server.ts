@@ -84,6 +84,8 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     maxMessageBytes: positive('maxMessageBytes', options.maxMessageBytes ?? DEFAULTS.maxMessageBytes),
   };
   const maxPostBytes = positive('maxPostBytes', options.maxPostBytes ?? DEFAULTS.maxPostBytes);
+  const managementDelayMs = options.managementDelayMs ?? 0;
+  if (!Number.isFinite(managementDelayMs) || managementDelayMs < 0) throw new Error('managementDelayMs must be a non-negative number');
   const newConnectionId = options.newConnectionId ?? newAwsStyleId;
 
   const log = (entry: Omit<GatewayLogEntry, 'apiId' | 'stage'>): void => {
@@ -309,6 +311,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     handleManagementRequest(req, res, {
       stage,
       maxPostBytes,
+      delayMs: managementDelayMs,
       lookup: (id) => connections.get(id),
       log: (event, fields) => log({ level: 'debug', event, ...fields }),
     }).catch((error: unknown) => {

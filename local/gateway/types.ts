@@ -171,6 +171,12 @@ export interface LocalGatewayOptions {
   maxPostBytes?: number;
   /** Structured events (JSON-serialisable); nothing is logged without it. */
   log?: (entry: GatewayLogEntry) => void;
+  /**
+   * A modelled Management API latency (benchmarks): each request to the Management API (POST, GET, DELETE
+   * `@connections/…`) waits this long before it is acted on and answered, as a call to API Gateway takes a network
+   * round trip; a posted frame reaches its connection at the end of the wait. Defaults to 0 (no wait).
+   */
+  managementDelayMs?: number;
   /** Replaces the random connection id source, so tests can force ids that need URL encoding. Must be unique. */
   newConnectionId?: () => string;
 }

@@ -36,7 +36,7 @@ afterAll(async () => {
 
 async function conversationWith(...userIds: string[]): Promise<string> {
   const conversationId = uniqueId('e2e');
-  for (const userId of userIds) await members.add(conversationId, userId);
+  for (const userId of userIds) await members.add(conversationId, userId, 0);
   return conversationId;
 }
 

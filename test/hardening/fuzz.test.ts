@@ -1,9 +1,10 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { sqsRecord } from '../support/sqs-record.js';
 import { DynamoMembershipStore } from '../../lambdas/adapters/dynamo-members.js';
+import { CONVERSATION_INDEX } from '../../deploy/tables.js';
 import { handler as defaultRoute } from '../../lambdas/handlers/default.js';
 import { connectParamsSchema, isWellFormed } from '../../lambdas/protocol.js';
 import { appKeysFrom } from '../../lambdas/secret.js';
@@ -49,6 +50,7 @@ const routes: Record<Route, (event: unknown) => Promise<{ statusCode: number; bo
   sendMessage,
   ack,
   getUnacked,
+  getHistory: lambdas.getHistory,
   $default: defaultRoute,
 };
 const ROUTES = Object.keys(routes) as Route[];
@@ -79,7 +81,7 @@ afterAll(async () => {
 async function conversationWith(...userIds: string[]): Promise<string> {
   const conversationId = uniqueId('fuzz');
   const members = new DynamoMembershipStore(db, backend.tables.members);
-  for (const userId of userIds) await members.add(conversationId, userId);
+  for (const userId of userIds) await members.add(conversationId, userId, 0);
   return conversationId;
 }
 
@@ -93,6 +95,21 @@ async function live(conversationId: string, userId: string, deviceId: string): P
   const socket = await openClient(connectUrl(backend, { token, conversationId, clientId: deviceId }));
   sockets.push(socket);
   return socket;
+}
+
+/** The connection id the registry has for a user's (only) socket in a conversation. */
+async function connectionIdOf(conversationId: string, userId: string): Promise<string> {
+  const result = await db.send(
+    new QueryCommand({
+      TableName: backend.tables.connections,
+      IndexName: CONVERSATION_INDEX,
+      KeyConditionExpression: 'conversationId = :c',
+      ExpressionAttributeValues: { ':c': conversationId },
+    }),
+  );
+  const row = (result.Items ?? []).find((item) => item.userId === userId);
+  if (typeof row?.connectionId !== 'string') throw new Error(`${userId} has no connection in ${conversationId}`);
+  return row.connectionId;
 }
 
 /** Registers a connection through the real $connect handler, as API Gateway would for a socket. */
@@ -111,12 +128,15 @@ function checkPassive(socket: TestClient, conversationId: string): void {
 describe('every route handler, called directly', () => {
   let binding: Binding;
   let bob: TestClient;
-  const CONNECTION = 'FuzzAliceConn=';
+  let alice: TestClient;
+  // alice's real socket: `sent` is posted to it (a connection without a socket would be pruned on that 410).
+  let CONNECTION = '';
 
   beforeAll(async () => {
     const conversationId = await conversationWith('alice', 'bob');
     binding = { conversationId, userId: 'alice' };
-    await connectDirect(CONNECTION, conversationId, 'alice', 'phone');
+    alice = await live(conversationId, 'alice', 'phone');
+    CONNECTION = await connectionIdOf(conversationId, 'alice');
     bob = await live(conversationId, 'bob', 'phone');
   });
 
@@ -170,11 +190,13 @@ describe('every route handler, called directly', () => {
       fc.asyncProperty(pair.filter(([a, b]) => a !== b), async ([a, b]) => {
         cases += 1;
         const prefix = `${cases}:`;
-        const send = async (clientMessageId: string, body: string) =>
-          parseFrame(
-            (await sendMessage(messageEvent(CONNECTION, { action: 'sendMessage', conversationId: binding.conversationId, clientMessageId, body }, 'sendMessage')))
-              .body ?? '',
-          );
+        const send = async (clientMessageId: string, body: string) => {
+          const result = await sendMessage(messageEvent(CONNECTION, { action: 'sendMessage', conversationId: binding.conversationId, clientMessageId, body }, 'sendMessage'));
+          if (result.body !== undefined) return parseFrame(result.body);
+          // Posted to alice's socket before the fan-out: the newest `sent` for this clientMessageId.
+          const posted = alice.received.map(parseFrame).filter((f) => f.type === 'sent' && f.clientMessageId === clientMessageId);
+          return posted[posted.length - 1] ?? {};
+        };
         const first = await send(prefix + a, 'first');
         const second = await send(prefix + b, 'second');
         // An id that UTF-8 cannot carry (a lone surrogate) is refused, never merged with another.
@@ -304,10 +326,11 @@ describe('the fan-out worker with arbitrary SQS records', () => {
         ['frame', '{"type":"typing"}'],
         ['connectionIds', connectionIds],
       ]),
-      fc.tuple(fc.uuid(), ids).map(([messageId, connectionIds]): [string, FuzzValue][] => [
+      fc.tuple(fc.uuid(), fc.integer({ min: 1, max: 1_000_000 }), ids).map(([messageId, seq, connectionIds]): [string, FuzzValue][] => [
         ['kind', 'message'],
         ['endpoint', endpoint],
         ['conversationId', conversationId],
+        ['seq', seq],
         ['messageId', messageId],
         ['connectionIds', connectionIds],
       ]),
@@ -315,7 +338,7 @@ describe('the fan-out worker with arbitrary SQS records', () => {
     type Classified = { body: string; valid: boolean | undefined };
     // One field replaced by a hostile value: may or may not still be a job, so only "never throws" is asserted.
     const replaceField = fc
-      .tuple(validJob, fc.constantFrom('kind', 'endpoint', 'conversationId', 'messageId', 'connectionIds', 'frame'), fuzzValue(2000, 2))
+      .tuple(validJob, fc.constantFrom('kind', 'endpoint', 'conversationId', 'seq', 'messageId', 'connectionIds', 'frame'), fuzzValue(2000, 2))
       .map(([entries, field, value]): Classified => ({
         body: encode(new Entries(entries.map(([k, v]): [string, FuzzValue] => [k, k === field ? value : v]))),
         valid: undefined,

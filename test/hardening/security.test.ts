@@ -34,7 +34,7 @@ const typing = lambdas.typing;
  */
 let backend: LocalBackend;
 let probe: BackendProbe;
-let secret: { masterKey: Buffer; jwtSecret: Uint8Array; masterKeyText: string };
+let secret: { masterKeys: Buffer[]; jwtSecret: Uint8Array; masterKeyText: string };
 const gatewayLog: GatewayLogEntry[] = [];
 let echoGatewayLog: ((entry: GatewayLogEntry) => void) | undefined;
 const open: ChatClient[] = [];
@@ -184,8 +184,8 @@ describe('3. frames that do not match the connection binding', () => {
     expect(bob.frames()).toEqual([]);
     expect(await allPending(bob, conversationId)).toEqual([]);
     expect(carol.frames().map((f) => f.type)).toEqual(['sent']);
-    expect(await probe.redis.get(`{c:${other}}:seq`)).toBe('1');
-    expect(await probe.redis.get(`{c:${conversationId}}:seq`)).toBeNull();
+    expect(await probe.logItems(other)).toHaveLength(1);
+    expect(await probe.logItems(conversationId)).toHaveLength(0);
   });
 
   it('ignores a spoofed senderId: the message is the connection user\'s', async () => {
@@ -272,8 +272,9 @@ describe('5. the per-connection rate limit', () => {
       await eventually(() => bob.frames().filter((f) => f.type === 'message').length >= sent.length, 5_000);
       expect(new Set(await allPending(bob, conversationId))).toEqual(new Set(sent.map((f) => f.messageId)));
       expect(new Set(bob.frames().filter((f) => f.type === 'message').map((f) => f.messageId))).toEqual(new Set(sent.map((f) => f.messageId)));
-      expect(posts() - before).toBe(sent.length);
-      expect(await probe.redis.get(`{c:${conversationId}}:seq`)).toBe(String(sent.length));
+      // Per admitted message: its `sent` to alice (posted before the fan-out) and the message to bob.
+      expect(posts() - before).toBe(2 * sent.length);
+      expect(await probe.logItems(conversationId)).toHaveLength(sent.length);
     });
 
     it('is one bucket in Redis shared by separately built contexts (Lambda instances)', async () => {
@@ -283,7 +284,7 @@ describe('5. the per-connection rate limit', () => {
       const contexts = [await ackRoute.build(env, scope), await getUnackedRoute.build(env, scope)] as const;
       try {
         const [first, second] = contexts;
-        expect(first.store).not.toBe(second.store);
+        expect(first.limiter).not.toBe(second.limiter);
         const binding: Binding = { connectionId: `shared-${Date.now()}`, userId: 'alice', deviceId: 'phone', conversationId: await probe.conversationWith('alice') };
         const admitted = [0, 0];
         let denied = [false, false];
@@ -346,8 +347,8 @@ describe('6. size limits', () => {
     const refused = await alice.waitFor((f) => f.type === 'error' || f.type === 'sent');
     expect(refused).toMatchObject({ type: 'error', code: 'bad_request', action: 'sendMessage' });
     expect(String(refused.message)).not.toContain('éé');
-    expect(await probe.storedKeys(conversationId)).not.toContainEqual(expect.stringContaining(':m:'));
-    expect(await probe.redis.get(`{c:${conversationId}}:seq`)).toBeNull();
+    expect(await probe.storedKeys(conversationId)).not.toContainEqual(expect.stringContaining('messages:'));
+    expect(await probe.logItems(conversationId)).toHaveLength(0);
 
     const exact = JSON.stringify({ action: 'sendMessage', conversationId, clientMessageId: 'exact', body: 'é'.repeat(16 * 1024) });
     await sendFragmented(alice.socket.ws, exact);
@@ -385,7 +386,7 @@ describe('6. size limits', () => {
     await sendFragmented(alice.socket.ws, text);
     expect(await alice.waitFor((f) => f.type === 'error' || f.type === 'sent')).toMatchObject({ type: 'error', code: 'payload_too_large' });
     expect(await allPending(bob, conversationId)).toEqual([]);
-    expect(await probe.redis.get(`{c:${conversationId}}:seq`)).toBeNull();
+    expect(await probe.logItems(conversationId)).toHaveLength(0);
   });
 });
 
@@ -488,17 +489,15 @@ describe('7. logs', () => {
 });
 
 describe('8. encryption at rest', () => {
-  it('Redis holds the body neither in clear nor in base64, and it opens with the right key only', async () => {
+  it('DynamoDB and Redis hold the body neither in clear nor in base64, and it opens with the right key only', async () => {
     const conversationId = await probe.conversationWith('alice', 'bob');
     const alice = await join(conversationId, 'alice', 'phone');
     await join(conversationId, 'bob', 'phone');
     const body = `Attack at dawn. The password is swordfish-${Date.now()}. ☂ über`;
     const sent = await alice.request({ action: 'sendMessage', conversationId, clientMessageId: 'enc', body }, 'sent');
-    const messageId = String(sent.messageId);
-    const key = `{c:${conversationId}}:m:${messageId}`;
-    const value = await probe.redis.get(key);
-    expect(value).not.toBeNull();
-    const stored = value ?? '';
+    const [item] = await probe.logItems(conversationId);
+    expect(item).toMatchObject({ messageId: sent.messageId, seq: 1 });
+    const stored = JSON.stringify(item);
 
     const bytes = Buffer.from(body, 'utf8');
     const encodings = [body, body.slice(0, 16), bytes.toString('hex'), ...[0, 1, 2].flatMap((shift) => {
@@ -511,12 +510,23 @@ describe('8. encryption at rest', () => {
       expect(await probe.dump(other)).not.toContain(body.slice(0, 16));
     }
 
-    const sealed = (JSON.parse(stored.slice(stored.indexOf('\n') + 1)) as { sealed: string }).sealed;
-    expect(new MessageCipher(secret.masterKey).open(conversationId, messageId, sealed)).toBe(body);
-    const wrongKey = new MessageCipher(Buffer.from('another-master-key-of-at-least-32-bytes!!', 'utf8'));
-    expect(() => wrongKey.open(conversationId, messageId, sealed)).toThrow(DecryptionError);
-    expect(() => new MessageCipher(secret.masterKey).open(conversationId, `${messageId}x`, sealed)).toThrow(DecryptionError);
-    expect(() => new MessageCipher(secret.masterKey).open(`${conversationId}x`, messageId, sealed)).toThrow(DecryptionError);
+    const fields = {
+      conversationId,
+      messageId: String(item?.messageId),
+      seq: Number(item?.seq),
+      senderId: String(item?.senderId),
+      senderDevice: String(item?.senderDevice),
+      clientMessageId: String(item?.clientMessageId),
+      sentAt: Number(item?.sentAt),
+    };
+    const sealed = String(item?.sealed);
+    expect(new MessageCipher(secret.masterKeys).open(fields, sealed)).toBe(body);
+    const wrongKey = new MessageCipher([Buffer.from('another-master-key-of-at-least-32-bytes!!', 'utf8')]);
+    expect(() => wrongKey.open(fields, sealed)).toThrow(DecryptionError);
+    expect(() => new MessageCipher(secret.masterKeys).open({ ...fields, messageId: `${fields.messageId}x` }, sealed)).toThrow(DecryptionError);
+    expect(() => new MessageCipher(secret.masterKeys).open({ ...fields, conversationId: `${conversationId}x` }, sealed)).toThrow(DecryptionError);
+    expect(() => new MessageCipher(secret.masterKeys).open({ ...fields, senderId: 'mallory' }, sealed)).toThrow(DecryptionError);
+    expect(() => new MessageCipher(secret.masterKeys).open({ ...fields, seq: fields.seq + 1 }, sealed)).toThrow(DecryptionError);
   });
 });
 

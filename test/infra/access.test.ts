@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fanoutWorker, routes, type FunctionSpec } from '../../deploy/routes.js';
-import { CONVERSATION_INDEX } from '../../deploy/tables.js';
+import { tableShapes, type TableName, type TableShape } from '../../deploy/tables.js';
 import { variablesOf } from '../../lambdas/config.js';
 import {
   actionsOf,
@@ -49,10 +49,31 @@ function idOfType(type: string, predicate: (properties: Record<string, unknown>)
   return found[0];
 }
 
+/** The indexes a read grant names, per table (from the shapes, so a new index shows up here too). */
+const INDEXES: Partial<Record<TableName, string[]>> = Object.fromEntries(
+  (Object.keys(tableShapes) as TableName[]).map((name) => {
+    const shape: TableShape = tableShapes[name];
+    return [name, [...shape.indexes.map((i) => i.name), ...(shape.localIndexes ?? []).map((i) => i.name)]];
+  }),
+);
+
+/** A table's key schema as "partition/sort", to find the CloudFormation table of each shape. */
+function keyOf(shape: TableShape): string {
+  return `${shape.partitionKey.name}/${shape.sortKey?.name ?? ''}`;
+}
+
+function tableKeyOf(properties: Record<string, unknown>): string {
+  const schema = properties.KeySchema as { AttributeName: string; KeyType: string }[];
+  const hash = schema.find((k) => k.KeyType === 'HASH')?.AttributeName ?? '';
+  const range = schema.find((k) => k.KeyType === 'RANGE')?.AttributeName ?? '';
+  return `${hash}/${range}`;
+}
+
 /** What the route table says each function may do — the whole of it, so anything extra fails. */
 function expectedGrants(spec: FunctionSpec, functionId: string): Map<string, Set<string>> {
-  const connections = idOfType('AWS::DynamoDB::Table', (p) => p.TimeToLiveSpecification !== undefined);
-  const members = idOfType('AWS::DynamoDB::Table', (p) => p.TimeToLiveSpecification === undefined);
+  const tableIds = new Map(
+    (Object.keys(tableShapes) as TableName[]).map((name) => [name, idOfType('AWS::DynamoDB::Table', (p) => tableKeyOf(p) === keyOf(tableShapes[name]))] as const),
+  );
   const queue = idOfType('AWS::SQS::Queue', (p) => p.RedrivePolicy !== undefined);
   const [secret] = onlyResource(synth.json, 'AWS::SecretsManager::Secret');
   const [api] = onlyResource(synth.json, 'AWS::ApiGatewayV2::Api');
@@ -71,10 +92,13 @@ function expectedGrants(spec: FunctionSpec, functionId: string): Map<string, Set
     if (level === 'read' || level === 'readwrite') {
       allow(['dynamodb:GetItem', 'dynamodb:Query'], [`<${table}.Arn>`, ...indexes.map((index) => `<${table}.Arn>/index/${index}`)]);
     }
-    if (level === 'write' || level === 'readwrite') allow(['dynamodb:PutItem', 'dynamodb:DeleteItem'], [`<${table}.Arn>`]);
+    if (level === 'write' || level === 'readwrite') allow(['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'], [`<${table}.Arn>`]);
   };
-  tableGrant(connections, spec.access.connections, [CONVERSATION_INDEX]);
-  tableGrant(members, spec.access.members, []);
+  for (const [name, level] of Object.entries(spec.access.tables)) {
+    const table = tableIds.get(name as TableName);
+    if (table === undefined) throw new Error(`no table ${name}`);
+    tableGrant(table, level, INDEXES[name as TableName] ?? []);
+  }
   if (spec.access.enqueue) allow(['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'], [`<${queue}.Arn>`]);
   if (spec.access.posts) {
     allow(['execute-api:ManageConnections'], [`arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${api}>/dev/POST/@connections/*`]);

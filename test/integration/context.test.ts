@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
-import { RedisMessageStore } from '../../lambdas/adapters/redis-message-store.js';
-import { UnavailableError } from '../../lambdas/errors.js';
-import type { FanoutJob, StoredMessage } from '../../lambdas/ports.js';
+import { DynamoMessageLog } from '../../lambdas/adapters/dynamo-message-log.js';
+import { MemoryRateLimiter } from '../../lambdas/adapters/memory-rate-limiter.js';
+import { RedisRateLimiter } from '../../lambdas/adapters/redis-rate-limiter.js';
+import { NoSeqCache, RedisSeqCache } from '../../lambdas/adapters/redis-seq-cache.js';
+import type { FanoutJob } from '../../lambdas/ports.js';
 import { createTables, startDynalite, type LocalDynamo } from '../support/dynalite.js';
 import { closedPort } from './net.js';
 import { startSqs, type LocalSqs } from '../support/sqs.js';
@@ -12,7 +14,13 @@ import { route as connectRoute } from '../../lambdas/handlers/connect.js';
 import { route as getUnackedRoute } from '../../lambdas/handlers/get-unacked.js';
 import { route as sendMessageRoute } from '../../lambdas/handlers/send-message.js';
 
-const TABLES = { connections: `connections-${randomUUID()}`, members: `members-${randomUUID()}` };
+const TABLES = {
+  connections: `connections-${randomUUID()}`,
+  members: `members-${randomUUID()}`,
+  messages: `messages-${randomUUID()}`,
+  idempotency: `idempotency-${randomUUID()}`,
+  positions: `positions-${randomUUID()}`,
+};
 const MASTER_KEY = 'integration-test-master-key-0123456789-abcdefghijklmnop';
 
 let dynamo: LocalDynamo;
@@ -36,6 +44,9 @@ function env(overrides: Record<string, string> = {}): Record<string, string> {
     AWS_SECRET_ACCESS_KEY: 'test',
     CONNECTIONS_TABLE: TABLES.connections,
     MEMBERS_TABLE: TABLES.members,
+    MESSAGES_TABLE: TABLES.messages,
+    IDEMPOTENCY_TABLE: TABLES.idempotency,
+    POSITIONS_TABLE: TABLES.positions,
     FANOUT_QUEUE_URL: queueUrl,
     REDIS_URL: inject('redisUrl'),
     APP_SECRET_JSON: JSON.stringify({ masterKey: MASTER_KEY }),
@@ -60,14 +71,17 @@ describe('route services against dynalite, fauxqs and redis-server', () => {
   it('builds complete services from the environment', async () => {
     const context = await built(sendMessageRoute);
     expect(context.limits).toEqual({ ratePerSecond: 50, rateBurst: 100 });
-    expect(context.store).toBeInstanceOf(RedisMessageStore);
+    expect(context.messages).toBeInstanceOf(DynamoMessageLog);
+    expect(context.limiter).toBeInstanceOf(RedisRateLimiter);
+    expect(context.seqCache).toBeInstanceOf(RedisSeqCache);
     expect(context.posterFor('https://a.example/prod')).toBe(context.posterFor('https://a.example/prod'));
     expect(context.posterFor('https://a.example/prod')).not.toBe(context.posterFor('https://b.example/prod'));
     expect(context.newMessageId()).not.toBe(context.newMessageId());
 
-    const sealed = context.sealer.seal('conv', 'msg', 'hello ✓');
+    const fields = { conversationId: 'conv', messageId: 'msg', seq: 1, senderId: 'a', senderDevice: 'd', clientMessageId: 'c', sentAt: 1 };
+    const sealed = context.sealer.seal(fields, 'hello ✓');
     expect(sealed).not.toContain('hello');
-    expect(context.sealer.open('conv', 'msg', sealed)).toBe('hello ✓');
+    expect(context.sealer.open(fields, sealed)).toBe('hello ✓');
   });
 
   it('its registry and membership store work on dynalite', async () => {
@@ -88,38 +102,31 @@ describe('route services against dynalite, fauxqs and redis-server', () => {
     await context.registry.remove(record.connectionId);
     await expect(context.registry.listByConversation(conversationId)).resolves.toEqual([]);
 
-    await context.members.add(conversationId, 'alice');
+    await context.members.add(conversationId, 'alice', 0);
     await expect(context.members.isMember(conversationId, 'alice')).resolves.toBe(true);
     await expect(context.members.isMember(conversationId, 'bob')).resolves.toBe(false);
   });
 
-  it('its message store works on redis-server', async () => {
+  it('its message log and device positions work on dynalite, its seq cache on redis-server', async () => {
     const [connecting, context, reading] = await Promise.all([built(connectRoute), built(sendMessageRoute), built(getUnackedRoute)]);
     const conversationId = `conv-${randomUUID()}`;
-    const limit = { connectionId: `conn-${randomUUID()}`, perSecond: 50, burst: 100 };
-    await connecting.store.registerDevice(conversationId, { userId: 'bob', deviceId: 'phone' });
-    const messageId = context.newMessageId();
-    const message: StoredMessage = {
-      conversationId,
-      messageId,
-      seq: 0,
-      senderId: 'alice',
-      senderDevice: 'phone',
-      clientMessageId: 'cm-1',
-      sentAt: context.clock.now(),
-      sealed: context.sealer.seal(conversationId, messageId, 'hi bob'),
-    };
-    await expect(context.store.append(message, limit)).resolves.toEqual({ status: 'stored', seq: 1 });
+    await connecting.positions.register(conversationId, { userId: 'bob', deviceId: 'phone' }, 0, Date.now());
+    const draft = { conversationId, messageId: context.newMessageId(), senderId: 'alice', senderDevice: 'phone', clientMessageId: 'cm-1', sentAt: context.clock.now() };
+    const outcome = await context.messages.append(draft, (fields) => context.sealer.seal(fields, 'hi bob'));
+    expect(outcome).toMatchObject({ status: 'stored', entry: { seq: 1, messageId: draft.messageId } });
+    await context.seqCache.raise(conversationId, 1);
+    await expect(reading.seqCache.get(conversationId)).resolves.toBe(1);
 
-    const page = await reading.store.pending(
-      conversationId,
-      { userId: 'bob', deviceId: 'phone' },
-      { afterSeq: 0, limit: 10, maxBytes: 100_000 },
-      limit,
-    );
-    expect(page).toEqual({ status: 'ok', messages: [{ ...message, seq: 1 }], hasMore: false });
-    const { messages } = await reading.store.pending(conversationId, { userId: 'bob', deviceId: 'phone' }, { afterSeq: 0, limit: 1, maxBytes: 100_000 }, limit).then((r) => (r.status === 'ok' ? r : { messages: [] }));
-    expect(messages.map((m) => reading.sealer.open(conversationId, messageId, m.sealed))).toEqual(['hi bob']);
+    const page = await reading.messages.page(conversationId, { afterSeq: 0, limit: 10, maxBytes: 100_000, newestFirst: false });
+    expect(page.entries.map((entry) => reading.sealer.open(entry, entry.sealed))).toEqual(['hi bob']);
+    await expect(reading.positions.get(conversationId, { userId: 'bob', deviceId: 'phone' })).resolves.toMatchObject({ ackedThrough: 0 });
+  });
+
+  it('runs without Redis: limits in the container, no seq cache', async () => {
+    // An empty REDIS_URL is unset: the route is built with no Redis at all.
+    const context = await built(sendMessageRoute, { REDIS_URL: '' });
+    expect(context.limiter).toBeInstanceOf(MemoryRateLimiter);
+    expect(context.seqCache).toBeInstanceOf(NoSeqCache);
   });
 
   it('its fan-out queue delivers to fauxqs', async () => {
@@ -128,6 +135,7 @@ describe('route services against dynalite, fauxqs and redis-server', () => {
       kind: 'message',
       endpoint: 'https://x.execute-api.us-east-1.amazonaws.com/prod',
       conversationId: `conv-${randomUUID()}`,
+      seq: 1,
       messageId: randomUUID(),
       connectionIds: ['a=', 'b+/'],
     };
@@ -138,11 +146,13 @@ describe('route services against dynalite, fauxqs and redis-server', () => {
     expect(Messages.map((m) => m.Body)).toEqual([JSON.stringify(job)]);
   });
 
-  it('builds with Redis down, and the store then answers UnavailableError instead of hanging', async () => {
+  it('builds with Redis down, and its helpers then answer at once instead of hanging (the limiter in process)', async () => {
     const port = await closedPort();
     const context = await built(sendMessageRoute, { REDIS_URL: `redis://127.0.0.1:${port}` });
-    const limit = { connectionId: 'c', perSecond: 1, burst: 1 };
-    const message: StoredMessage = { conversationId: 'conv', messageId: 'm', seq: 0, senderId: 'a', senderDevice: 'd', clientMessageId: 'c', sentAt: 1, sealed: 'x' };
-    await expect(context.store.append(message, limit)).rejects.toBeInstanceOf(UnavailableError);
+    const started = Date.now();
+    await expect(context.limiter.admit([{ key: 'conn:c', perSecond: 1, burst: 1 }])).resolves.toBe(true);
+    await expect(context.limiter.admit([{ key: 'conn:c', perSecond: 1, burst: 1 }])).resolves.toBe(false);
+    await expect(context.seqCache.get('conv')).resolves.toBeUndefined();
+    expect(Date.now() - started).toBeLessThan(3_000);
   });
 });

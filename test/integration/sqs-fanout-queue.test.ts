@@ -57,6 +57,7 @@ function jobs(count: number): FanoutJob[] {
           kind: 'message',
           endpoint: 'https://abc.execute-api.eu-west-1.amazonaws.com/prod',
           conversationId: `conv-${i}`,
+          seq: i + 1,
           messageId: randomUUID(),
           connectionIds: [`c${i}a=`, `c${i}b+/`],
         }

@@ -1,15 +1,43 @@
 import { vi } from 'vitest';
 import { MessageCipher } from '../../lambdas/encryption.js';
-import type { AppendResult, ConnectionRecord, DeliverySettings, FanoutJob, HandshakeSettings, PendingResult, PostOutcome, RateLimit, RateSettings, Services, StoredMessage } from '../../lambdas/ports.js';
+import type {
+  AppendOutcome,
+  ConnectionRecord,
+  DeliverySettings,
+  Device,
+  DevicePosition,
+  FanoutJob,
+  HandshakeSettings,
+  LogEntry,
+  LogPage,
+  Membership,
+  MessageDraft,
+  PostOutcome,
+  RateBucket,
+  RateSettings,
+  SealFor,
+  Services,
+} from '../../lambdas/ports.js';
+
+/** The master key of every fake's sealer (tests that need another keyring build their own cipher). */
+export const FAKE_MASTER_KEY = Buffer.from('domain-test-master-key-0123456789abcdef', 'utf8');
+
+type PageRange = { afterSeq?: number; beforeSeq?: number; limit: number; maxBytes: number; newestFirst: boolean };
+
+const positionKey = (conversationId: string, device: Device) => `${conversationId}\n${device.userId}\n${device.deviceId}`;
 
 /**
  * Services for domain tests: every port a vi.fn with a plain default, so each test states only what it
- * changes. (Mocks for isolation, not twins: the adapters have their own contract tests.)
+ * changes. The message log, the device positions and the seq cache are small in-memory fakes with the ports'
+ * semantics (seq = last + 1, idempotent on sender + clientMessageId, versioned saves), not twins: the adapters
+ * have their own contract tests.
  */
 export function fakeServices(overrides: Partial<RateSettings & DeliverySettings & HandshakeSettings> = {}) {
   const connections: ConnectionRecord[] = [];
   const outcomes = new Map<string, PostOutcome>();
   const posted: { endpoint: string; connectionId: string; data: string }[] = [];
+  /** `start <connectionId>` / `end <connectionId>` for every post, in the order they happened. */
+  const timeline: string[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
   const logs: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
@@ -17,6 +45,25 @@ export function fakeServices(overrides: Partial<RateSettings & DeliverySettings 
     logs.push({ level, message, ...(fields === undefined ? {} : { fields }) });
   };
   let nextId = 0;
+
+  /** The message log: every entry of every conversation, in append order. */
+  const entries: LogEntry[] = [];
+  const inConversation = (conversationId: string) => entries.filter((e) => e.conversationId === conversationId);
+  const lastSeqIn = (conversationId: string) => inConversation(conversationId).reduce((top, e) => Math.max(top, e.seq), 0);
+  const appendEntry = (draft: MessageDraft, seal: SealFor): AppendOutcome => {
+    const earlier = entries.find(
+      (e) => e.conversationId === draft.conversationId && e.senderId === draft.senderId && e.clientMessageId === draft.clientMessageId,
+    );
+    if (earlier !== undefined) return { status: 'duplicate', messageId: earlier.messageId, seq: earlier.seq, sentAt: earlier.sentAt };
+    const fields = { ...draft, seq: lastSeqIn(draft.conversationId) + 1 };
+    const entry: LogEntry = { ...fields, sealed: seal(fields) };
+    entries.push(entry);
+    return { status: 'stored', entry, completed: false };
+  };
+
+  const positions = new Map<string, DevicePosition>();
+  const seqCache = new Map<string, number>();
+
   const services = {
     limits: { ratePerSecond: overrides.ratePerSecond ?? 20, rateBurst: overrides.rateBurst ?? 40 },
     delivery: {
@@ -36,28 +83,84 @@ export function fakeServices(overrides: Partial<RateSettings & DeliverySettings 
         if (index >= 0) connections.splice(index, 1);
       }),
     },
-    members: { isMember: vi.fn(async () => true), add: vi.fn(async () => undefined), remove: vi.fn(async () => undefined) },
-    store: {
-      admit: vi.fn(async (..._args: unknown[]): Promise<boolean> => true),
-      registerDevice: vi.fn(async () => undefined),
-      forgetUser: vi.fn(async () => undefined),
-      append: vi.fn(async (_message: StoredMessage, _limit: RateLimit): Promise<AppendResult> => ({ status: 'stored', seq: 1 })),
-      ack: vi.fn(async (..._args: unknown[]): Promise<'ok' | 'rate_limited'> => 'ok'),
-      pending: vi.fn(async (..._args: unknown[]): Promise<PendingResult> => ({ status: 'ok', messages: [], hasMore: false })),
-      load: vi.fn(async (_conversationId: string, _messageId: string): Promise<StoredMessage | undefined> => undefined),
+    members: {
+      get: vi.fn(async (conversationId: string, userId: string): Promise<Membership | undefined> => ({ conversationId, userId, sinceSeq: 0 })),
+      isMember: vi.fn(async (_conversationId: string, _userId: string) => true),
+      add: vi.fn(async (_conversationId: string, _userId: string, _sinceSeq: number) => undefined),
+      remove: vi.fn(async (_conversationId: string, _userId: string) => undefined),
+    },
+    messages: {
+      append: vi.fn(async (draft: MessageDraft, seal: SealFor, _lastSeqHint?: number): Promise<AppendOutcome> => appendEntry(draft, seal)),
+      lastSeq: vi.fn(async (conversationId: string) => lastSeqIn(conversationId)),
+      get: vi.fn(async (conversationId: string, seq: number) => entries.find((e) => e.conversationId === conversationId && e.seq === seq)),
+      seqsOf: vi.fn(async (conversationId: string, messageIds: readonly string[]) => {
+        const seqs = new Map<string, number>();
+        for (const entry of inConversation(conversationId)) if (messageIds.includes(entry.messageId)) seqs.set(entry.messageId, entry.seq);
+        return seqs;
+      }),
+      page: vi.fn(async (conversationId: string, range: PageRange): Promise<LogPage> => {
+        const low = range.afterSeq ?? 0;
+        const high = range.beforeSeq ?? Number.POSITIVE_INFINITY;
+        const inRange = inConversation(conversationId)
+          .filter((e) => e.seq > low && e.seq < high)
+          .sort((a, b) => (range.newestFirst ? b.seq - a.seq : a.seq - b.seq));
+        const taken: LogEntry[] = [];
+        let bytes = 0;
+        for (const entry of inRange) {
+          // The first entry always goes in: a page is never empty while entries remain.
+          if (taken.length >= range.limit || (taken.length > 0 && bytes + entry.sealed.length > range.maxBytes)) break;
+          taken.push(entry);
+          bytes += entry.sealed.length;
+        }
+        const hasMore = taken.length < inRange.length;
+        return { entries: range.newestFirst ? taken.reverse() : taken, hasMore };
+      }),
+    },
+    positions: {
+      register: vi.fn(async (conversationId: string, device: Device, startAfterSeq: number, now: number): Promise<DevicePosition> => {
+        const key = positionKey(conversationId, device);
+        const known = positions.get(key);
+        const position: DevicePosition = known === undefined
+          ? { conversationId, userId: device.userId, deviceId: device.deviceId, ackedThrough: startAfterSeq, acked: [], lastSeenAt: now, version: 1 }
+          : { ...known, lastSeenAt: now };
+        positions.set(key, position);
+        return position;
+      }),
+      get: vi.fn(async (conversationId: string, device: Device) => positions.get(positionKey(conversationId, device))),
+      save: vi.fn(async (next: DevicePosition) => {
+        const key = positionKey(next.conversationId, next);
+        const stored = positions.get(key);
+        if ((stored?.version ?? 0) !== next.version - 1) return false;
+        positions.set(key, { ...next, acked: [...next.acked] });
+        return true;
+      }),
+      forgetUser: vi.fn(async (conversationId: string, userId: string) => {
+        for (const [key, position] of positions) {
+          if (position.conversationId === conversationId && position.userId === userId) positions.delete(key);
+        }
+      }),
+    },
+    limiter: { admit: vi.fn(async (_buckets: readonly RateBucket[]) => true) },
+    seqCache: {
+      get: vi.fn(async (conversationId: string) => seqCache.get(conversationId)),
+      raise: vi.fn(async (conversationId: string, seq: number) => {
+        seqCache.set(conversationId, Math.max(seqCache.get(conversationId) ?? 0, seq));
+      }),
     },
     fanout: { enqueue: vi.fn(async (_jobs: readonly FanoutJob[]) => undefined) },
-    sealer: new MessageCipher(Buffer.from('domain-test-master-key-0123456789abcdef')),
+    sealer: new MessageCipher([FAKE_MASTER_KEY]),
     clock: { now: () => 1_700_000_000_000 },
     log: { debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') },
     auth: { verify: vi.fn(async (token: string) => (token === 'good' ? { ok: true as const, userId: 'alice' } : { ok: false as const, reason: 'invalid' as const })) },
     posterFor: vi.fn((endpoint: string) => ({
       post: async (connectionId: string, data: string): Promise<PostOutcome> => {
+        timeline.push(`start ${connectionId}`);
         inFlight += 1;
         maxInFlight = Math.max(maxInFlight, inFlight);
         await new Promise((resolve) => setImmediate(resolve));
         inFlight -= 1;
         posted.push({ endpoint, connectionId, data });
+        timeline.push(`end ${connectionId}`);
         return outcomes.get(connectionId) ?? 'delivered';
       },
     })),
@@ -72,12 +175,51 @@ export function fakeServices(overrides: Partial<RateSettings & DeliverySettings 
     connections,
     outcomes,
     posted,
+    timeline,
     logs,
+    /** The message log's entries (all conversations), in append order. */
+    entries,
+    /** The stored device positions, keyed by conversation, user and device. */
+    positions,
     maxInFlight: () => maxInFlight,
+    /** A live connection; its device gets a position at the conversation's current last seq (as $connect does). */
     connect(connectionId: string, userId: string, deviceId: string, conversationId = 'conv') {
       const record = { connectionId, userId, deviceId, conversationId, connectedAt: 0, expiresAt: 2_000_000_000 };
       connections.push(record);
+      const key = positionKey(conversationId, { userId, deviceId });
+      if (!positions.has(key)) {
+        positions.set(key, { conversationId, userId, deviceId, ackedThrough: lastSeqIn(conversationId), acked: [], lastSeenAt: 0, version: 1 });
+      }
       return record;
+    },
+    /** Writes a message straight into the log (sealed by the fake's sealer), bypassing the spies. */
+    addMessage(message: { senderId: string; senderDevice: string; body: string; conversationId?: string; clientMessageId?: string }): LogEntry {
+      nextId += 1;
+      const conversationId = message.conversationId ?? 'conv';
+      const outcome = appendEntry(
+        {
+          conversationId,
+          senderId: message.senderId,
+          senderDevice: message.senderDevice,
+          clientMessageId: message.clientMessageId ?? `client-${nextId}`,
+          messageId: `seeded-${nextId}`,
+          sentAt: 1_600_000_000_000 + nextId,
+        },
+        (fields) => services.sealer.seal(fields, message.body),
+      );
+      if (outcome.status !== 'stored') throw new RangeError('addMessage: that clientMessageId is already in the log');
+      return outcome.entry;
+    },
+    /** The stored position of a device, or undefined. */
+    positionOf(binding: { userId: string; deviceId: string; conversationId?: string }): DevicePosition | undefined {
+      return positions.get(positionKey(binding.conversationId ?? 'conv', binding));
+    },
+    /** Sets a device's position (by default keeping its version, or 1 for a new one). */
+    setPosition(binding: { userId: string; deviceId: string; conversationId?: string }, ackedThrough: number, acked: number[] = [], version?: number) {
+      const conversationId = binding.conversationId ?? 'conv';
+      const key = positionKey(conversationId, binding);
+      version ??= positions.get(key)?.version ?? 1;
+      positions.set(key, { conversationId, userId: binding.userId, deviceId: binding.deviceId, ackedThrough, acked, lastSeenAt: 0, version });
     },
   };
 }

@@ -3,6 +3,7 @@ import { route as ack } from '../../lambdas/handlers/ack.js';
 import { route as connect } from '../../lambdas/handlers/connect.js';
 import { route as disconnect } from '../../lambdas/handlers/disconnect.js';
 import { route as fanoutWorker } from '../../lambdas/handlers/fanout-worker.js';
+import { route as getHistory } from '../../lambdas/handlers/get-history.js';
 import { route as getUnacked } from '../../lambdas/handlers/get-unacked.js';
 import { route as sendMessage } from '../../lambdas/handlers/send-message.js';
 import { route as typing } from '../../lambdas/handlers/typing.js';
@@ -32,6 +33,7 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
     sendMessage: slot(sendMessage),
     ack: slot(ack),
     getUnacked: slot(getUnacked),
+    getHistory: slot(getHistory),
     fanoutWorker: slot(fanoutWorker),
   };
   return {
@@ -41,6 +43,7 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
     sendMessage: slots.sendMessage.handler,
     ack: slots.ack.handler,
     getUnacked: slots.getUnacked.handler,
+    getHistory: slots.getHistory.handler,
     fanoutWorker: slots.fanoutWorker.handler,
     /** The services a route built (or builds now), as its handler sees them. */
     services: {
@@ -50,6 +53,7 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
       sendMessage: slots.sendMessage.services,
       ack: slots.ack.services,
       getUnacked: slots.getUnacked.services,
+      getHistory: slots.getHistory.services,
       fanoutWorker: slots.fanoutWorker.services,
     },
     async reset(): Promise<void> {

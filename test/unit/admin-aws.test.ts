@@ -27,6 +27,8 @@ beforeEach(() => {
       StackName: 'RelayWs-dev', CreationTime: new Date(), StackStatus: 'CREATE_COMPLETE',
       Outputs: [
         { OutputKey: 'MembersTableName', OutputValue: 'RelayWs-dev-Members' },
+        { OutputKey: 'MessagesTableName', OutputValue: 'RelayWs-dev-Messages' },
+        { OutputKey: 'IdempotencyTableName', OutputValue: 'RelayWs-dev-Idempotency' },
         { OutputKey: 'AppSecretArn', OutputValue: 'arn:aws:secretsmanager:eu-west-1:1:secret:app' },
         { OutputKey: 'ConnectionsTableName', OutputValue: 'RelayWs-dev-Connections' },
         { OutputKey: 'CallbackUrl', OutputValue: 'https://abc.execute-api.eu-west-1.amazonaws.com/dev' },
@@ -35,6 +37,9 @@ beforeEach(() => {
   });
   secrets.on(GetSecretValueCommand, { SecretId: 'arn:aws:secretsmanager:eu-west-1:1:secret:app' }).resolves({ SecretString: SECRET });
   dynamo.on(PutCommand).resolves({});
+  // The message log's last seq (the re-add point of a member): 7 messages so far in every conversation.
+  dynamo.on(QueryCommand, { TableName: 'RelayWs-dev-Messages' }).resolves({ Items: [{ conversationId: 'team-1', seq: 7 }] });
+  dynamo.on(QueryCommand, { TableName: 'explicit-messages' }).resolves({ Items: [] });
 });
 afterEach(() => restoreEnv());
 afterAll(() => {
@@ -53,7 +58,11 @@ async function admin(...argv: string[]): Promise<string> {
 describe('npm run admin against a deployed stage (STAGE=dev)', () => {
   it('reads the stack outputs and adds the member to the stage\'s table', async () => {
     expect(await admin('add-member', 'team-1', 'alice')).toMatch(/RelayWs-dev/);
-    expect(dynamo.commandCalls(PutCommand)[0]?.args[0].input).toMatchObject({ TableName: 'RelayWs-dev-Members', Item: { conversationId: 'team-1', userId: 'alice' } });
+    // A member collects what is sent after their (re-)add: sinceSeq is the log's last seq then.
+    expect(dynamo.commandCalls(PutCommand)[0]?.args[0].input).toMatchObject({
+      TableName: 'RelayWs-dev-Members',
+      Item: { conversationId: 'team-1', userId: 'alice', sinceSeq: 7 },
+    });
   });
 
   it('signs tokens with the key derived from the stage\'s secret', async () => {
@@ -65,6 +74,8 @@ describe('npm run admin against a deployed stage (STAGE=dev)', () => {
   it('uses explicit table names, secret and callback URL without reading the stack', async () => {
     applyEnv({
       MEMBERS_TABLE: 'explicit-members',
+      MESSAGES_TABLE: 'explicit-messages',
+      IDEMPOTENCY_TABLE: 'explicit-idempotency',
       APP_SECRET_ID: 'arn:aws:secretsmanager:eu-west-1:1:secret:app',
       CONNECTIONS_TABLE: 'explicit-connections',
       CALLBACK_URL: 'https://abc.execute-api.eu-west-1.amazonaws.com/dev',
@@ -82,7 +93,7 @@ describe('npm run admin against a deployed stage (STAGE=dev)', () => {
   it('remove-member deletes the membership and closes the user\'s open connections on the stage', async () => {
     const now = Math.floor(Date.now() / 1000);
     const row = (connectionId: string, userId: string) => ({ connectionId, userId, deviceId: 'd', conversationId: 'team-1', connectedAt: 0, expiresAt: now + 600 });
-    dynamo.on(QueryCommand).resolves({ Items: [row('AAA=', 'bob'), row('BBB=', 'alice'), row('CCC=', 'bob')] });
+    dynamo.on(QueryCommand, { TableName: 'RelayWs-dev-Connections' }).resolves({ Items: [row('AAA=', 'bob'), row('BBB=', 'alice'), row('CCC=', 'bob')] });
     dynamo.on(DeleteCommand).resolves({});
     management.on(DeleteConnectionCommand, { ConnectionId: 'CCC=' }).rejects(Object.assign(new Error('gone'), { name: 'GoneException' }));
     management.on(DeleteConnectionCommand, { ConnectionId: 'AAA=' }).resolves({});

@@ -8,7 +8,9 @@ describe('loadConfig', () => {
     const config = loadConfig('connect', completeEnv('redis://127.0.0.1:6379'));
     expect(config).toMatchObject({
       CONNECTIONS_TABLE: 'connections-test',
-      RETENTION_SECONDS: 7 * 24 * 3600,
+      IDEMPOTENCY_WINDOW_SECONDS: 7 * 24 * 3600,
+      DEVICE_TTL_SECONDS: 30 * 24 * 3600,
+      MAX_DEVICES_PER_USER: 10,
       REDIS_MODE: 'standalone',
       ORIGIN_ALLOW_LIST: [],
     });
@@ -48,11 +50,15 @@ describe('loadConfig', () => {
     }
   });
 
-  it('needs exactly one Redis source and exactly one secret source', () => {
+  it('needs at most one Redis source and exactly one secret source; reads the history retention', () => {
+    expect(loadConfig('sendMessage', completeEnv('redis://x')).HISTORY_RETENTION_SECONDS).toBeUndefined();
+    expect(loadConfig('sendMessage', { ...completeEnv('redis://x'), HISTORY_RETENTION_SECONDS: '86400' }).HISTORY_RETENTION_SECONDS).toBe(86_400);
+    expect(() => loadConfig('sendMessage', { ...completeEnv('redis://x'), HISTORY_RETENTION_SECONDS: '-1' })).toThrowError(/HISTORY_RETENTION_SECONDS/);
     const base: Record<string, string> = completeEnv('redis://x');
     const noRedis = { ...base };
     delete noRedis.REDIS_URL;
-    expect(() => loadConfig('sendMessage', noRedis)).toThrowError(/REDIS_URL or REDIS_URL_SECRET_ID/);
+    // Redis is optional (it only speeds things up), but at most one source.
+    expect(loadConfig('sendMessage', noRedis).REDIS_URL).toBeUndefined();
     expect(() => loadConfig('sendMessage', { ...base, REDIS_URL_SECRET_ID: 'arn:x' })).toThrowError(/only one of REDIS_URL/);
     expect(() => loadConfig('sendMessage', { ...base, APP_SECRET_ID: 'arn:y' })).toThrowError(/only one of APP_SECRET_ID/);
   });

@@ -32,17 +32,19 @@ afterEach(async () => {
 });
 afterAll(() => secrets.restore());
 
+const FIELDS = { conversationId: 'c', messageId: 'm', seq: 1, senderId: 'u', senderDevice: 'd', clientMessageId: 'cm', sentAt: 1 };
+
 describe('per-route services', () => {
   it('builds completely from a complete environment', async () => {
     const scope = new Scope();
     onTestFinished(() => scope.close());
     const services = await sendMessageRoute.build(completeEnv(inject('redisUrl')), scope);
-    for (const key of ['limits', 'delivery', 'registry', 'store', 'fanout', 'sealer', 'clock', 'log', 'newMessageId'] as const) {
+    for (const key of ['limits', 'delivery', 'registry', 'messages', 'limiter', 'seqCache', 'fanout', 'sealer', 'clock', 'log', 'newMessageId'] as const) {
       expect(services[key], key).toBeDefined();
     }
     expect(services.posterFor('https://a.example/dev')).toBe(services.posterFor('https://a.example/dev'));
     expect(services.posterFor('https://a.example/dev')).not.toBe(services.posterFor('https://b.example/dev'));
-    expect(services.sealer.open('c', 'm', services.sealer.seal('c', 'm', 'round trip'))).toBe('round trip');
+    expect(services.sealer.open(FIELDS, services.sealer.seal(FIELDS, 'round trip'))).toBe('round trip');
   });
 
   it('builds only what the route uses: $disconnect needs no secret, Redis or queue', async () => {
@@ -77,7 +79,7 @@ describe('per-route services', () => {
       .resolves({ SecretString: TEST_SECRET_JSON });
     await expect(lambdas.services.sendMessage()).rejects.toThrow(/could not be built/);
     const built = await lambdas.services.sendMessage();
-    expect(built.sealer.open('c', 'm', built.sealer.seal('c', 'm', 'after retry'))).toBe('after retry');
+    expect(built.sealer.open(FIELDS, built.sealer.seal(FIELDS, 'after retry'))).toBe('after retry');
     expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(2);
   });
   it('answers every frame with a clear error while the services cannot be built, then recovers', async () => {

@@ -30,6 +30,9 @@ const VOCABULARY = new Set([
   'typing',
   'sendMessage',
   'getUnacked',
+  'getHistory',
+  'upToSeq',
+  'beforeSeq',
   'ack',
   'start',
   'stop',
@@ -70,12 +73,12 @@ export function errorFrameProblems(frame: Frame, sentText: string): string[] {
   return problems;
 }
 
-export type Route = 'typing' | 'sendMessage' | 'ack' | 'getUnacked' | '$default';
+export type Route = 'typing' | 'sendMessage' | 'ack' | 'getUnacked' | 'getHistory' | '$default';
 
 /** What the contract says a route answers to a frame text from the bound connection. */
 export type Expected =
   | { kind: 'silent' }
-  | { kind: 'answer'; type: 'sent' | 'acked' | 'unacked' }
+  | { kind: 'answer'; type: 'sent' | 'acked' | 'unacked' | 'history' }
   | { kind: 'error'; codes: readonly string[] }
   /** A message right at the 128 KB limit once encoded: either is contract. */
   | { kind: 'sent-or-too-large' };
@@ -122,24 +125,29 @@ export function expectedAnswer(route: Route, text: string, binding: Binding): Ex
       return { kind: 'answer', type: 'acked' };
     case 'getUnacked':
       return { kind: 'answer', type: 'unacked' };
+    case 'getHistory':
+      return { kind: 'answer', type: 'history' };
   }
 }
 
 /** The route API Gateway (and the local emulator) picks for a frame text. */
 export function routeOf(text: string): Route {
-  const table = { typing: {}, sendMessage: {}, ack: {}, getUnacked: {}, $default: {} };
+  const table = { typing: {}, sendMessage: {}, ack: {}, getUnacked: {}, getHistory: {}, $default: {} };
   const key = selectRoute(
     Object.fromEntries(Object.keys(table).map((k) => [k, { handler: () => undefined }])),
     text,
     ['action'],
   );
-  return key === 'typing' || key === 'sendMessage' || key === 'ack' || key === 'getUnacked' ? key : '$default';
+  return key === 'typing' || key === 'sendMessage' || key === 'ack' || key === 'getUnacked' || key === 'getHistory' ? key : '$default';
 }
 
 /** Problems with an answer given the expectation; empty when the answer is by contract. */
 export function answerProblems(expected: Expected, body: string | undefined, sentText: string, binding: Binding): string[] {
   if (expected.kind === 'silent') return body === undefined ? [] : [`expected no answer, got ${body.slice(0, 200)}`];
-  if (body === undefined) return ['no answer'];
+  // `sent` goes to the sender's connection through the Management API (before the fan-out); the route then
+  // answers nothing. Whoever calls the route checks what was posted.
+  const sentExpected = (expected.kind === 'answer' && expected.type === 'sent') || expected.kind === 'sent-or-too-large';
+  if (body === undefined) return sentExpected ? [] : ['no answer'];
   let frame: Frame;
   try {
     frame = parseFrame(body);
@@ -169,8 +177,9 @@ function normalAnswerProblems(frame: Frame, sentText: string, binding: Binding):
     if (typeof frame.sentAt !== 'number') problems.push('no sentAt');
     if (typeof frame.duplicate !== 'boolean') problems.push('no duplicate flag');
   }
-  if (frame.type === 'acked' && JSON.stringify(frame.messageIds) !== JSON.stringify(request.messageIds)) problems.push('acked ids differ');
-  if (frame.type === 'unacked') {
+  if (frame.type === 'acked' && JSON.stringify(frame.messageIds) !== JSON.stringify(request.messageIds ?? [])) problems.push('acked ids differ');
+  if (frame.type === 'acked' && frame.upToSeq !== request.upToSeq) problems.push('acked upToSeq differs');
+  if (frame.type === 'unacked' || frame.type === 'history') {
     if (!Array.isArray(frame.messages)) problems.push('messages is not an array');
     if (typeof frame.hasMore !== 'boolean') problems.push('hasMore is not a boolean');
   }

@@ -245,7 +245,7 @@ export function deepNesting(conversationId: string, maxDepth: number): fc.Arbitr
 
 // ---- valid frames with one field mutated -----------------------------------------------------------------
 
-export const ACTIONS = ['typing', 'sendMessage', 'ack', 'getUnacked'] as const;
+export const ACTIONS = ['typing', 'sendMessage', 'ack', 'getUnacked', 'getHistory'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export interface Binding {
@@ -286,6 +286,18 @@ function validFrame(binding: Binding, maxBytes: number): fc.Arbitrary<[string, F
     fc
       .array(fc.oneof(fc.uuid(), fc.string({ unit: edgeUnit, minLength: 1, maxLength: 128 })), { minLength: 1, maxLength: 5 })
       .map((ids): [string, FuzzValue][] => [['action', 'ack'], conv, ['messageIds', ids]]),
+    fc.integer({ min: 0, max: 1000 }).map((upToSeq): [string, FuzzValue][] => [['action', 'ack'], conv, ['upToSeq', upToSeq]]),
+    fc
+      .record({
+        limit: fc.option(fc.integer({ min: 1, max: 100 })),
+        bound: fc.option(fc.tuple(fc.constantFrom('beforeSeq', 'afterSeq'), fc.integer({ min: 0, max: 1000 }))),
+      })
+      .map(({ limit, bound }) => {
+        const entries: [string, FuzzValue][] = [['action', 'getHistory'], conv];
+        if (limit !== null) entries.push(['limit', limit]);
+        if (bound !== null) entries.push(bound);
+        return entries;
+      }),
     fc
       .record({ limit: fc.option(fc.integer({ min: 1, max: 100 })), afterSeq: fc.option(fc.integer({ min: 0, max: 1000 })) })
       .map(({ limit, afterSeq }) => {

@@ -28,7 +28,7 @@ export class BackendProbe {
   async conversationWith(...userIds: string[]): Promise<string> {
     const conversationId = uniqueId('hard');
     const members = new DynamoMembershipStore(this.db, this.backend.tables.members);
-    for (const userId of userIds) await members.add(conversationId, userId);
+    for (const userId of userIds) await members.add(conversationId, userId, 0);
     return conversationId;
   }
 
@@ -55,9 +55,37 @@ export class BackendProbe {
     return (await this.redis.keys(`{c:${conversationId}}:*`)).sort();
   }
 
-  /** Redis keys of a conversation other than rate-limit buckets: what a refused frame must not create. */
+  /** The conversation's message log items, ascending (the record of every message). */
+  async logItems(conversationId: string): Promise<Record<string, unknown>[]> {
+    const result = await this.db.send(
+      new QueryCommand({
+        TableName: this.backend.tables.messages,
+        KeyConditionExpression: 'conversationId = :c',
+        ExpressionAttributeValues: { ':c': conversationId },
+        ConsistentRead: true,
+      }),
+    );
+    return result.Items ?? [];
+  }
+
+  /**
+   * What a conversation has stored: its log and idempotency items in DynamoDB, and its Redis keys other than
+   * rate-limit buckets (the seq cache). What a refused frame must not create.
+   */
   async storedKeys(conversationId: string): Promise<string[]> {
-    return (await this.redisKeys(conversationId)).filter((key) => !key.includes('}:rl:'));
+    const idempotency = await this.db.send(
+      new QueryCommand({
+        TableName: this.backend.tables.idempotency,
+        KeyConditionExpression: 'conversationId = :c',
+        ExpressionAttributeValues: { ':c': conversationId },
+        ConsistentRead: true,
+      }),
+    );
+    return [
+      ...(await this.logItems(conversationId)).map((item) => `messages:${String(item.seq)}`),
+      ...(idempotency.Items ?? []).map((item) => `idempotency:${String(item.key)}`),
+      ...(await this.redisKeys(conversationId)).filter((key) => !key.includes('}:rl:')),
+    ].sort();
   }
 
   /** The content of any Redis key as text (strings, sets, sorted sets, hashes). */

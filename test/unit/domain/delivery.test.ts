@@ -1,51 +1,66 @@
 import { describe, expect, it } from 'vitest';
 import { deliver, postAll, runFanoutJob } from '../../../lambdas/domain/delivery.js';
+import { MessageCipher } from '../../../lambdas/encryption.js';
+import { UnavailableError } from '../../../lambdas/errors.js';
+import type { FanoutJob } from '../../../lambdas/ports.js';
 import { fakeServices } from '../../support/fake-services.js';
 
 const ENDPOINT = 'https://api.example/dev';
 
 describe('deliver', () => {
   it('posts inline up to the threshold', async () => {
+    // Prepare
     const fake = fakeServices({ fanoutThreshold: 3 });
     const recipients = [fake.connect('a', 'u1', 'd'), fake.connect('b', 'u2', 'd'), fake.connect('c', 'u3', 'd')];
+    // Act
     const report = await deliver(fake.services, ENDPOINT, { kind: 'frame', frame: '{"type":"typing"}' }, recipients);
+    // Assess
     expect(report).toEqual({ delivered: 3, gone: 0, failed: 0, queued: 0 });
     expect(fake.services.fanout.enqueue).not.toHaveBeenCalled();
   });
 
   it('queues batches above the threshold; a message job carries ids, not the body', async () => {
+    // Prepare
     const fake = fakeServices({ fanoutThreshold: 2, fanoutBatchSize: 2 });
     const recipients = ['a', 'b', 'c', 'd', 'e'].map((id) => fake.connect(id, id, 'd'));
+    // Act
     const report = await deliver(
       fake.services,
       ENDPOINT,
-      { kind: 'message', conversationId: 'conv', messageId: 'm1', frame: '{"body":"private"}' },
+      { kind: 'message', conversationId: 'conv', seq: 7, messageId: 'm1', frame: '{"body":"private"}' },
       recipients,
     );
+    // Assess
     expect(report.queued).toBe(5);
     expect(fake.posted).toHaveLength(0);
     const jobs = fake.services.fanout.enqueue.mock.calls[0]?.[0] ?? [];
     expect(jobs.map((j) => j.connectionIds)).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
     expect(JSON.stringify(jobs)).not.toContain('private');
-    expect(jobs[0]).toEqual({ kind: 'message', endpoint: ENDPOINT, conversationId: 'conv', messageId: 'm1', connectionIds: ['a', 'b'] });
+    expect(jobs[0]).toEqual({ kind: 'message', endpoint: ENDPOINT, conversationId: 'conv', seq: 7, messageId: 'm1', connectionIds: ['a', 'b'] });
   });
 });
 
 describe('postAll', () => {
   it('never exceeds the configured concurrency', async () => {
+    // Prepare
     const fake = fakeServices({ postConcurrency: 3 });
     const ids = Array.from({ length: 20 }, (_, i) => `c${i}`);
+    // Act
     const report = await postAll(fake.services, ENDPOINT, '{}', ids);
+    // Assess
     expect(report.delivered).toBe(20);
     expect(fake.maxInFlight()).toBe(3);
   });
 
   it('removes exactly the gone connection and counts failures without removing them', async () => {
+    // Prepare
     const fake = fakeServices();
     for (const id of ['a', 'b', 'c']) fake.connect(id, id, 'd');
     fake.outcomes.set('b', 'gone');
     fake.outcomes.set('c', 'failed');
+    // Act
     const report = await postAll(fake.services, ENDPOINT, '{}', ['a', 'b', 'c']);
+    // Assess
     expect(report).toEqual({ delivered: 1, gone: 1, failed: 1 });
     expect(fake.services.registry.remove).toHaveBeenCalledTimes(1);
     expect(fake.services.registry.remove).toHaveBeenCalledWith('b');
@@ -53,41 +68,106 @@ describe('postAll', () => {
   });
 
   it('keeps going when pruning fails', async () => {
+    // Prepare
     const fake = fakeServices();
     fake.outcomes.set('a', 'gone');
     fake.services.registry.remove.mockRejectedValueOnce(new Error('table down'));
+    // Act
     const report = await postAll(fake.services, ENDPOINT, '{}', ['a', 'b']);
+    // Assess
     expect(report).toEqual({ delivered: 1, gone: 1, failed: 0 });
     expect(fake.logs.some((l) => l.level === 'warn' && l.message.includes('prune'))).toBe(true);
   });
 });
 
 describe('runFanoutJob', () => {
-  it('reloads and opens a stored message, then posts the message frame', async () => {
+  const messageJob = (seq: number, messageId: string, connectionIds = ['x', 'y']): FanoutJob => ({
+    kind: 'message',
+    endpoint: ENDPOINT,
+    conversationId: 'conv',
+    seq,
+    messageId,
+    connectionIds,
+  });
+
+  it('loads the message by seq, opens it, then posts the message frame', async () => {
+    // Prepare
     const fake = fakeServices();
-    const sealed = fake.services.sealer.seal('conv', 'm1', 'hello there');
-    fake.services.store.load.mockResolvedValueOnce({
-      conversationId: 'conv', messageId: 'm1', seq: 7, senderId: 'alice', senderDevice: 'phone', clientMessageId: 'c1', sentAt: 5, sealed,
-    });
-    const report = await runFanoutJob(fake.services, { kind: 'message', endpoint: ENDPOINT, conversationId: 'conv', messageId: 'm1', connectionIds: ['x', 'y'] });
-    expect(report.delivered).toBe(2);
+    fake.addMessage({ senderId: 'bob', senderDevice: 'phone', body: 'before' });
+    const entry = fake.addMessage({ senderId: 'alice', senderDevice: 'phone', body: 'hello there', clientMessageId: 'c1' });
+    // Act
+    const report = await runFanoutJob(fake.services, messageJob(2, entry.messageId));
+    // Assess
+    expect(fake.services.messages.get).toHaveBeenCalledWith('conv', 2);
+    expect(report).toEqual({ delivered: 2, gone: 0, failed: 0, queued: 0 });
+    expect(fake.posted.map((p) => p.connectionId).sort()).toEqual(['x', 'y']);
     expect(JSON.parse(fake.posted[0]?.data ?? '{}')).toEqual({
-      type: 'message', conversationId: 'conv', messageId: 'm1', seq: 7, senderId: 'alice', clientMessageId: 'c1', body: 'hello there', sentAt: 5,
+      type: 'message',
+      conversationId: 'conv',
+      messageId: entry.messageId,
+      seq: 2,
+      senderId: 'alice',
+      clientMessageId: 'c1',
+      body: 'hello there',
+      sentAt: entry.sentAt,
     });
   });
 
-  it('posts nothing for a message that expired', async () => {
+  it('posts a frame job as it is', async () => {
+    // Prepare
     const fake = fakeServices();
-    const report = await runFanoutJob(fake.services, { kind: 'message', endpoint: ENDPOINT, conversationId: 'conv', messageId: 'gone', connectionIds: ['x'] });
-    expect(report.delivered).toBe(0);
+    // Act
+    const report = await runFanoutJob(fake.services, { kind: 'frame', endpoint: ENDPOINT, frame: '{"type":"typing"}', connectionIds: ['x'] });
+    // Assess
+    expect(report.delivered).toBe(1);
+    expect(fake.posted).toEqual([{ endpoint: ENDPOINT, connectionId: 'x', data: '{"type":"typing"}' }]);
+  });
+
+  it('posts nothing for a message no longer in the log', async () => {
+    // Prepare
+    const fake = fakeServices();
+    // Act
+    const report = await runFanoutJob(fake.services, messageJob(3, 'gone'));
+    // Assess
+    expect(report).toEqual({ delivered: 0, gone: 0, failed: 0, queued: 0 });
     expect(fake.posted).toHaveLength(0);
   });
 
-  it('throws when the store is unavailable, so the record is retried', async () => {
+  it('skips, and logs, a job whose seq now holds another message', async () => {
+    // Prepare
     const fake = fakeServices();
-    fake.services.store.load.mockRejectedValueOnce(new Error('redis down'));
-    await expect(
-      runFanoutJob(fake.services, { kind: 'message', endpoint: ENDPOINT, conversationId: 'conv', messageId: 'm', connectionIds: ['x'] }),
-    ).rejects.toThrow('redis down');
+    fake.addMessage({ senderId: 'bob', senderDevice: 'phone', body: 'not the one' });
+    // Act
+    const report = await runFanoutJob(fake.services, messageJob(1, 'some-other-id'));
+    // Assess
+    expect(report.delivered).toBe(0);
+    expect(fake.posted).toHaveLength(0);
+    expect(fake.logs).toContainEqual(expect.objectContaining({ level: 'warn', fields: { conversationId: 'conv', seq: 1, messageId: 'some-other-id' } }));
+  });
+
+  it('skips, and logs by ids only, an entry that does not open', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const entry = fake.addMessage({ senderId: 'bob', senderDevice: 'phone', body: 'x' });
+    const { sealed: _sealed, ...fields } = entry;
+    entry.sealed = new MessageCipher([Buffer.from('a-key-this-keyring-does-not-hold-0123456', 'utf8')]).seal(fields, 'PRIVATE BODY');
+    // Act
+    const report = await runFanoutJob(fake.services, messageJob(1, entry.messageId));
+    // Assess
+    expect(report).toEqual({ delivered: 0, gone: 0, failed: 2, queued: 0 });
+    expect(fake.posted).toHaveLength(0);
+    expect(fake.logs).toContainEqual(expect.objectContaining({ level: 'error', fields: { conversationId: 'conv', seq: 1, messageId: entry.messageId } }));
+    expect(JSON.stringify(fake.logs)).not.toContain('PRIVATE BODY');
+  });
+
+  it('throws when the log is unavailable, so the record is retried', async () => {
+    // Prepare
+    const fake = fakeServices();
+    fake.services.messages.get.mockRejectedValueOnce(new UnavailableError('dynamodb down'));
+    // Act
+    const run = runFanoutJob(fake.services, messageJob(1, 'm'));
+    // Assess
+    await expect(run).rejects.toThrow('dynamodb down');
+    expect(fake.posted).toHaveLength(0);
   });
 });

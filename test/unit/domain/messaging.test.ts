@@ -1,21 +1,69 @@
 import { describe, expect, it } from 'vitest';
 import { bindingFor, closeConnection, openConnection } from '../../../lambdas/domain/connection.js';
+import { addMember } from '../../../lambdas/domain/membership.js';
 import { ack, getUnacked, sendMessage, typing } from '../../../lambdas/domain/messaging.js';
-import { ForbiddenError, HandshakeError, RateLimitedError, UnavailableError } from '../../../lambdas/errors.js';
+import { MessageCipher } from '../../../lambdas/encryption.js';
+import { CorruptRecordError, ForbiddenError, HandshakeError, PayloadTooLargeError, RateLimitedError, UnavailableError } from '../../../lambdas/errors.js';
+import type { Binding, LogEntry } from '../../../lambdas/ports.js';
+import type { AckFrame, GetUnackedFrame } from '../../../lambdas/protocol.js';
 import { fakeServices } from '../../support/fake-services.js';
 
 const ENDPOINT = 'https://api.example/dev';
 const query = { token: 'good', conversationId: 'conv', clientId: 'phone' };
 
+const sendFrame = (clientMessageId = 'cm', body = 'hello') => ({ action: 'sendMessage' as const, conversationId: 'conv', clientMessageId, body });
+const ackFrame = (messageIds: string[], upToSeq?: number): AckFrame => ({
+  action: 'ack',
+  conversationId: 'conv',
+  messageIds,
+  ...(upToSeq === undefined ? {} : { upToSeq }),
+});
+const unackedFrame = (limit = 50, afterSeq?: number): GetUnackedFrame => ({
+  action: 'getUnacked',
+  conversationId: 'conv',
+  limit,
+  ...(afterSeq === undefined ? {} : { afterSeq }),
+});
+const seqsOf = (messages: readonly { seq: number }[]) => messages.map((m) => m.seq);
+const fieldsOf = (entry: LogEntry) => {
+  const { sealed: _sealed, ...fields } = entry;
+  return fields;
+};
+
+/** Seeds `count` messages from bob's phone and returns them. */
+function fromBob(fake: ReturnType<typeof fakeServices>, count: number): LogEntry[] {
+  return Array.from({ length: count }, (_, i) => fake.addMessage({ senderId: 'bob', senderDevice: 'phone', body: `bob ${i + 1}` }));
+}
+
 describe('openConnection', () => {
-  it('registers the device before the connection', async () => {
+  it('registers the device position (from the seq cache) before the connection', async () => {
+    // Prepare
     const fake = fakeServices();
+    fromBob(fake, 3);
+    await fake.services.seqCache.raise('conv', 3);
     const order: string[] = [];
-    fake.services.store.registerDevice.mockImplementationOnce(async () => void order.push('device'));
+    fake.services.positions.register.mockImplementationOnce(async (conversationId, device, startAfterSeq, now) => {
+      order.push('device');
+      return { conversationId, ...device, ackedThrough: startAfterSeq, acked: [], lastSeenAt: now, version: 1 };
+    });
     fake.services.registry.register.mockImplementationOnce(async () => void order.push('connection'));
+    // Act
     const record = await openConnection(fake.services, { connectionId: 'c1', query, origin: undefined });
+    // Assess
     expect(order).toEqual(['device', 'connection']);
+    expect(fake.services.positions.register).toHaveBeenCalledWith('conv', { userId: 'alice', deviceId: 'phone' }, 3, 1_700_000_000_000);
+    expect(fake.services.messages.lastSeq).not.toHaveBeenCalled();
     expect(record).toMatchObject({ userId: 'alice', deviceId: 'phone', conversationId: 'conv', expiresAt: 1_700_000_000 + 3600 });
+  });
+
+  it('starts the position at the log\'s last seq when the seq cache has none', async () => {
+    // Prepare
+    const fake = fakeServices();
+    fromBob(fake, 2);
+    // Act
+    await openConnection(fake.services, { connectionId: 'c1', query, origin: undefined });
+    // Assess
+    expect(fake.positionOf({ userId: 'alice', deviceId: 'phone' })).toMatchObject({ ackedThrough: 2, acked: [] });
   });
 
   it.each([
@@ -24,129 +72,627 @@ describe('openConnection', () => {
     ['bad parameters', {}, { query: { token: 'good' } }, 400],
     ['an invalid token', {}, { query: { ...query, token: 'bad' } }, 401],
   ] as const)('refuses %s and writes nothing', async (_label, settings, request, status) => {
+    // Prepare
     const fake = fakeServices(settings);
+    // Act
     const error = await openConnection(fake.services, { connectionId: 'c1', query, origin: undefined, ...request }).catch((e: unknown) => e);
+    // Assess
     expect(error).toBeInstanceOf(HandshakeError);
     expect((error as HandshakeError).statusCode).toBe(status);
     expect(fake.services.registry.register).not.toHaveBeenCalled();
-    expect(fake.services.store.registerDevice).not.toHaveBeenCalled();
+    expect(fake.services.positions.register).not.toHaveBeenCalled();
   });
 
   it('accepts an allowed origin', async () => {
+    // Prepare
     const fake = fakeServices({ originAllowList: ['https://app.example'] });
-    await expect(openConnection(fake.services, { connectionId: 'c1', query, origin: 'https://app.example' })).resolves.toBeDefined();
+    // Act
+    const record = await openConnection(fake.services, { connectionId: 'c1', query, origin: 'https://app.example' });
+    // Assess
+    expect(record.connectionId).toBe('c1');
+    expect(fake.connections.map((c) => c.connectionId)).toEqual(['c1']);
   });
 
   it('refuses a non-member with 403, and answers 503 when a dependency is unavailable', async () => {
+    // Prepare
     const fake = fakeServices();
     fake.services.members.isMember.mockResolvedValueOnce(false);
-    await expect(openConnection(fake.services, { connectionId: 'c1', query, origin: undefined })).rejects.toMatchObject({ statusCode: 403 });
-    fake.services.store.registerDevice.mockRejectedValueOnce(new UnavailableError('redis down'));
-    await expect(openConnection(fake.services, { connectionId: 'c1', query, origin: undefined })).rejects.toMatchObject({ statusCode: 503 });
+    // Act
+    const refused = openConnection(fake.services, { connectionId: 'c1', query, origin: undefined });
+    // Assess
+    await expect(refused).rejects.toMatchObject({ statusCode: 403 });
+    expect(fake.services.positions.register).not.toHaveBeenCalled();
+
+    // Prepare
+    fake.services.positions.register.mockRejectedValueOnce(new UnavailableError('dynamodb down'));
+    // Act
+    const unavailable = openConnection(fake.services, { connectionId: 'c1', query, origin: undefined });
+    // Assess
+    await expect(unavailable).rejects.toMatchObject({ statusCode: 503 });
     expect(fake.services.registry.register).not.toHaveBeenCalled();
   });
 
   it('closeConnection never throws', async () => {
+    // Prepare
     const fake = fakeServices();
     fake.services.registry.remove.mockRejectedValueOnce(new Error('down'));
-    await expect(closeConnection(fake.services, 'c1')).resolves.toBeUndefined();
+    // Act
+    const closed = closeConnection(fake.services, 'c1');
+    // Assess
+    await expect(closed).resolves.toBeUndefined();
+    expect(fake.logs.some((l) => l.level === 'warn')).toBe(true);
   });
 
   it('bindingFor refuses unknown connections and other conversations', async () => {
+    // Prepare
     const fake = fakeServices();
     fake.connect('c1', 'alice', 'phone');
+    // Act / Assess
     await expect(bindingFor(fake.services, 'c1', 'conv')).resolves.toMatchObject({ userId: 'alice' });
     await expect(bindingFor(fake.services, 'c1', 'other')).rejects.toBeInstanceOf(ForbiddenError);
     await expect(bindingFor(fake.services, 'zz', 'conv')).rejects.toBeInstanceOf(ForbiddenError);
   });
 });
 
+describe('addMember', () => {
+  it('(re-)adds the member from the conversation\'s last seq', async () => {
+    // Prepare
+    const fake = fakeServices();
+    fromBob(fake, 4);
+    // Act
+    await addMember(fake.services, 'conv', 'carol');
+    // Assess
+    expect(fake.services.members.add).toHaveBeenCalledWith('conv', 'carol', 4);
+  });
+});
+
 describe('typing', () => {
-  it('still works when the rate limiter is unavailable (fails open, logs it)', async () => {
+  it('goes to the other users\' connections only', async () => {
+    // Prepare
     const fake = fakeServices();
     const alice = fake.connect('a', 'alice', 'phone');
+    fake.connect('a2', 'alice', 'laptop');
     fake.connect('b', 'bob', 'phone');
-    fake.services.store.admit.mockRejectedValueOnce(new UnavailableError('redis down'));
-    await typing(fake.services, alice, { action: 'typing', conversationId: 'conv', state: 'start' }, ENDPOINT);
+    // Act
+    await typing(fake.services, alice, { action: 'typing', conversationId: 'conv', state: 'stop' }, ENDPOINT);
+    // Assess
     expect(fake.posted.map((p) => p.connectionId)).toEqual(['b']);
-    expect(fake.logs.some((l) => l.level === 'warn')).toBe(true);
+    expect(JSON.parse(fake.posted[0]?.data ?? '{}')).toMatchObject({ type: 'typing', userId: 'alice', state: 'stop' });
   });
 
   it('is refused when rate limited and posts nothing', async () => {
+    // Prepare
+    const fake = fakeServices({ ratePerSecond: 7, rateBurst: 9 });
+    const alice = fake.connect('a', 'alice', 'phone');
+    fake.connect('b', 'bob', 'phone');
+    fake.services.limiter.admit.mockResolvedValueOnce(false);
+    // Act
+    const typed = typing(fake.services, alice, { action: 'typing', conversationId: 'conv', state: 'start' }, ENDPOINT);
+    // Assess
+    await expect(typed).rejects.toBeInstanceOf(RateLimitedError);
+    expect(fake.services.limiter.admit).toHaveBeenCalledWith([{ key: 'conn:a', perSecond: 7, burst: 9 }]);
+    expect(fake.posted).toHaveLength(0);
+  });
+
+  it('refuses a userId that is not the connection\'s', async () => {
+    // Prepare
     const fake = fakeServices();
     const alice = fake.connect('a', 'alice', 'phone');
     fake.connect('b', 'bob', 'phone');
-    fake.services.store.admit.mockResolvedValueOnce(false);
-    await expect(typing(fake.services, alice, { action: 'typing', conversationId: 'conv', state: 'start' }, ENDPOINT)).rejects.toBeInstanceOf(RateLimitedError);
+    // Act
+    const typed = typing(fake.services, alice, { action: 'typing', conversationId: 'conv', userId: 'bob', state: 'start' }, ENDPOINT);
+    // Assess
+    await expect(typed).rejects.toBeInstanceOf(ForbiddenError);
     expect(fake.posted).toHaveLength(0);
   });
 });
 
 describe('sendMessage', () => {
-  const frame = { action: 'sendMessage' as const, conversationId: 'conv', clientMessageId: 'cm', body: 'hello' };
-
-  it('stores a sealed body, not the plaintext', async () => {
+  it('stores a sealed body bound to the entry, not the plaintext', async () => {
+    // Prepare
     const fake = fakeServices();
     const alice = fake.connect('a', 'alice', 'phone');
-    await sendMessage(fake.services, alice, frame, ENDPOINT);
-    const stored = fake.services.store.append.mock.calls[0]?.[0];
-    expect(stored?.sealed).not.toContain('hello');
-    expect(fake.services.sealer.open('conv', stored?.messageId ?? '', stored?.sealed ?? '')).toBe('hello');
+    // Act
+    await sendMessage(fake.services, alice, sendFrame('cm', 'hello there'), ENDPOINT);
+    // Assess
+    const [entry] = fake.entries;
+    if (entry === undefined) throw new RangeError('nothing was stored');
+    expect(entry).toMatchObject({ conversationId: 'conv', seq: 1, senderId: 'alice', senderDevice: 'phone', clientMessageId: 'cm' });
+    expect(entry.sealed).not.toContain('hello there');
+    expect(fake.services.sealer.open(fieldsOf(entry), entry.sealed)).toBe('hello there');
   });
 
-  it('delivers to the sender\'s other devices and other users, never to the sending device', async () => {
+  it('posts sent to the sender before any recipient post, and then answers nothing', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    fake.connect('b', 'bob', 'phone');
+    fake.connect('c', 'carol', 'phone');
+    // Act
+    const answer = await sendMessage(fake.services, alice, sendFrame(), ENDPOINT);
+    // Assess
+    expect(answer).toBeUndefined();
+    expect(fake.timeline.slice(0, 2)).toEqual(['start a', 'end a']);
+    expect(fake.timeline.slice(2).sort()).toEqual(['end b', 'end c', 'start b', 'start c']);
+    expect(JSON.parse(fake.posted[0]?.data ?? '{}')).toEqual({
+      type: 'sent',
+      conversationId: 'conv',
+      clientMessageId: 'cm',
+      messageId: fake.entries[0]?.messageId,
+      seq: 1,
+      sentAt: 1_700_000_000_000,
+      duplicate: false,
+    });
+  });
+
+  it.each(['failed', 'gone'] as const)('answers sent when posting it to the sender comes back %s, and still delivers', async (outcome) => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    fake.connect('b', 'bob', 'phone');
+    fake.outcomes.set('a', outcome);
+    // Act
+    const answer = await sendMessage(fake.services, alice, sendFrame(), ENDPOINT);
+    // Assess
+    expect(answer).toEqual({
+      type: 'sent',
+      conversationId: 'conv',
+      clientMessageId: 'cm',
+      messageId: fake.entries[0]?.messageId,
+      seq: 1,
+      sentAt: 1_700_000_000_000,
+      duplicate: false,
+    });
+    expect(fake.posted.filter((p) => p.connectionId === 'b').map((p) => JSON.parse(p.data).type)).toEqual(['message']);
+  });
+
+  it('delivers the message to the sender\'s other devices and other users, never to the sending device', async () => {
+    // Prepare
     const fake = fakeServices();
     const alice = fake.connect('a1', 'alice', 'phone');
     fake.connect('a1-again', 'alice', 'phone');
     fake.connect('a2', 'alice', 'laptop');
     fake.connect('b1', 'bob', 'phone');
-    await sendMessage(fake.services, alice, frame, ENDPOINT);
-    expect(fake.posted.map((p) => p.connectionId).sort()).toEqual(['a2', 'b1']);
+    // Act
+    await sendMessage(fake.services, alice, sendFrame('cm', 'hi all'), ENDPOINT);
+    // Assess
+    const messages = fake.posted.filter((p) => JSON.parse(p.data).type === 'message');
+    expect(messages.map((p) => p.connectionId).sort()).toEqual(['a2', 'b1']);
+    expect(JSON.parse(messages[0]?.data ?? '{}')).toMatchObject({ type: 'message', seq: 1, senderId: 'alice', clientMessageId: 'cm', body: 'hi all' });
+    expect(fake.posted.map((p) => p.connectionId)).not.toContain('a1-again');
   });
 
-  it('answers no sent when the store is unavailable or the sender is rate limited', async () => {
+  it('answers a duplicate clientMessageId with the first ids, duplicate: true, and posts nothing', async () => {
+    // Prepare
     const fake = fakeServices();
     const alice = fake.connect('a', 'alice', 'phone');
     fake.connect('b', 'bob', 'phone');
-    fake.services.store.append.mockRejectedValueOnce(new UnavailableError('redis down'));
-    await expect(sendMessage(fake.services, alice, frame, ENDPOINT)).rejects.toBeInstanceOf(UnavailableError);
-    fake.services.store.append.mockResolvedValueOnce({ status: 'rate_limited' });
-    await expect(sendMessage(fake.services, alice, frame, ENDPOINT)).rejects.toBeInstanceOf(RateLimitedError);
+    await sendMessage(fake.services, alice, sendFrame('cm', 'first'), ENDPOINT);
+    const first = fake.entries[0];
+    const postsBefore = fake.posted.length;
+    // Act
+    const answer = await sendMessage(fake.services, alice, sendFrame('cm', 'again'), ENDPOINT);
+    // Assess
+    expect(answer).toEqual({ type: 'sent', conversationId: 'conv', clientMessageId: 'cm', messageId: first?.messageId, seq: 1, sentAt: first?.sentAt, duplicate: true });
+    expect(fake.posted).toHaveLength(postsBefore);
+    expect(fake.entries).toHaveLength(1);
+  });
+
+  it('writes nothing, queries nothing and posts nothing when rate limited', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    fake.connect('b', 'bob', 'phone');
+    fake.services.limiter.admit.mockResolvedValueOnce(false);
+    // Act
+    const sent = sendMessage(fake.services, alice, sendFrame(), ENDPOINT);
+    // Assess
+    await expect(sent).rejects.toBeInstanceOf(RateLimitedError);
+    expect(fake.services.messages.append).not.toHaveBeenCalled();
+    expect(fake.services.registry.listByConversation).not.toHaveBeenCalled();
+    expect(fake.services.seqCache.get).not.toHaveBeenCalled();
+    expect(fake.entries).toHaveLength(0);
     expect(fake.posted).toHaveLength(0);
   });
 
-  it('answers sent when live delivery fails after storing', async () => {
+  it('answers unavailable, telling the sender to resend the same clientMessageId, when the log does not answer', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    fake.connect('b', 'bob', 'phone');
+    fake.services.messages.append.mockRejectedValueOnce(new UnavailableError('dynamodb timed out'));
+    // Act
+    const error = await sendMessage(fake.services, alice, sendFrame(), ENDPOINT).catch((e: unknown) => e);
+    // Assess
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect((error as UnavailableError).message).toMatch(/resend with the same clientMessageId/);
+    expect(fake.posted).toHaveLength(0);
+  });
+
+  it('lets any other log error through unchanged', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    const corrupt = new CorruptRecordError('idempotency item is malformed');
+    fake.services.messages.append.mockRejectedValueOnce(corrupt);
+    // Act
+    const sent = sendMessage(fake.services, alice, sendFrame(), ENDPOINT);
+    // Assess
+    await expect(sent).rejects.toBe(corrupt);
+    expect(fake.posted).toHaveLength(0);
+  });
+
+  it('passes the seq cache\'s value to append as the hint and raises the cache with the stored seq', async () => {
+    // Prepare
+    const fake = fakeServices();
+    fromBob(fake, 4);
+    const alice = fake.connect('a', 'alice', 'phone');
+    // A stale cache: the log is at 4, the cache says 2.
+    fake.services.seqCache.get.mockResolvedValueOnce(2);
+    // Act
+    await sendMessage(fake.services, alice, sendFrame(), ENDPOINT);
+    // Assess
+    expect(fake.services.messages.append.mock.calls[0]?.[2]).toBe(2);
+    expect(fake.services.seqCache.raise).toHaveBeenCalledWith('conv', 5);
+    expect(fake.entries.at(-1)?.seq).toBe(5);
+  });
+
+  it('refuses a body too large once encoded and stores nothing', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    // Each control character takes 6 bytes as JSON (\u0001): 32 KiB of them is far over the answer limit.
+    const body = '\u0001'.repeat(32 * 1024);
+    // Act
+    const sent = sendMessage(fake.services, alice, sendFrame('cm', body), ENDPOINT);
+    // Assess
+    await expect(sent).rejects.toBeInstanceOf(PayloadTooLargeError);
+    expect(fake.entries).toHaveLength(0);
+  });
+
+  it('still posts sent, and logs, when live delivery fails after storing', async () => {
+    // Prepare
     const fake = fakeServices({ fanoutThreshold: 0 });
     const alice = fake.connect('a', 'alice', 'phone');
     fake.connect('b', 'bob', 'phone');
     fake.services.fanout.enqueue.mockRejectedValueOnce(new UnavailableError('sqs down'));
-    await expect(sendMessage(fake.services, alice, frame, ENDPOINT)).resolves.toMatchObject({ type: 'sent', seq: 1, duplicate: false });
+    // Act
+    const answer = await sendMessage(fake.services, alice, sendFrame(), ENDPOINT);
+    // Assess
+    expect(answer).toBeUndefined();
+    expect(fake.posted.map((p) => [p.connectionId, JSON.parse(p.data).type])).toEqual([['a', 'sent']]);
+    expect(fake.logs.some((l) => l.level === 'warn' && l.message.includes('live delivery failed'))).toBe(true);
+  });
+
+  it('still stores and posts sent when the recipients\' lookup fails', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    fake.connect('b', 'bob', 'phone');
+    fake.services.registry.listByConversation.mockRejectedValueOnce(new UnavailableError('registry down'));
+    // Act
+    const answer = await sendMessage(fake.services, alice, sendFrame(), ENDPOINT);
+    // Assess
+    expect(answer).toBeUndefined();
+    expect(fake.entries).toHaveLength(1);
+    expect(fake.posted.map((p) => p.connectionId)).toEqual(['a']);
+    expect(fake.logs.some((l) => l.level === 'warn' && l.message.includes('recipient lookup failed'))).toBe(true);
   });
 });
 
-describe('ack and getUnacked', () => {
-  it('ack is refused when rate limited', async () => {
+describe('ack', () => {
+  const alicePhone = (fake: ReturnType<typeof fakeServices>): Binding => fake.connect('a', 'alice', 'phone');
+
+  it('is refused when rate limited and moves nothing', async () => {
+    // Prepare
     const fake = fakeServices();
-    const alice = fake.connect('a', 'alice', 'phone');
-    fake.services.store.ack.mockResolvedValueOnce('rate_limited');
-    await expect(ack(fake.services, alice, { action: 'ack', conversationId: 'conv', messageIds: ['m'] })).rejects.toBeInstanceOf(RateLimitedError);
+    const alice = alicePhone(fake);
+    const [m1] = fromBob(fake, 1);
+    fake.services.limiter.admit.mockResolvedValueOnce(false);
+    // Act
+    const acked = ack(fake.services, alice, ackFrame([m1?.messageId ?? '']));
+    // Assess
+    await expect(acked).rejects.toBeInstanceOf(RateLimitedError);
+    expect(fake.services.positions.save).not.toHaveBeenCalled();
+    expect(fake.positionOf(alice)).toMatchObject({ ackedThrough: 0, acked: [] });
   });
 
-  it('getUnacked asks the store for this device only and opens each body', async () => {
+  it('compacts in-order acks into ackedThrough and echoes the frame', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = alicePhone(fake);
+    const ids = fromBob(fake, 3).map((m) => m.messageId);
+    // Act
+    const first = await ack(fake.services, alice, ackFrame(ids.slice(0, 1)));
+    const afterFirst = fake.positionOf(alice);
+    const second = await ack(fake.services, alice, ackFrame(ids.slice(1)));
+    // Assess
+    expect(first).toEqual({ type: 'acked', conversationId: 'conv', messageIds: ids.slice(0, 1) });
+    expect(second).toEqual({ type: 'acked', conversationId: 'conv', messageIds: ids.slice(1) });
+    expect(afterFirst).toMatchObject({ ackedThrough: 1, acked: [] });
+    expect(fake.positionOf(alice)).toMatchObject({ ackedThrough: 3, acked: [] });
+  });
+
+  it('keeps out-of-order acks sorted and compacts them when the gap fills', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = alicePhone(fake);
+    const ids = fromBob(fake, 5).map((m) => m.messageId);
+    const idOf = (seq: number) => ids[seq - 1] ?? '';
+    const steps: [number[], { ackedThrough: number; acked: number[] }][] = [
+      [[5, 3], { ackedThrough: 0, acked: [3, 5] }],
+      [[1], { ackedThrough: 1, acked: [3, 5] }],
+      [[2], { ackedThrough: 3, acked: [5] }],
+      [[4], { ackedThrough: 5, acked: [] }],
+    ];
+    for (const [seqs, expected] of steps) {
+      // Act
+      await ack(fake.services, alice, ackFrame(seqs.map(idOf)));
+      // Assess
+      expect(fake.positionOf(alice)).toMatchObject(expected);
+    }
+  });
+
+  it('clamps upToSeq to the conversation\'s last seq, so later messages stay pending', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = alicePhone(fake);
+    fromBob(fake, 3);
+    // Act
+    const answer = await ack(fake.services, alice, ackFrame([], 10));
+    fromBob(fake, 1);
+    const pending = await getUnacked(fake.services, alice, unackedFrame());
+    // Assess
+    expect(answer).toEqual({ type: 'acked', conversationId: 'conv', messageIds: [], upToSeq: 10 });
+    expect(fake.positionOf(alice)).toMatchObject({ ackedThrough: 3 });
+    expect(seqsOf(pending.messages)).toEqual([4]);
+  });
+
+  it('walks over the device\'s own messages right above the position, not over its other devices\'', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = alicePhone(fake);
+    const [m1] = fromBob(fake, 1);
+    fake.addMessage({ senderId: 'alice', senderDevice: 'phone', body: 'mine' });
+    const [m3] = fromBob(fake, 1);
+    fake.addMessage({ senderId: 'alice', senderDevice: 'laptop', body: 'from my laptop' });
+    const [m5] = fromBob(fake, 1);
+    // Act
+    await ack(fake.services, alice, ackFrame([m1?.messageId ?? '', m3?.messageId ?? '', m5?.messageId ?? '']));
+    // Assess: 2 is this device's own (walked over); 4 is the laptop's, pending for the phone.
+    expect(fake.positionOf(alice)).toMatchObject({ ackedThrough: 3, acked: [5] });
+  });
+
+  it('retries when another container saved the position first, keeping both acks', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = alicePhone(fake);
+    const ids = fromBob(fake, 3).map((m) => m.messageId);
+    fake.services.positions.save.mockImplementationOnce(async () => {
+      // Another container acked seq 3 in the meantime (version 1 → 2): this save loses.
+      fake.setPosition(alice, 0, [3], 2);
+      return false;
+    });
+    // Act
+    await ack(fake.services, alice, ackFrame([ids[0] ?? '']));
+    // Assess
+    expect(fake.services.positions.save).toHaveBeenCalledTimes(2);
+    expect(fake.positionOf(alice)).toMatchObject({ ackedThrough: 1, acked: [3], version: 3 });
+  });
+
+  it('answers unavailable after losing the version race five times', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = alicePhone(fake);
+    const [m1] = fromBob(fake, 1);
+    fake.services.positions.save.mockResolvedValue(false);
+    // Act
+    const acked = ack(fake.services, alice, ackFrame([m1?.messageId ?? '']));
+    // Assess
+    await expect(acked).rejects.toBeInstanceOf(UnavailableError);
+    expect(fake.services.positions.save).toHaveBeenCalledTimes(5);
+  });
+
+  it('never moves the position backwards: a lower upToSeq changes nothing', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = alicePhone(fake);
+    fromBob(fake, 5);
+    fake.setPosition(alice, 3, [5]);
+    // Act
+    const answer = await ack(fake.services, alice, ackFrame([], 1));
+    // Assess
+    expect(answer).toEqual({ type: 'acked', conversationId: 'conv', messageIds: [], upToSeq: 1 });
+    expect(fake.services.positions.save).not.toHaveBeenCalled();
+    expect(fake.positionOf(alice)).toMatchObject({ ackedThrough: 3, acked: [5], version: 1 });
+  });
+
+  it('ignores unknown ids and ids of other conversations', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = alicePhone(fake);
+    fromBob(fake, 1);
+    const elsewhere = fake.addMessage({ senderId: 'bob', senderDevice: 'phone', body: 'x', conversationId: 'other' });
+    // Act
+    const answer = await ack(fake.services, alice, ackFrame(['no-such-id', elsewhere.messageId]));
+    // Assess
+    expect(answer.messageIds).toEqual(['no-such-id', elsewhere.messageId]);
+    expect(fake.services.positions.save).not.toHaveBeenCalled();
+    expect(fake.positionOf(alice)).toMatchObject({ ackedThrough: 0, acked: [] });
+  });
+
+  it('saves nothing for a device that has no position', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const [m1] = fromBob(fake, 1);
+    const stranger: Binding = { connectionId: 'z', userId: 'zed', deviceId: 'tab', conversationId: 'conv' };
+    // Act
+    const answer = await ack(fake.services, stranger, ackFrame([m1?.messageId ?? '']));
+    // Assess
+    expect(answer.type).toBe('acked');
+    expect(fake.services.positions.save).not.toHaveBeenCalled();
+    expect(fake.positionOf(stranger)).toBeUndefined();
+  });
+});
+
+describe('getUnacked', () => {
+  it('is forbidden to a non-member and reads nothing', async () => {
+    // Prepare
     const fake = fakeServices();
     const alice = fake.connect('a', 'alice', 'phone');
-    const sealed = fake.services.sealer.seal('conv', 'm1', 'secret');
-    fake.services.store.pending.mockResolvedValueOnce({
-      status: 'ok',
+    fromBob(fake, 2);
+    fake.services.members.get.mockResolvedValueOnce(undefined);
+    // Act
+    const answer = getUnacked(fake.services, alice, unackedFrame());
+    // Assess
+    await expect(answer).rejects.toBeInstanceOf(ForbiddenError);
+    expect(fake.services.messages.page).not.toHaveBeenCalled();
+  });
+
+  it('opens each pending body, ascending', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    const [m1, m2] = fromBob(fake, 2);
+    // Act
+    const answer = await getUnacked(fake.services, alice, unackedFrame());
+    // Assess
+    expect(answer).toEqual({
+      type: 'unacked',
+      conversationId: 'conv',
       hasMore: false,
-      messages: [{ conversationId: 'conv', messageId: 'm1', seq: 3, senderId: 'bob', senderDevice: 'x', clientMessageId: 'c', sentAt: 1, sealed }],
+      messages: [m1, m2].map((m) => ({
+        conversationId: 'conv',
+        messageId: m?.messageId,
+        seq: m?.seq,
+        senderId: 'bob',
+        clientMessageId: m?.clientMessageId,
+        body: `bob ${m?.seq}`,
+        sentAt: m?.sentAt,
+      })),
     });
-    const answer = await getUnacked(fake.services, alice, { action: 'getUnacked', conversationId: 'conv', limit: 50, afterSeq: 2 });
-    expect(fake.services.store.pending.mock.calls[0]?.slice(0, 3)).toEqual([
-      'conv',
-      { userId: 'alice', deviceId: 'phone' },
-      expect.objectContaining({ afterSeq: 2, limit: 50 }),
-    ]);
-    expect(answer.messages).toEqual([{ conversationId: 'conv', messageId: 'm1', seq: 3, senderId: 'bob', clientMessageId: 'c', body: 'secret', sentAt: 1 }]);
+  });
+
+  it('shows a re-added member only the messages after the re-add', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    fromBob(fake, 4);
+    fake.services.members.get.mockResolvedValueOnce({ conversationId: 'conv', userId: 'alice', sinceSeq: 2 });
+    // Act
+    const answer = await getUnacked(fake.services, alice, unackedFrame());
+    // Assess
+    expect(seqsOf(answer.messages)).toEqual([3, 4]);
+  });
+
+  it('leaves out this device\'s own messages but not the same user\'s other devices\'', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    fromBob(fake, 1);
+    fake.addMessage({ senderId: 'alice', senderDevice: 'phone', body: 'from this phone' });
+    fake.addMessage({ senderId: 'alice', senderDevice: 'laptop', body: 'from my laptop' });
+    // Act
+    const answer = await getUnacked(fake.services, alice, unackedFrame());
+    // Assess
+    expect(seqsOf(answer.messages)).toEqual([1, 3]);
+    expect(answer.messages[1]).toMatchObject({ senderId: 'alice', body: 'from my laptop' });
+  });
+
+  it('leaves out what was acked, in order or not', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    fromBob(fake, 5);
+    fake.setPosition(alice, 1, [3, 5]);
+    // Act
+    const answer = await getUnacked(fake.services, alice, unackedFrame());
+    // Assess
+    expect(seqsOf(answer.messages)).toEqual([2, 4]);
+  });
+
+  it('pages by limit and afterSeq, with hasMore', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    fromBob(fake, 5);
+    // Act
+    const first = await getUnacked(fake.services, alice, unackedFrame(2));
+    const second = await getUnacked(fake.services, alice, unackedFrame(2, 2));
+    const last = await getUnacked(fake.services, alice, unackedFrame(2, 4));
+    const all = await getUnacked(fake.services, alice, unackedFrame(5));
+    // Assess
+    expect([seqsOf(first.messages), first.hasMore]).toEqual([[1, 2], true]);
+    expect([seqsOf(second.messages), second.hasMore]).toEqual([[3, 4], true]);
+    expect([seqsOf(last.messages), last.hasMore]).toEqual([[5], false]);
+    expect([seqsOf(all.messages), all.hasMore]).toEqual([[1, 2, 3, 4, 5], false]);
+  });
+
+  it('reads past the device\'s own messages, and says hasMore only when something pending is left', async () => {
+    // Prepare: limit 1 reads the log two entries at a time, so the own messages span several reads.
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    fromBob(fake, 1);
+    for (let i = 0; i < 4; i += 1) fake.addMessage({ senderId: 'alice', senderDevice: 'phone', body: `mine ${i}` });
+    const onlyOwnLeft = await getUnacked(fake.services, alice, unackedFrame(1));
+    fromBob(fake, 1);
+    // Act
+    const pendingLeft = await getUnacked(fake.services, alice, unackedFrame(1));
+    const afterFirst = await getUnacked(fake.services, alice, unackedFrame(1, 1));
+    // Assess
+    expect([seqsOf(onlyOwnLeft.messages), onlyOwnLeft.hasMore]).toEqual([[1], false]);
+    expect([seqsOf(pendingLeft.messages), pendingLeft.hasMore]).toEqual([[1], true]);
+    expect([seqsOf(afterFirst.messages), afterFirst.hasMore]).toEqual([[6], false]);
+  });
+
+  it.each([
+    ['sealed under a key the keyring does not hold', (entry: LogEntry) => new MessageCipher([Buffer.from('another-master-key-0123456789abcdef!!', 'utf8')]).seal(fieldsOf(entry), 'SECRET-BODY')],
+    ['moved from another message', (entry: LogEntry, services: ReturnType<typeof fakeServices>['services']) => services.sealer.seal({ ...fieldsOf(entry), seq: 99 }, 'SECRET-BODY')],
+  ])('answers a record %s as undecryptable, still answers the rest, and logs ids only', async (_label, reseal) => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    const [, bad] = fromBob(fake, 3);
+    if (bad === undefined) throw new RangeError('no second message');
+    bad.sealed = reseal(bad, fake.services);
+    // Act
+    const answer = await getUnacked(fake.services, alice, unackedFrame());
+    // Assess
+    expect(answer.messages.map((m) => ('body' in m ? m.body : m.error))).toEqual(['bob 1', 'undecryptable', 'bob 3']);
+    expect(answer.messages[1]).toEqual({ conversationId: 'conv', messageId: bad.messageId, seq: 2, error: 'undecryptable' });
+    const errors = fake.logs.filter((l) => l.level === 'error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.fields).toMatchObject({ conversationId: 'conv', messageId: bad.messageId, seq: 2 });
+    const logged = JSON.stringify(fake.logs);
+    expect(logged).not.toContain('SECRET-BODY');
+    expect(logged).not.toContain(bad.sealed);
+    expect(logged).not.toContain('bob 1');
+  });
+
+  it('registers a device without a position at the last seq: nothing sent before it is pending', async () => {
+    // Prepare
+    const fake = fakeServices();
+    fromBob(fake, 2);
+    const tablet: Binding = { connectionId: 't', userId: 'alice', deviceId: 'tablet', conversationId: 'conv' };
+    // Act
+    const before = await getUnacked(fake.services, tablet, unackedFrame());
+    fromBob(fake, 1);
+    const after = await getUnacked(fake.services, tablet, unackedFrame());
+    // Assess
+    expect(before.messages).toEqual([]);
+    expect(fake.positionOf(tablet)).toMatchObject({ ackedThrough: 2 });
+    expect(seqsOf(after.messages)).toEqual([3]);
+  });
+
+  it('is refused when rate limited', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    fake.services.limiter.admit.mockResolvedValueOnce(false);
+    // Act
+    const answer = getUnacked(fake.services, alice, unackedFrame());
+    // Assess
+    await expect(answer).rejects.toBeInstanceOf(RateLimitedError);
+    expect(fake.services.messages.page).not.toHaveBeenCalled();
   });
 });

@@ -4,7 +4,12 @@ import { signToken } from '../../../local/tokens.js';
 import { mockAws, type AwsMocks } from '../../support/aws-mocks.js';
 import { applyEnv, completeEnv, restoreEnv, TEST_KEYS, uniqueId } from '../../support/env.js';
 import { connectEvent, disconnectEvent } from '../../support/events.js';
-import { lambdas } from '../../support/lambdas.js';
+import { testLambdas } from '../../support/lambdas.js';
+import { fakeDevicePositions, fakeMessageLog } from '../../support/fake-store.js';
+
+/** The message log and positions the routes share, in memory: this file tests the handlers, not DynamoDB. */
+const store = { messages: fakeMessageLog(), positions: fakeDevicePositions() };
+const lambdas = testLambdas(() => process.env, store);
 
 const connect = lambdas.connect;
 const disconnect = lambdas.disconnect;

@@ -3,7 +3,12 @@ import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'v
 import { sqsRecord } from '../../support/sqs-record.js';
 import { mockAws, type AwsMocks } from '../../support/aws-mocks.js';
 import { applyEnv, completeEnv, restoreEnv, uniqueId } from '../../support/env.js';
-import { lambdas } from '../../support/lambdas.js';
+import { testLambdas } from '../../support/lambdas.js';
+import { fakeDevicePositions, fakeMessageLog } from '../../support/fake-store.js';
+
+/** The message log and positions the routes share, in memory: this file tests the handlers, not DynamoDB. */
+const store = { messages: fakeMessageLog(), positions: fakeDevicePositions() };
+const lambdas = testLambdas(() => process.env, store);
 
 const handler = lambdas.fanoutWorker;
 
@@ -25,17 +30,30 @@ describe('fan-out worker', () => {
   it('posts a stored message to its batch, reloading and opening it', async () => {
     const conversationId = uniqueId('conv');
     const context = await lambdas.services.sendMessage();
-    const sealed = context.sealer.seal(conversationId, 'm-1', 'queued hello');
-    const stored = await context.store.append(
-      { conversationId, messageId: 'm-1', seq: 0, senderId: 'alice', senderDevice: 'phone', clientMessageId: 'c1', sentAt: 42, sealed },
-      { connectionId: 'sender', perSecond: 100, burst: 100 },
+    const stored = await store.messages.append(
+      { conversationId, messageId: 'm-1', senderId: 'alice', senderDevice: 'phone', clientMessageId: 'c1', sentAt: 42 },
+      (fields) => context.sealer.seal(fields, 'queued hello'),
     );
     expect(stored.status).toBe('stored');
-    const job = { kind: 'message', endpoint: aws.endpoint, conversationId, messageId: 'm-1', connectionIds: ['X1', 'X2'] };
+    const job = { kind: 'message', endpoint: aws.endpoint, conversationId, seq: 1, messageId: 'm-1', connectionIds: ['X1', 'X2'] };
     const result = await handler({ Records: [sqsRecord('r1', JSON.stringify(job))] } satisfies SQSEvent);
     expect(result.batchItemFailures).toEqual([]);
     expect(aws.postsTo('X1')).toEqual([expect.objectContaining({ type: 'message', body: 'queued hello', seq: 1, senderId: 'alice' })]);
     expect(aws.postsTo('X2')).toHaveLength(1);
+  });
+
+  it('posts nothing for a job whose seq holds another message (or none), and does not retry it', async () => {
+    const conversationId = uniqueId('conv');
+    const context = await lambdas.services.sendMessage();
+    await store.messages.append(
+      { conversationId, messageId: 'm-real', senderId: 'alice', senderDevice: 'phone', clientMessageId: 'c1', sentAt: 42 },
+      (fields) => context.sealer.seal(fields, 'real'),
+    );
+    const forged = { kind: 'message', endpoint: aws.endpoint, conversationId, seq: 1, messageId: 'm-other', connectionIds: ['X1'] };
+    const missing = { ...forged, seq: 7, messageId: 'm-real' };
+    const result = await handler({ Records: [sqsRecord('f', JSON.stringify(forged)), sqsRecord('m', JSON.stringify(missing))] });
+    expect(result.batchItemFailures).toEqual([]);
+    expect(aws.posts).toHaveLength(0);
   });
 
   it('reports only the poison records as failed; their batch-mates succeed', async () => {

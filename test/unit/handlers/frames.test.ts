@@ -5,15 +5,19 @@ import { handler as defaultRoute } from '../../../lambdas/handlers/default.js';
 import { mockAws, type AwsMocks } from '../../support/aws-mocks.js';
 import { applyEnv, completeEnv, restoreEnv, uniqueId } from '../../support/env.js';
 import { answerOf, messageEvent } from '../../support/events.js';
-import { lambdas } from '../../support/lambdas.js';
+import { testLambdas } from '../../support/lambdas.js';
+import { fakeDevicePositions, fakeMessageLog } from '../../support/fake-store.js';
 
+
+let aws: AwsMocks;
+let conversationId: string;
+/** The message log and positions the routes share, in memory: this file tests the handlers, not DynamoDB. */
+const store = { messages: fakeMessageLog(), positions: fakeDevicePositions() };
+const lambdas = testLambdas(() => process.env, store);
 const ack = lambdas.ack;
 const getUnacked = lambdas.getUnacked;
 const sendMessage = lambdas.sendMessage;
 const typing = lambdas.typing;
-
-let aws: AwsMocks;
-let conversationId: string;
 
 beforeAll(async () => {
   applyEnv(completeEnv(inject('redisUrl'), { RATE_LIMIT_PER_SECOND: '1000', RATE_LIMIT_BURST: '1000', FANOUT_THRESHOLD: '5', FANOUT_BATCH_SIZE: '2' }));
@@ -37,18 +41,32 @@ beforeEach(async () => {
   aws.connect({ connectionId: 'A1', userId: 'alice', deviceId: 'phone', conversationId });
   aws.connect({ connectionId: 'A2', userId: 'alice', deviceId: 'laptop', conversationId });
   aws.connect({ connectionId: 'B1', userId: 'bob', deviceId: 'phone', conversationId });
+  aws.addMember(conversationId, 'alice');
+  aws.addMember(conversationId, 'bob');
 });
 
 async function registerDevices() {
-  // Devices become member devices at $connect; here through the store $connect's services use.
-  const context = await lambdas.services.connect();
+  // Devices get their positions at $connect; here directly in the (fake) positions the routes share.
   for (const [userId, deviceId] of [['alice', 'phone'], ['alice', 'laptop'], ['bob', 'phone']] as const) {
-    await context.store.registerDevice(conversationId, { userId, deviceId });
+    await store.positions.register(conversationId, { userId, deviceId }, 0, Date.now());
   }
 }
 
-const send = (connectionId: string, frame: Record<string, unknown>) =>
-  sendMessage(messageEvent(connectionId, { action: 'sendMessage', conversationId, ...frame }, 'sendMessage'));
+/**
+ * Sends a message and returns what the sender got back: `sent` is posted to the sender's own connection first
+ * (through the Management API), or, if that post failed, answered as the route response.
+ */
+async function send(connectionId: string, frame: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const before = aws.postsTo(connectionId).length;
+  const result = await sendMessage(messageEvent(connectionId, { action: 'sendMessage', conversationId, ...frame }, 'sendMessage'));
+  if (result.body !== undefined) return answerOf(result);
+  const posted = aws.postsTo(connectionId).slice(before).find((f) => f.type === 'sent');
+  if (posted === undefined) throw new Error('the sender got no sent frame');
+  return posted;
+}
+
+/** Posts of `message` frames (the fan-out), not the sender's own `sent`. */
+const messagePosts = () => aws.posts.filter((p) => p.frame.type === 'message');
 
 describe('typing', () => {
   it('reaches every other user and none of the sender\'s own connections; answers nothing', async () => {
@@ -96,10 +114,12 @@ describe('typing', () => {
 describe('sendMessage', () => {
   it('answers sent, delivers live to every device but the sending one, and leaves it pending', async () => {
     await registerDevices();
-    const sent = answerOf(await send('A1', { clientMessageId: 'cm-1', body: 'hello' }));
+    const sent = await send('A1', { clientMessageId: 'cm-1', body: 'hello' });
     expect(sent).toMatchObject({ type: 'sent', conversationId, clientMessageId: 'cm-1', seq: 1, duplicate: false });
     expect(typeof sent.messageId).toBe('string');
-    expect(aws.posts.map((p) => p.connectionId).sort()).toEqual(['A2', 'B1']);
+    expect(messagePosts().map((p) => p.connectionId).sort()).toEqual(['A2', 'B1']);
+    // `sent` reached the sender before any other device got the message.
+    expect(aws.posts[0]).toMatchObject({ connectionId: 'A1', frame: { type: 'sent' } });
     expect(aws.postsTo('B1')[0]).toEqual({
       type: 'message',
       conversationId,
@@ -118,10 +138,10 @@ describe('sendMessage', () => {
 
   it('gives increasing seqs and answers a re-sent clientMessageId with the first ids, storing nothing new', async () => {
     await registerDevices();
-    const first = answerOf(await send('A1', { clientMessageId: 'cm-1', body: 'one' }));
-    const second = answerOf(await send('A1', { clientMessageId: 'cm-2', body: 'two' }));
+    const first = await send('A1', { clientMessageId: 'cm-1', body: 'one' });
+    const second = await send('A1', { clientMessageId: 'cm-2', body: 'two' });
     aws.posts.length = 0;
-    const again = answerOf(await send('A1', { clientMessageId: 'cm-1', body: 'one' }));
+    const again = await send('A1', { clientMessageId: 'cm-1', body: 'one' });
     expect(second.seq).toBe(Number(first.seq) + 1);
     expect(again).toMatchObject({ messageId: first.messageId, seq: first.seq, sentAt: first.sentAt, duplicate: true });
     expect(aws.posts).toHaveLength(0);
@@ -136,19 +156,19 @@ describe('sendMessage', () => {
     expect(aws.sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(1);
     expect(aws.queued).toHaveLength(4); // 8 recipients in batches of 2
     expect(JSON.stringify(aws.queued)).not.toContain('secret words');
-    expect(aws.posts).toHaveLength(0);
+    expect(messagePosts()).toHaveLength(0);
   });
 
   it('still answers sent when the recipients cannot be listed: the message is stored and pending', async () => {
     await registerDevices();
     aws.dynamo.on(QueryCommand).rejects(Object.assign(new Error('down'), { name: 'InternalServerError', $metadata: { httpStatusCode: 500 } }));
-    const sent = answerOf(await send('A1', { clientMessageId: 'cm-q', body: 'kept' }));
+    const sent = await send('A1', { clientMessageId: 'cm-q', body: 'kept' });
     expect(sent).toMatchObject({ type: 'sent', duplicate: false });
   });
 
   it('refuses an oversize body with bad_request and stores nothing', async () => {
     await registerDevices();
-    const result = answerOf(await send('A1', { clientMessageId: 'big', body: 'é'.repeat(16 * 1024 + 1) }));
+    const result = await send('A1', { clientMessageId: 'big', body: 'é'.repeat(16 * 1024 + 1) });
     expect(result).toMatchObject({ type: 'error', code: 'bad_request', action: 'sendMessage' });
     expect(String(result.message)).not.toContain('éé');
     const pending = answerOf(await getUnacked(messageEvent('B1', { action: 'getUnacked', conversationId }, 'getUnacked')));
@@ -157,7 +177,7 @@ describe('sendMessage', () => {
 
   it('refuses a body whose encoded frame would exceed the 128 KB message limit', async () => {
     const body = '\u0001'.repeat(30 * 1024); // 30 KiB of UTF-8, ~180 KB once JSON-escaped
-    const result = answerOf(await send('A1', { clientMessageId: 'esc', body }));
+    const result = await send('A1', { clientMessageId: 'esc', body });
     expect(result).toMatchObject({ code: 'payload_too_large' });
   });
 });
@@ -165,8 +185,8 @@ describe('sendMessage', () => {
 describe('ack and getUnacked', () => {
   it('ack clears only this device; it is idempotent and ignores unknown ids', async () => {
     await registerDevices();
-    const m1 = answerOf(await send('B1', { clientMessageId: 'b-1', body: 'first' }));
-    const m2 = answerOf(await send('B1', { clientMessageId: 'b-2', body: 'second' }));
+    const m1 = await send('B1', { clientMessageId: 'b-1', body: 'first' });
+    const m2 = await send('B1', { clientMessageId: 'b-2', body: 'second' });
     const acked = answerOf(await ack(messageEvent('A1', { action: 'ack', conversationId, messageIds: [m1.messageId, 'nope'] }, 'ack')));
     expect(acked).toEqual({ type: 'acked', conversationId, messageIds: [m1.messageId, 'nope'] });
     const again = answerOf(await ack(messageEvent('A1', { action: 'ack', conversationId, messageIds: [m1.messageId] }, 'ack')));

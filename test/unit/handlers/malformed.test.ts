@@ -4,7 +4,12 @@ import { handler as defaultRoute } from '../../../lambdas/handlers/default.js';
 import { mockAws, type AwsMocks } from '../../support/aws-mocks.js';
 import { applyEnv, completeEnv, restoreEnv } from '../../support/env.js';
 import { answerOf, messageEvent } from '../../support/events.js';
-import { lambdas } from '../../support/lambdas.js';
+import { testLambdas } from '../../support/lambdas.js';
+import { fakeDevicePositions, fakeMessageLog } from '../../support/fake-store.js';
+
+/** The message log and positions the routes share, in memory: this file tests the handlers, not DynamoDB. */
+const store = { messages: fakeMessageLog(), positions: fakeDevicePositions() };
+const lambdas = testLambdas(() => process.env, store);
 
 const ack = lambdas.ack;
 const getUnacked = lambdas.getUnacked;

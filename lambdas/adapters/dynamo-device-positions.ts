@@ -1,0 +1,237 @@
+import {
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
+import { CorruptRecordError, UnavailableError } from '../errors.js';
+import type { Clock, Device, DevicePosition, DevicePositions } from '../ports.js';
+import { callAws, isConditionFailure } from './aws-errors.js';
+
+const DEFAULT_DEVICE_TTL_SECONDS = 30 * 24 * 3600;
+const DEFAULT_MAX_DEVICES_PER_USER = 10;
+
+export interface DynamoDevicePositionsOptions {
+  /** A device not seen for this long is forgotten (and re-registers from a new start). @default 30 days */
+  readonly deviceTtlSeconds?: number;
+  /** Devices a user keeps per conversation; one more evicts the least recently seen. @default 10 */
+  readonly maxDevicesPerUser?: number;
+}
+
+/** A stored position and the key fields that go with it. */
+interface PositionItem extends DevicePosition {
+  device: string;
+  expiresAt: number;
+}
+
+
+/** The sort key: the encoded user id is a prefix no other user's devices share (`/` is encoded in it). */
+function userPrefix(userId: string): string {
+  return `${encodeURIComponent(userId)}/`;
+}
+
+export function deviceKey(device: Device): string {
+  return `${userPrefix(device.userId)}${device.deviceId}`;
+}
+
+/**
+ * Device positions in DynamoDB: one item per (conversationId, user/device), saved with optimistic concurrency
+ * on `version`. Expiry is checked on every read against the clock, so nothing waits for TTL.
+ */
+export class DynamoDevicePositions implements DevicePositions {
+  private readonly deviceTtlSeconds: number;
+  private readonly maxDevicesPerUser: number;
+
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    private readonly tableName: string,
+    private readonly clock: Clock,
+    options: DynamoDevicePositionsOptions = {},
+  ) {
+    this.deviceTtlSeconds = options.deviceTtlSeconds ?? DEFAULT_DEVICE_TTL_SECONDS;
+    this.maxDevicesPerUser = Math.max(1, options.maxDevicesPerUser ?? DEFAULT_MAX_DEVICES_PER_USER);
+  }
+
+  async register(conversationId: string, device: Device, startAfterSeq: number, now: number): Promise<DevicePosition> {
+    const key = deviceKey(device);
+    const devices = (await this.userItems(conversationId, device.userId)).filter((item) => this.isLive(item));
+    const known = devices.find((item) => item.device === key);
+    if (known !== undefined) {
+      const refreshed = await this.refresh(conversationId, key, now);
+      if (refreshed !== undefined) return refreshed;
+      // Forgotten or evicted since the query: fall through and start it afresh.
+    }
+
+    const others = devices.filter((item) => item.device !== key);
+    const excess = others.length - (this.maxDevicesPerUser - 1);
+    if (excess > 0) {
+      const leastRecent = [...others].sort((a, b) => a.lastSeenAt - b.lastSeenAt).slice(0, excess);
+      await Promise.all(leastRecent.map((item) => this.delete(conversationId, item.device)));
+    }
+
+    const fresh: DevicePosition = {
+      conversationId,
+      userId: device.userId,
+      deviceId: device.deviceId,
+      ackedThrough: startAfterSeq,
+      acked: [],
+      lastSeenAt: now,
+      version: 1,
+    };
+    try {
+      await callAws('the device positions', () =>
+        this.db.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: this.itemOf(fresh),
+            // Absent or expired only (expired = expiresAt ≤ now in seconds, as isLive reads it): a concurrent
+            // register of the same device must not be reset.
+            ConditionExpression: 'attribute_not_exists(device) OR expiresAt <= :now',
+            ExpressionAttributeValues: { ':now': this.nowSeconds() },
+          }),
+        ),
+      );
+      return fresh;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+    // A concurrent register created it first; it can only be gone again if it was forgotten meanwhile.
+    const concurrent = await this.get(conversationId, device);
+    if (concurrent !== undefined) return concurrent;
+    throw new UnavailableError('the device position changed during registration; retry');
+  }
+
+  async get(conversationId: string, device: Device): Promise<DevicePosition | undefined> {
+    const result = await callAws('the device positions', () =>
+      this.db.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { conversationId, device: deviceKey(device) },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    if (result.Item === undefined) return undefined;
+    const item = parseItem(result.Item);
+    return this.isLive(item) ? toPosition(item) : undefined;
+  }
+
+  async save(next: DevicePosition): Promise<boolean> {
+    const prev = next.version - 1;
+    const condition =
+      prev < 1
+        ? { ConditionExpression: 'attribute_not_exists(device)' }
+        : { ConditionExpression: 'version = :prev', ExpressionAttributeValues: { ':prev': prev } };
+    try {
+      await callAws('the device positions', () =>
+        this.db.send(new PutCommand({ TableName: this.tableName, Item: this.itemOf(next), ...condition })),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async forgetUser(conversationId: string, userId: string): Promise<void> {
+    const items = await this.userItems(conversationId, userId);
+    await Promise.all(items.map((item) => this.delete(conversationId, item.device)));
+  }
+
+  /** Every stored device of a user in the conversation, expired ones included (the caller decides). */
+  private async userItems(conversationId: string, userId: string): Promise<PositionItem[]> {
+    const items: PositionItem[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await callAws('the device positions', () =>
+        this.db.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'conversationId = :c AND begins_with(device, :prefix)',
+            ExpressionAttributeValues: { ':c': conversationId, ':prefix': userPrefix(userId) },
+            ConsistentRead: true,
+            ExclusiveStartKey: startKey,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) items.push(parseItem(item));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return items;
+  }
+
+  /** Only lastSeenAt and its expiry: the position and its version belong to `save`. */
+  private async refresh(conversationId: string, key: string, now: number): Promise<DevicePosition | undefined> {
+    try {
+      const result = await callAws('the device positions', () =>
+        this.db.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { conversationId, device: key },
+            UpdateExpression: 'SET lastSeenAt = :seen, expiresAt = :expires',
+            ConditionExpression: 'attribute_exists(device) AND expiresAt > :now',
+            ExpressionAttributeValues: { ':seen': now, ':expires': this.expiresAt(now), ':now': this.nowSeconds() },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      return result.Attributes === undefined ? undefined : toPosition(parseItem(result.Attributes));
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw error;
+    }
+  }
+
+  private async delete(conversationId: string, device: string): Promise<void> {
+    await callAws('the device positions', () =>
+      this.db.send(new DeleteCommand({ TableName: this.tableName, Key: { conversationId, device } })),
+    );
+  }
+
+  private itemOf(position: DevicePosition): PositionItem {
+    return {
+      ...position,
+      acked: [...position.acked].sort((a, b) => a - b),
+      device: deviceKey(position),
+      expiresAt: this.expiresAt(position.lastSeenAt),
+    };
+  }
+
+  private expiresAt(lastSeenAt: number): number {
+    return Math.floor(lastSeenAt / 1000) + this.deviceTtlSeconds;
+  }
+
+  private isLive(item: PositionItem): boolean {
+    return item.expiresAt * 1000 > this.clock.now();
+  }
+
+  private nowSeconds(): number {
+    return Math.floor(this.clock.now() / 1000);
+  }
+}
+
+function parseItem(item: Record<string, unknown>): PositionItem {
+  const { conversationId, device, userId, deviceId, ackedThrough, acked, lastSeenAt, version, expiresAt } = item;
+  if (
+    typeof conversationId !== 'string' ||
+    typeof device !== 'string' ||
+    typeof userId !== 'string' ||
+    typeof deviceId !== 'string' ||
+    typeof ackedThrough !== 'number' ||
+    !Array.isArray(acked) ||
+    !acked.every((seq): seq is number => typeof seq === 'number') ||
+    typeof lastSeenAt !== 'number' ||
+    typeof version !== 'number' ||
+    typeof expiresAt !== 'number'
+  ) {
+    throw new CorruptRecordError(`device position ${String(conversationId)}/${String(device)} is malformed`);
+  }
+  return { conversationId, device, userId, deviceId, ackedThrough, acked, lastSeenAt, version, expiresAt };
+}
+
+function toPosition(item: PositionItem): DevicePosition {
+  const { conversationId, userId, deviceId, ackedThrough, acked, lastSeenAt, version } = item;
+  return { conversationId, userId, deviceId, ackedThrough, acked, lastSeenAt, version };
+}

@@ -1,4 +1,4 @@
-import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
+import type { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import { SecretError } from '../errors.js';
 import { appKeysFrom, type AppKeys } from '../secret.js';
 import { credentialsOption } from './credentials.js';
@@ -9,7 +9,12 @@ interface SecretsConfig {
   SECRETS_ENDPOINT?: string | undefined;
 }
 
-function secretsProvider(config: SecretsConfig, env: Env): SecretsProvider {
+/**
+ * Loaded on first use: most functions never read a secret from Secrets Manager at all (typing and ack only for an
+ * external Redis's URL), and the module is a large share of a cold start.
+ */
+async function secretsProvider(config: SecretsConfig, env: Env): Promise<SecretsProvider> {
+  const { SecretsProvider } = await import('@aws-lambda-powertools/parameters/secrets');
   return new SecretsProvider({
     clientConfig: {
       region: config.AWS_REGION,
@@ -22,13 +27,13 @@ function secretsProvider(config: SecretsConfig, env: Env): SecretsProvider {
 /** The app secret: from Secrets Manager, or inline JSON for local development. */
 export async function readAppKeys(config: SecretsConfig & { APP_SECRET_ID?: string | undefined; APP_SECRET_JSON?: string | undefined }, env: Env): Promise<AppKeys> {
   if (config.APP_SECRET_ID === undefined) return appKeysFrom(config.APP_SECRET_JSON ?? '');
-  return appKeysFrom(await secretsProvider(config, env).get(config.APP_SECRET_ID));
+  return appKeysFrom(await (await secretsProvider(config, env)).get(config.APP_SECRET_ID));
 }
 
 /** The Redis URL: given, or the value of a secret (an external Redis with a password). */
 export async function readRedisUrl(config: SecretsConfig & { REDIS_URL?: string | undefined; REDIS_URL_SECRET_ID?: string | undefined }, env: Env): Promise<string> {
   if (config.REDIS_URL !== undefined) return config.REDIS_URL;
-  const value = await secretsProvider(config, env).get(config.REDIS_URL_SECRET_ID ?? '');
+  const value = await (await secretsProvider(config, env)).get(config.REDIS_URL_SECRET_ID ?? '');
   if (typeof value !== 'string' || value === '') throw new SecretError('the Redis URL secret is empty');
   return value;
 }

@@ -69,21 +69,7 @@ export class Sender {
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.ws.readyState === WebSocket.CLOSED) {
-        resolve();
-        return;
-      }
-      const timer = setTimeout(() => {
-        this.ws.terminate();
-        resolve();
-      }, 5_000);
-      this.ws.once('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.ws.close();
-    });
+    return closeSocket(this.ws);
   }
 
   private until(answers: number, deadline: number): Promise<boolean> {
@@ -101,4 +87,23 @@ export class Sender {
       this.waiters.add(check);
     });
   }
+}
+
+/** Closes a socket and resolves once it is closed (or terminated after 5 s without a close handshake). */
+export function closeSocket(ws: WebSocket, timeoutMs = 5_000): Promise<void> {
+  return new Promise((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(() => {
+      ws.terminate();
+      resolve();
+    }, timeoutMs);
+    ws.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    ws.close();
+  });
 }

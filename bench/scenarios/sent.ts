@@ -5,6 +5,7 @@ import { startLocalBackend, type LocalBackend } from '../../local/backend.js';
 import { signToken } from '../../local/tokens.js';
 import { createPool, type ClientPool } from '../lib/clients.js';
 import { mapLimit, now, sleep } from '../lib/limit.js';
+import { closeSocket } from '../lib/sender.js';
 import type { Progress } from '../lib/progress.js';
 import { percentile, round } from '../lib/stats.js';
 
@@ -160,21 +161,7 @@ class SendingSocket {
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.ws.readyState === WebSocket.CLOSED) {
-        resolve();
-        return;
-      }
-      const timer = setTimeout(() => {
-        this.ws.terminate();
-        resolve();
-      }, 5_000);
-      this.ws.once('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.ws.close();
-    });
+    return closeSocket(this.ws);
   }
 }
 

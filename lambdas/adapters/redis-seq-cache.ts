@@ -40,9 +40,10 @@ export interface RedisSeqCacheOptions {
 }
 
 /**
- * The last seq of each conversation in Redis, key `{c:<conversationId>}:lastSeq` (not the old store's `:seq` counter, which may still hold a higher value) (one key per call, so any slot
- * will do). It is a hint for the message log, never the truth: no method throws, and on any Redis error `get`
- * answers undefined and `raise` does nothing.
+ * The last seq of each conversation in Redis, key `{c:<conversationId>}:lastSeq` (one key per call, so any slot
+ * will do; not the old message store's `:seq` counter, which may still hold a higher value on an upgraded cache).
+ * It is a hint for the message log, never the truth: no method throws, and on any Redis error `get` answers
+ * undefined and `raise` does nothing.
  */
 export class RedisSeqCache implements SeqCache {
   private readonly ttlSeconds: string;

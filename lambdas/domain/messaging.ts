@@ -218,7 +218,7 @@ export async function ack(services: AckServices, binding: Binding, frame: AckFra
 
 /**
  * `getUnacked`: this device's pending messages, ascending: the log after its position (and after the member's
- * (re-)add), minus its own messages and its out-of-order acks. Only a current member has any.
+ * (re-)add), minus its own messages and its out-of-order acks. Only a current member has pending messages.
  */
 export async function getUnacked(services: GetUnackedServices, binding: Binding, frame: GetUnackedFrame): Promise<UnackedFrame> {
   await admit(services, binding);

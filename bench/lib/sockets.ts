@@ -1,5 +1,6 @@
 import { WebSocket } from 'ws';
 import { mapLimit, now, sleep } from './limit.js';
+import { closeSocket } from './sender.js';
 
 /** What a set of receiving sockets got since the last reset. */
 export interface Delivered {
@@ -69,26 +70,7 @@ export class SocketSet {
 
   async close(): Promise<void> {
     const sockets = this.sockets.splice(0);
-    await Promise.all(
-      sockets.map(
-        (ws) =>
-          new Promise<void>((resolve) => {
-            if (ws.readyState === WebSocket.CLOSED) {
-              resolve();
-              return;
-            }
-            const timer = setTimeout(() => {
-              ws.terminate();
-              resolve();
-            }, CLOSE_TIMEOUT_MS);
-            ws.once('close', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-            ws.close();
-          }),
-      ),
-    );
+    await Promise.all(sockets.map((ws) => closeSocket(ws, CLOSE_TIMEOUT_MS)));
   }
 }
 

@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { MemoryRateLimiter } from '../../lambdas/adapters/memory-rate-limiter.js';
 import { connectRedis, redisReady, type RedisConnection } from '../../lambdas/adapters/redis-connection.js';
 import { RedisRateLimiter } from '../../lambdas/adapters/redis-rate-limiter.js';
 import { RedisSeqCache } from '../../lambdas/adapters/redis-seq-cache.js';
-import type { RateBucket, RateLimiter } from '../../lambdas/ports.js';
-import { rateLimiterContract } from '../support/contract/rate-limiter.js';
+import { countingFallback, rateLimiterContract } from '../support/contract/rate-limiter.js';
 import { keySlot, startRedisCluster, type RedisClusterHarness } from '../support/redis-cluster.js';
 import { closedPort } from './net.js';
 
@@ -27,18 +25,6 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-/** The in-process limiter, counting how often Redis was not the one to answer. */
-function countingFallback(): RateLimiter & { calls: number } {
-  const memory = new MemoryRateLimiter();
-  const fallback = {
-    calls: 0,
-    admit: async (buckets: readonly RateBucket[]) => {
-      fallback.calls += 1;
-      return await memory.admit(buckets);
-    },
-  };
-  return fallback;
-}
 
 const userTag = (userId: string) => `{u:${encodeURIComponent(userId)}}`;
 

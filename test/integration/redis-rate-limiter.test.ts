@@ -6,7 +6,7 @@ import { connectRedis, redisReady } from '../../lambdas/adapters/redis-connectio
 import { RedisRateLimiter } from '../../lambdas/adapters/redis-rate-limiter.js';
 import type { RateBucket, RateLimiter } from '../../lambdas/ports.js';
 import { spawnRedis, startRedisProcess, waitForRedis } from '../../local/redis-server.js';
-import { rateLimiterContract } from '../support/contract/rate-limiter.js';
+import { countingFallback, rateLimiterContract } from '../support/contract/rate-limiter.js';
 import { closedPort } from './net.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -19,18 +19,6 @@ const unused: RateLimiter = {
   },
 };
 
-/** The fallback the limiter would build, counting how often it is asked. */
-function countingFallback(): RateLimiter & { calls: number } {
-  const memory = new MemoryRateLimiter();
-  const fallback = {
-    calls: 0,
-    admit: async (buckets: readonly RateBucket[]) => {
-      fallback.calls += 1;
-      return await memory.admit(buckets);
-    },
-  };
-  return fallback;
-}
 
 /** Each admit's answer and how long it took. */
 async function timedAdmits(limiter: RateLimiter, buckets: readonly RateBucket[], count: number) {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { RateBucket, RateLimiter } from '../../../lambdas/ports.js';
+import { MemoryRateLimiter } from '../../../lambdas/adapters/memory-rate-limiter.js';
 
 /**
  * The RateLimiter contract, one suite for every implementation (RedisRateLimiter on a real redis-server or
@@ -181,4 +182,17 @@ export function rateLimiterContract(name: string, makeLimiter: MakeLimiter): voi
       expect(answers.filter(Boolean)).toHaveLength(10);
     });
   });
+}
+
+/** An in-process limiter that counts how often it is asked: a Redis limiter's fallback whose use a test can see. */
+export function countingFallback(): RateLimiter & { calls: number } {
+  const memory = new MemoryRateLimiter();
+  const fallback = {
+    calls: 0,
+    admit: async (buckets: readonly RateBucket[]) => {
+      fallback.calls += 1;
+      return await memory.admit(buckets);
+    },
+  };
+  return fallback;
 }

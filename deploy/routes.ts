@@ -108,3 +108,24 @@ export const fanoutWorker: FunctionSpec = {
   // Reads messages from the log (DynamoDB) and prunes gone connections: no Redis, so it runs outside the VPC.
   access: { tables: { connections: 'write', messages: 'read' }, enqueue: false, posts: true, redis: false },
 };
+
+/**
+ * A route API Gateway answers itself (a MOCK integration): no Lambda runs, nothing is billed but the message.
+ * The emulator renders the same template (local/gateway) so local and cloud answer alike.
+ */
+export interface MockRouteSpec {
+  routeKey: string;
+  /** The integration response template (VTL): `$context` is the request context, `$input` the client frame. */
+  responseTemplate: string;
+}
+
+/**
+ * `ping` → `pong`: keeps an idle connection open (API Gateway closes one after 10 minutes without a client
+ * frame, and does not count WebSocket protocol pings). `requestId` is echoed when the frame has one.
+ */
+export const PONG_TEMPLATE =
+  '#set($requestId = $input.path(\'$.requestId\'))' +
+  '{"type":"pong","at":$context.requestTimeEpoch' +
+  '#if("$!requestId" != ""),"requestId":"$util.escapeJavaScript($requestId)"#end}';
+
+export const mockRoutes: readonly MockRouteSpec[] = [{ routeKey: 'ping', responseTemplate: PONG_TEMPLATE }];

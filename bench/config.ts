@@ -1,3 +1,4 @@
+import { connectionsSettings, type ConnectionsSettings } from './scenarios/connections.js';
 import { sentSettings, type SentSettings } from './scenarios/sent.js';
 
 /** What one `npm run bench` (or `bench:quick`, BENCH_QUICK=1) measures, and how long each part may take. */
@@ -44,9 +45,11 @@ export interface BenchConfig {
   };
   /** Time to `sent` (scenarios/sent.ts). */
   sent: SentSettings;
+  /** $connect, subscribe and $disconnect of protocol v2 (scenarios/connections.ts). */
+  connections: ConnectionsSettings;
 }
 
-export const SCENARIOS = ['fanout', 'typing', 'cold', 'sent', 'ops'] as const;
+export const SCENARIOS = ['fanout', 'typing', 'cold', 'sent', 'ops', 'connections'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 function isScenario(name: string): name is ScenarioName {
@@ -81,5 +84,6 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     cold: { samples: quick ? 3 : 9, timeoutMs: 20_000 },
     ops: { sizes: [2, 10, 100], repeats: quick ? 3 : 10, pending: quick ? 300 : 1_000, scanTableRows: 10_000, contention: { inFlight: 8, rounds: quick ? 2 : 4 } },
     sent: sentSettings(quick),
+    connections: connectionsSettings(quick),
   };
 }

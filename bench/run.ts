@@ -12,15 +12,17 @@ import { startServiceProcess } from './lib/services.js';
 import { evaluateTargets } from './lib/targets.js';
 import { SDK_POSTER } from './lib/whatif.js';
 import { runColdStart } from './scenarios/coldstart.js';
+import { runConnections } from './scenarios/connections.js';
 import { runFanout } from './scenarios/fanout.js';
 import { runOps } from './scenarios/ops.js';
 import { runSent } from './scenarios/sent.js';
 import { runTyping } from './scenarios/typing.js';
 
 /**
- * `npm run bench` (BENCH_QUICK=1: `npm run bench:quick`; BENCH_ONLY=fanout,typing,cold,sent,ops for a part): fan-out
- * throughput against a raw `ws` ceiling and the naive SDK fan-out, typing latency, cold start, time to `sent`
- * (with and without a modelled Management API delay), and operations and cost per event. Progress on stderr; tables on stdout; bench/results/latest.json (+ latest.md) and bench/fanout.svg.
+ * `npm run bench` (BENCH_QUICK=1: `npm run bench:quick`; BENCH_ONLY=fanout,typing,cold,sent,ops,connections for a
+ * part): fan-out throughput against a raw `ws` ceiling and the naive SDK fan-out, typing latency, cold start, time to
+ * `sent` (with and without a modelled Management API delay), operations and cost per event, and the work of
+ * `$connect` / `subscribe` / `$disconnect` (one socket per device against v1's one per conversation). Progress on stderr; tables on stdout; bench/results/latest.json (+ latest.md) and bench/fanout.svg.
  */
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -79,6 +81,9 @@ try {
   await attempt('ops', async () => {
     results.ops = await runOps(config, services, progress);
     results.setup.memoryMb = results.ops.memoryMb;
+  });
+  await attempt('connections', async () => {
+    results.connections = await runConnections(config.connections, services, progress);
   });
 } finally {
   await services.stop();

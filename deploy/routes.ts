@@ -44,7 +44,7 @@ export const routes: readonly RouteSpec[] = [
     entry: 'lambdas/handlers/connect.ts',
     twoWay: false,
     access: {
-      tables: { connections: 'write', members: 'read', messages: 'read', positions: 'readwrite' },
+      tables: { connections: 'readwrite', members: 'read', messages: 'read', positions: 'readwrite' },
       enqueue: false,
       posts: false,
       redis: true,
@@ -55,7 +55,7 @@ export const routes: readonly RouteSpec[] = [
     name: 'disconnect',
     entry: 'lambdas/handlers/disconnect.ts',
     twoWay: false,
-    access: { tables: { connections: 'write' }, enqueue: false, posts: false, redis: false },
+    access: { tables: { connections: 'readwrite' }, enqueue: false, posts: false, redis: false },
   },
   {
     routeKey: '$default',
@@ -65,39 +65,63 @@ export const routes: readonly RouteSpec[] = [
     access: { tables: {}, enqueue: false, posts: false, redis: false },
   },
   {
+    routeKey: 'subscribe',
+    name: 'subscribe',
+    entry: 'lambdas/handlers/subscribe.ts',
+    twoWay: true,
+    access: {
+      tables: { connections: 'readwrite', members: 'read', messages: 'read', positions: 'readwrite' },
+      enqueue: false,
+      posts: true,
+      redis: true,
+    },
+  },
+  {
+    routeKey: 'unsubscribe',
+    name: 'unsubscribe',
+    entry: 'lambdas/handlers/unsubscribe.ts',
+    twoWay: true,
+    access: { tables: { connections: 'readwrite' }, enqueue: false, posts: false, redis: true },
+  },
+  {
     routeKey: 'typing',
     name: 'typing',
     entry: 'lambdas/handlers/typing.ts',
     twoWay: true,
-    access: { tables: { connections: 'readwrite' }, enqueue: true, posts: true, redis: true },
+    access: { tables: { connections: 'readwrite', members: 'read' }, enqueue: true, posts: true, redis: true },
   },
   {
     routeKey: 'sendMessage',
     name: 'sendMessage',
     entry: 'lambdas/handlers/send-message.ts',
     twoWay: true,
-    access: { tables: { connections: 'readwrite', messages: 'readwrite', idempotency: 'readwrite' }, enqueue: true, posts: true, redis: true },
+    access: {
+      tables: { connections: 'readwrite', members: 'read', messages: 'readwrite', idempotency: 'readwrite' },
+      enqueue: true,
+      posts: true,
+      redis: true,
+    },
   },
   {
     routeKey: 'ack',
     name: 'ack',
     entry: 'lambdas/handlers/ack.ts',
     twoWay: true,
-    access: { tables: { connections: 'read', messages: 'read', positions: 'readwrite' }, enqueue: false, posts: false, redis: true },
+    access: { tables: { connections: 'readwrite', members: 'read', messages: 'read', positions: 'readwrite' }, enqueue: false, posts: false, redis: true },
   },
   {
     routeKey: 'getUnacked',
     name: 'getUnacked',
     entry: 'lambdas/handlers/get-unacked.ts',
     twoWay: true,
-    access: { tables: { connections: 'read', members: 'read', messages: 'read', positions: 'readwrite' }, enqueue: false, posts: false, redis: true },
+    access: { tables: { connections: 'readwrite', members: 'read', messages: 'read', positions: 'readwrite' }, enqueue: false, posts: false, redis: true },
   },
   {
     routeKey: 'getHistory',
     name: 'getHistory',
     entry: 'lambdas/handlers/get-history.ts',
     twoWay: true,
-    access: { tables: { connections: 'read', members: 'read', messages: 'read' }, enqueue: false, posts: false, redis: true },
+    access: { tables: { connections: 'readwrite', members: 'read', messages: 'read' }, enqueue: false, posts: false, redis: true },
   },
 ];
 
@@ -106,7 +130,7 @@ export const fanoutWorker: FunctionSpec = {
   name: 'fanoutWorker',
   entry: 'lambdas/handlers/fanout-worker.ts',
   // Reads messages from the log (DynamoDB) and prunes gone connections: no Redis, so it runs outside the VPC.
-  access: { tables: { connections: 'write', messages: 'read' }, enqueue: false, posts: true, redis: false },
+  access: { tables: { connections: 'readwrite', messages: 'read' }, enqueue: false, posts: true, redis: false },
 };
 
 /**
@@ -121,11 +145,12 @@ export interface MockRouteSpec {
 
 /**
  * `ping` → `pong`: keeps an idle connection open (API Gateway closes one after 10 minutes without a client
- * frame, and does not count WebSocket protocol pings). `requestId` is echoed when the frame has one.
+ * frame, and does not count WebSocket protocol pings). `requestId` is echoed when the frame has a well-formed one.
  */
 export const PONG_TEMPLATE =
   '#set($requestId = $input.path(\'$.requestId\'))' +
   '{"type":"pong","at":$context.requestTimeEpoch' +
-  '#if("$!requestId" != ""),"requestId":"$util.escapeJavaScript($requestId)"#end}';
+  // Echoed only when well-formed (1–64 of A-Z a-z 0-9 _ -): nothing in it then needs escaping in JSON.
+  '#if($requestId.matches(\'[A-Za-z0-9_-]{1,64}\')),"requestId":"$requestId"#end}';
 
 export const mockRoutes: readonly MockRouteSpec[] = [{ routeKey: 'ping', responseTemplate: PONG_TEMPLATE }];

@@ -32,8 +32,20 @@ export const CONVERSATION_INDEX = 'byConversation';
 /** messages: messageId → seq within a conversation (KEYS_ONLY). */
 export const MESSAGE_ID_INDEX = 'byMessageId';
 
+/**
+ * Connections, their subscriptions and each user's set of open connections, in one table keyed by
+ * (`connectionId`, `entry`):
+ *
+ *   (<connectionId>, `#connection`)      who the connection is: userId, deviceId, connectedAt, expiresAt
+ *   (<connectionId>, `c#<conversation>`)  one subscription: conversationId (the index key), userId, deviceId, …
+ *   (`user#<userId>`, `#connections`)    `open`: the ids of the user's open connections (the per-user limit)
+ *
+ * The conversation index holds only subscriptions (the other items have no `conversationId`), so a
+ * conversation's connections are one paginated Query; a connection's entries are one Query on its id.
+ */
 export const connectionsTable = {
   partitionKey: { name: 'connectionId', type: 'S' },
+  sortKey: { name: 'entry', type: 'S' },
   indexes: [
     {
       name: CONVERSATION_INDEX,

@@ -89,10 +89,25 @@ const handshake = {
   ORIGIN_ALLOW_LIST: csv,
   /** Connections older than this are treated as gone even if TTL has not removed their row yet. */
   CONNECTION_TTL_SECONDS: positiveInt(3 * 3600),
+  /** Open connections a user may have at once; one more is refused with 429. */
+  MAX_CONNECTIONS_PER_USER: positiveInt(10),
+};
+/** The membership as each frame sees it: a removal shows within this many seconds (at most 30). */
+const roster = {
+  ...members,
+  MEMBERSHIP_CACHE_SECONDS: z._default(z.coerce.number().check(z.int(), z.positive(), z.maximum(30)), 10),
+};
+const subscriptions = {
+  /** Conversations one connection may be subscribed to at once. */
+  MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt(100),
 };
 const limits = {
+  /** Frames per second (and burst) of one connection. */
   RATE_LIMIT_PER_SECOND: positiveInt(20),
   RATE_LIMIT_BURST: positiveInt(40),
+  /** Frames per second (and burst) of one user, across all of their connections. */
+  RATE_LIMIT_USER_PER_SECOND: positiveInt(40),
+  RATE_LIMIT_USER_BURST: positiveInt(80),
 };
 const posting = {
   /** Management API base URL for custom domains or the local gateway; else https://{domainName}/{stage}. */
@@ -122,10 +137,15 @@ const crossChecks = (variables: ReadonlySet<string>) => z.superRefine((env: Env,
     ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'set only one of REDIS_URL and REDIS_URL_SECRET_ID', input: undefined });
   }
   exactlyOne('APP_SECRET_ID', 'APP_SECRET_JSON');
-  const rate = env.RATE_LIMIT_PER_SECOND;
-  const burst = env.RATE_LIMIT_BURST;
-  if (typeof rate === 'number' && typeof burst === 'number' && burst < rate) {
-    ctx.addIssue({ code: 'custom', path: ['RATE_LIMIT_BURST'], message: 'must be at least RATE_LIMIT_PER_SECOND', input: burst });
+  for (const [rateName, burstName] of [
+    ['RATE_LIMIT_PER_SECOND', 'RATE_LIMIT_BURST'],
+    ['RATE_LIMIT_USER_PER_SECOND', 'RATE_LIMIT_USER_BURST'],
+  ] as const) {
+    const rate = env[rateName];
+    const burst = env[burstName];
+    if (typeof rate === 'number' && typeof burst === 'number' && burst < rate) {
+      ctx.addIssue({ code: 'custom', path: [burstName], message: `must be at least ${rateName}`, input: burst });
+    }
   }
 });
 
@@ -138,11 +158,13 @@ export const functionEnvironments = {
   connect: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...positions, ...redis, ...appSecret, ...tokens, ...handshake }),
   disconnect: environment({ ...base, ...dynamo, ...connections }),
   default: environment({ ...base }),
-  typing: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits, ...delivery }),
-  sendMessage: environment({ ...base, ...dynamo, ...connections, ...messages, ...redis, ...appSecret, ...limits, ...delivery }),
-  ack: environment({ ...base, ...dynamo, ...connections, ...messages, ...positions, ...redis, ...limits }),
-  getUnacked: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...positions, ...redis, ...appSecret, ...limits }),
-  getHistory: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...redis, ...appSecret, ...limits }),
+  subscribe: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...positions, ...redis, ...appSecret, ...limits, ...subscriptions, ...posting }),
+  unsubscribe: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits }),
+  typing: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery }),
+  sendMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery }),
+  ack: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...limits }),
+  getUnacked: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...limits }),
+  getHistory: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits }),
   fanoutWorker: environment({ ...base, ...dynamo, ...connections, ...messages, ...appSecret, ...posting }),
 } as const;
 

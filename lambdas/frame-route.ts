@@ -2,29 +2,57 @@ import * as z from 'zod/mini';
 import './zod.js';
 import { bootLog } from './adapters/log.js';
 import type { ServiceSource } from './context/lazy.js';
-import { bindingFor } from './domain/connection.js';
+import { admitFrame, bindingFor, connectionFor } from './domain/connection.js';
 import { BadRequestError, causeSummary, errorCodeOf, errorFrameFor, errorSummary } from './errors.js';
 import { answer, bodyText, parseProxyEvent, type ProxyEvent, type RouteResponse } from './proxy-event.js';
-import type { Binding, ConnectionRegistry, Log } from './ports.js';
-import { describeIssues, type ClientAction, type ServerFrame } from './protocol.js';
+import type { Binding, ConnectionRecord, ConnectionRegistry, Log, Services } from './ports.js';
+import { describeIssues, requestIdIn, type ClientAction, type ServerFrame } from './protocol.js';
 
 export type FrameHandler = (event: unknown) => Promise<RouteResponse>;
 
-/** What every client-frame route uses: the registry (to check the binding) and a log. */
-export interface FrameServices {
-  registry: Pick<ConnectionRegistry, 'get'>;
+/** What every client-frame route uses: the connection's record, the rate limits and a log. */
+export type ConnectionFrameServices = Pick<Services, 'limits' | 'limiter'> & {
+  registry: Pick<ConnectionRegistry, 'connection'>;
   log: Log;
-}
+};
+
+/** What a frame for one conversation also uses: the subscription and the roster. */
+export type FrameServices = ConnectionFrameServices &
+  Pick<Services, 'roster'> & { registry: Pick<ConnectionRegistry, 'connection' | 'subscription' | 'unsubscribe'> };
+
+type Run<S, F, A> = (services: S, subject: A, frame: F, event: ProxyEvent) => Promise<ServerFrame | undefined>;
 
 /**
- * The one shape of every client-frame route: parse the event and the frame → take the route's services →
- * check the binding → one domain call → map the result or error to the answer frame. It never throws.
+ * A client-frame route for one conversation: parse the event and the frame → the route's services → the
+ * connection → the rate limits (before any DynamoDB work of the frame) → the subscription and the membership →
+ * one domain call → the answer or error frame, carrying the frame's `requestId`. It never throws.
  */
-export function frameRoute<S extends FrameServices, F extends z.ZodMiniType<{ conversationId: string }>>(
+export function frameRoute<S extends FrameServices, F extends z.ZodMiniType<{ conversationId: string; requestId?: string | undefined }>>(
   action: ClientAction,
   schema: F,
   services: ServiceSource<S>,
-  run: (services: S, binding: Binding, frame: z.output<F>, event: ProxyEvent) => Promise<ServerFrame | undefined>,
+  run: Run<S, z.output<F>, Binding>,
+): FrameHandler {
+  return clientFrameRoute(action, schema, services, async (built, connection, frame, event) =>
+    run(built, await bindingFor(built, connection, frame.conversationId), frame, event),
+  );
+}
+
+/** A client-frame route that is about the connection itself (`subscribe`, `unsubscribe`). */
+export function connectionRoute<S extends ConnectionFrameServices, F extends z.ZodMiniType<{ requestId?: string | undefined }>>(
+  action: ClientAction,
+  schema: F,
+  services: ServiceSource<S>,
+  run: Run<S, z.output<F>, ConnectionRecord>,
+): FrameHandler {
+  return clientFrameRoute(action, schema, services, run);
+}
+
+function clientFrameRoute<S extends ConnectionFrameServices, F extends z.ZodMiniType<{ requestId?: string | undefined }>>(
+  action: ClientAction,
+  schema: F,
+  services: ServiceSource<S>,
+  run: Run<S, z.output<F>, ConnectionRecord>,
 ): FrameHandler {
   return async (event) => {
     const parsedEvent = parseProxyEvent(event);
@@ -32,16 +60,18 @@ export function frameRoute<S extends FrameServices, F extends z.ZodMiniType<{ co
       bootLog.warn('malformed gateway event', { action });
       return answer(errorFrameFor(new BadRequestError('malformed event'), action));
     }
+    // The gateway's id goes to the logs; the client's own `requestId` goes back in the answer.
     const { connectionId, requestId } = parsedEvent.requestContext;
     let raw: unknown;
     try {
       raw = JSON.parse(bodyText(parsedEvent));
     } catch {
-      return answer(errorFrameFor(new BadRequestError('frame is not valid JSON'), action, requestId));
+      return answer(errorFrameFor(new BadRequestError('frame is not valid JSON'), action));
     }
+    const clientRequestId = requestIdIn(raw);
     const frame = z.safeParse(schema, raw);
     if (!frame.success) {
-      return answer(errorFrameFor(new BadRequestError(`invalid ${action} frame: ${describeIssues(frame.error)}`), action, requestId));
+      return answer(errorFrameFor(new BadRequestError(`invalid ${action} frame: ${describeIssues(frame.error)}`), action, clientRequestId));
     }
     let built: S;
     try {
@@ -49,17 +79,25 @@ export function frameRoute<S extends FrameServices, F extends z.ZodMiniType<{ co
     } catch (error) {
       // The build is retried by the next event; say clearly why this one could not be served.
       bootLog.error('services build failed', { action, requestId, error: errorSummary(error), cause: causeSummary(error) });
-      return answer(errorFrameFor(error, action, requestId));
+      return answer(errorFrameFor(error, action, clientRequestId));
     }
     try {
-      const binding = await bindingFor(built, connectionId, frame.data.conversationId);
-      return answer(await run(built, binding, frame.data, parsedEvent));
+      const connection = await connectionFor(built, connectionId);
+      await admitFrame(built, connection);
+      const result = await run(built, connection, frame.data, parsedEvent);
+      return answer(withRequestId(result, clientRequestId));
     } catch (error) {
       const code = errorCodeOf(error);
       const fields = { action, connectionId, requestId, code, error: errorSummary(error), cause: causeSummary(error) };
       if (code === 'internal' || code === 'unavailable') built.log.error('frame failed', fields);
       else built.log.info('frame refused', fields);
-      return answer(errorFrameFor(error, action, requestId));
+      return answer(errorFrameFor(error, action, clientRequestId));
     }
   };
+}
+
+/** Every answer to a frame carries the frame's `requestId`; frames that are not answers (message, typing) do not. */
+function withRequestId(frame: ServerFrame | undefined, requestId: string | undefined): ServerFrame | undefined {
+  if (frame === undefined || requestId === undefined || frame.type === 'message' || frame.type === 'typing') return frame;
+  return { ...frame, requestId };
 }

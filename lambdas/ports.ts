@@ -18,10 +18,12 @@ export interface TokenVerifier {
   verify(token: string): Promise<TokenCheck>;
 }
 
-/** The per-connection rate limit. */
+/** The rate limits: per connection, and per user across all of the user's connections. */
 export interface RateSettings {
   ratePerSecond: number;
   rateBurst: number;
+  userRatePerSecond: number;
+  userRateBurst: number;
 }
 
 /** How live delivery is spread: inline up to the threshold, else in SQS batches. */
@@ -34,6 +36,11 @@ export interface DeliverySettings {
 export interface HandshakeSettings {
   connectionTtlSeconds: number;
   originAllowList: readonly string[];
+  maxConnectionsPerUser: number;
+}
+
+export interface SubscriptionSettings {
+  maxSubscriptionsPerConnection: number;
 }
 
 /** Everything the domain can be given. A route's services pick what that route uses, each member present. */
@@ -41,8 +48,10 @@ export interface Services {
   limits: RateSettings;
   delivery: DeliverySettings;
   handshake: HandshakeSettings;
+  subscriptions: SubscriptionSettings;
   registry: ConnectionRegistry;
   members: MembershipStore;
+  roster: MemberRoster;
   /** The message log (DynamoDB): messages, seqs, idempotency. */
   messages: MessageLog;
   positions: DevicePositions;
@@ -58,7 +67,17 @@ export interface Services {
   newMessageId(): string;
 }
 
-/** Who a connection is: fixed at $connect, checked on every later frame. */
+/** Who a connection is: fixed at $connect (a connection is one device of one user), never changed. */
+export interface ConnectionRecord {
+  connectionId: string;
+  userId: string;
+  deviceId: string;
+  connectedAt: number;
+  /** Epoch seconds after which the connection is treated as gone (TTL attribute in AWS). */
+  expiresAt: number;
+}
+
+/** A connection subscribed to one conversation: what a frame for that conversation is checked against. */
 export interface Binding {
   connectionId: string;
   userId: string;
@@ -66,18 +85,26 @@ export interface Binding {
   conversationId: string;
 }
 
-export interface ConnectionRecord extends Binding {
-  connectedAt: number;
-  /** Epoch seconds after which the row is treated as gone (TTL attribute in AWS). */
-  expiresAt: number;
-}
+/** One subscription row: the connection's record and the conversation it receives. */
+export type Subscription = ConnectionRecord & Binding;
 
 export interface ConnectionRegistry {
-  register(record: ConnectionRecord): Promise<void>;
-  /** The binding of a live connection, or undefined if it is unknown or expired. */
-  get(connectionId: string): Promise<ConnectionRecord | undefined>;
-  /** Every live connection of a conversation (a Query on the conversation index, paginated; never a Scan). */
-  listByConversation(conversationId: string): Promise<ConnectionRecord[]>;
+  /**
+   * Records an open connection, unless its user already has `maxPerUser` open ones: then nothing is left stored
+   * and the answer is false. Connections that are gone without a `$disconnect` (expired, or pruned) do not count.
+   */
+  open(record: ConnectionRecord, maxPerUser: number): Promise<boolean>;
+  /** The connection's record, or undefined if it is unknown or expired. */
+  connection(connectionId: string): Promise<ConnectionRecord | undefined>;
+  /** The connection's subscription to a conversation (a strongly consistent read), or undefined. */
+  subscription(connectionId: string, conversationId: string): Promise<Subscription | undefined>;
+  /** The conversations the connection is subscribed to. */
+  subscriptionsOf(connectionId: string): Promise<string[]>;
+  subscribe(record: ConnectionRecord, conversationIds: readonly string[], now: number): Promise<void>;
+  unsubscribe(connectionId: string, conversationIds: readonly string[]): Promise<void>;
+  /** Every live subscription to a conversation (a Query on the conversation index, paginated; never a Scan). */
+  listByConversation(conversationId: string): Promise<Subscription[]>;
+  /** Forgets the connection: its record, every subscription, its place among its user's open connections. */
   remove(connectionId: string): Promise<void>;
 }
 
@@ -91,10 +118,24 @@ export interface Membership {
 export interface MembershipStore {
   /** The membership, or undefined for a non-member. */
   get(conversationId: string, userId: string): Promise<Membership | undefined>;
+  /** The user's memberships among these conversations (one batched read; non-members are left out). */
+  getMany(userId: string, conversationIds: readonly string[]): Promise<Map<string, Membership>>;
+  /** Every member of a conversation (a paginated, strongly consistent Query of its partition). */
+  list(conversationId: string): Promise<string[]>;
   isMember(conversationId: string, userId: string): Promise<boolean>;
   /** (Re-)adds a member: their devices collect the messages after `sinceSeq`. */
   add(conversationId: string, userId: string, sinceSeq: number): Promise<void>;
   remove(conversationId: string, userId: string): Promise<void>;
+}
+
+/**
+ * Who is a member now, as seen by this container: a removal shows within `MEMBERSHIP_CACHE_SECONDS` (the
+ * roster is re-read that often), an addition at once (a user missing from the roster is looked up).
+ */
+export interface MemberRoster {
+  isMember(conversationId: string, userId: string): Promise<boolean>;
+  /** The members among these users. */
+  membersAmong(conversationId: string, userIds: readonly string[]): Promise<Set<string>>;
 }
 
 export type PostOutcome = 'delivered' | 'gone' | 'failed';

@@ -32,15 +32,29 @@ export function isWellFormed(value: string): boolean {
 export const conversationIdSchema = id(128);
 export const clientIdSchema = id(64);
 
+export const requestIdSchema = id(64);
+/** A seq bound: at most 2^53 − 2, so the store's `seq + 1` is still an exact (safe) integer. */
+const seqSchema = z.int().check(z.minimum(0), z.maximum(Number.MAX_SAFE_INTEGER - 1));
+
 export const connectParamsSchema = z.object({
   token: z.string().check(z.minLength(1, 'token is required')),
-  conversationId: conversationIdSchema,
+  /** Optional since v2: subscribes the connection to this conversation at once (the v1 behaviour). */
+  conversationId: z.optional(conversationIdSchema),
   clientId: clientIdSchema,
 });
 export type ConnectParams = z.infer<typeof connectParamsSchema>;
 
+/** The client's `requestId`, if the frame carries a well-formed one (so even a refused frame's error echoes it). */
+export function requestIdIn(raw: unknown): string | undefined {
+  if (typeof raw !== 'object' || raw === null || !('requestId' in raw)) return undefined;
+  const parsed = requestIdSchema.safeParse(raw.requestId);
+  return parsed.success ? parsed.data : undefined;
+}
+
+
 export const typingFrameSchema = z.object({
   action: z.literal('typing'),
+  requestId: z.optional(requestIdSchema),
   conversationId: conversationIdSchema,
   userId: z.optional(text(1, 256)),
   state: z._default(z.enum(['start', 'stop']), 'start'),
@@ -48,6 +62,7 @@ export const typingFrameSchema = z.object({
 
 export const sendMessageFrameSchema = z.object({
   action: z.literal('sendMessage'),
+  requestId: z.optional(requestIdSchema),
   conversationId: conversationIdSchema,
   clientMessageId: text(1, 64),
   body: z.string().check(
@@ -59,11 +74,10 @@ export const sendMessageFrameSchema = z.object({
   ),
 });
 
-const seqSchema = z.int().check(z.minimum(0), z.maximum(Number.MAX_SAFE_INTEGER));
-
 export const ackFrameSchema = z
   .object({
     action: z.literal('ack'),
+    requestId: z.optional(requestIdSchema),
     conversationId: conversationIdSchema,
     messageIds: z._default(z.array(text(1, 128)).check(z.maxLength(100)), []),
     /** Everything through this seq is done for this device. */
@@ -78,6 +92,7 @@ export const ackFrameSchema = z
 
 export const getUnackedFrameSchema = z.object({
   action: z.literal('getUnacked'),
+  requestId: z.optional(requestIdSchema),
   conversationId: conversationIdSchema,
   limit: z._default(z.int().check(z.minimum(1), z.maximum(100)), 50),
   afterSeq: z.optional(seqSchema),
@@ -86,6 +101,7 @@ export const getUnackedFrameSchema = z.object({
 export const getHistoryFrameSchema = z
   .object({
     action: z.literal('getHistory'),
+    requestId: z.optional(requestIdSchema),
     conversationId: conversationIdSchema,
     beforeSeq: z.optional(seqSchema),
     afterSeq: z.optional(seqSchema),
@@ -98,6 +114,59 @@ export const getHistoryFrameSchema = z
     }),
   );
 
+/** Conversations of one subscribe/unsubscribe frame: 1–100, each named once. */
+const conversationIdList = z.array(conversationIdSchema).check(
+  z.minLength(1),
+  z.maxLength(100),
+  z.refine((ids) => new Set(ids).size === ids.length, 'must not name a conversation twice'),
+);
+
+/**
+ * `afterSeq` of a subscribe, read into a Map. Not a zod record: building an object from the client's keys would
+ * turn a conversation named `__proto__` into a prototype (dropping it) and find `constructor` on every object.
+ */
+const afterSeqSchema = z.pipe(
+  z
+    .custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'must be an object of conversationId → seq')
+    .check(
+      z.refine(
+        (entries) => Object.entries(entries).every(([c, seq]) => conversationIdSchema.safeParse(c).success && seqSchema.safeParse(seq).success),
+        'each key must be a conversationId and each value a seq (an integer ≥ 0)',
+      ),
+    ),
+  z.transform((entries: Record<string, unknown>) => new Map(Object.entries(entries).map(([c, seq]) => [c, Number(seq)]))),
+);
+
+export const subscribeFrameSchema = z
+  .object({
+    action: z.literal('subscribe'),
+    requestId: z.optional(requestIdSchema),
+    conversationIds: conversationIdList,
+    /** conversationId → the highest seq this device has seen there: what comes after it is sent (resume). */
+    afterSeq: z.optional(afterSeqSchema),
+  })
+  .check(
+    // (zod runs this even when afterSeq itself failed, so it may not be a Map yet: that failure is reported already.)
+    z.refine((f) => !(f.afterSeq instanceof Map) || [...f.afterSeq.keys()].every((c) => f.conversationIds.includes(c)), {
+      message: 'afterSeq may only name conversations listed in conversationIds',
+      path: ['afterSeq'],
+    }),
+  );
+
+export const unsubscribeFrameSchema = z.object({
+  action: z.literal('unsubscribe'),
+  requestId: z.optional(requestIdSchema),
+  conversationIds: conversationIdList,
+});
+
+/** Answered by API Gateway itself (a MOCK route, deploy/routes.ts): listed for `$default` and the docs. */
+export const pingFrameSchema = z.object({
+  action: z.literal('ping'),
+  requestId: z.optional(requestIdSchema),
+});
+
+export type SubscribeFrame = z.output<typeof subscribeFrameSchema>;
+export type UnsubscribeFrame = z.output<typeof unsubscribeFrameSchema>;
 export type TypingFrame = z.output<typeof typingFrameSchema>;
 export type SendMessageFrame = z.output<typeof sendMessageFrameSchema>;
 export type AckFrame = z.output<typeof ackFrameSchema>;
@@ -105,6 +174,9 @@ export type GetUnackedFrame = z.output<typeof getUnackedFrameSchema>;
 export type GetHistoryFrame = z.output<typeof getHistoryFrameSchema>;
 
 export const clientFrameSchemas = {
+  subscribe: subscribeFrameSchema,
+  unsubscribe: unsubscribeFrameSchema,
+  ping: pingFrameSchema,
   typing: typingFrameSchema,
   sendMessage: sendMessageFrameSchema,
   ack: ackFrameSchema,
@@ -142,7 +214,34 @@ export interface TypingEventFrame {
   state: 'start' | 'stop';
   at: number;
 }
-export interface SentFrame {
+/** What an answer to a client frame carries: the frame's `requestId`, when it sent one. */
+export interface Answer {
+  requestId?: string;
+}
+export interface ConversationStatus {
+  conversationId: string;
+  status: 'ok' | 'forbidden';
+  /** The conversation's last seq (for `ok` in `subscribed`). */
+  lastSeq?: number;
+}
+export interface SubscribedFrame extends Answer {
+  type: 'subscribed';
+  conversations: ConversationStatus[];
+}
+export interface UnsubscribedFrame extends Answer {
+  type: 'unsubscribed';
+  conversations: ConversationStatus[];
+}
+export interface PongFrame extends Answer {
+  type: 'pong';
+  at: number;
+}
+/** Seqs that existed but are gone (history retention) although the device never acked them. */
+export interface Gap {
+  fromSeq: number;
+  toSeq: number;
+}
+export interface SentFrame extends Answer {
   type: 'sent';
   conversationId: string;
   clientMessageId: string;
@@ -151,19 +250,20 @@ export interface SentFrame {
   sentAt: number;
   duplicate: boolean;
 }
-export interface AckedFrame {
+export interface AckedFrame extends Answer {
   type: 'acked';
   conversationId: string;
   messageIds: string[];
   upToSeq?: number;
 }
-export interface UnackedFrame {
+export interface UnackedFrame extends Answer {
   type: 'unacked';
   conversationId: string;
   messages: PageEntry[];
   hasMore: boolean;
+  gap?: Gap;
 }
-export interface HistoryFrame {
+export interface HistoryFrame extends Answer {
   type: 'history';
   conversationId: string;
   messages: PageEntry[];
@@ -176,11 +276,28 @@ export interface ErrorFrame {
   action?: string;
   requestId?: string;
 }
-export type ServerFrame = MessageFrame | TypingEventFrame | SentFrame | AckedFrame | UnackedFrame | HistoryFrame | ErrorFrame;
+export type ServerFrame =
+  | MessageFrame
+  | TypingEventFrame
+  | SentFrame
+  | AckedFrame
+  | UnackedFrame
+  | HistoryFrame
+  | SubscribedFrame
+  | UnsubscribedFrame
+  | PongFrame
+  | ErrorFrame;
 
 /** UTF-8 size of a frame as it goes on the wire. */
 export function frameBytes(frame: ServerFrame | string): number {
   return Buffer.byteLength(typeof frame === 'string' ? frame : JSON.stringify(frame), 'utf8');
+}
+
+let fields: ReadonlySet<string> | undefined;
+/** Every field name of every client frame. */
+function frameFields(): ReadonlySet<string> {
+  fields ??= new Set(Object.values(clientFrameSchemas).flatMap((schema) => Object.keys(schema.shape)));
+  return fields;
 }
 
 /**
@@ -189,7 +306,8 @@ export function frameBytes(frame: ServerFrame | string): number {
  */
 export function describeIssues(error: { issues: readonly z.core.$ZodIssue[] }): string {
   const parts = error.issues.slice(0, 3).map((issue) => {
-    const path = issue.path.map(String).join('.');
+    // A path may hold a client's record key (afterSeq's): only the protocol's own field names and indexes go back.
+    const path = issue.path.map((step) => (typeof step === 'number' || frameFields().has(String(step)) ? String(step) : '…')).join('.');
     if (issue.code === 'invalid_type') return `${path || 'frame'}: expected ${issue.expected}`;
     return `${path || 'frame'}: ${issue.message}`.slice(0, 160);
   });

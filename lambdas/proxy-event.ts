@@ -8,7 +8,8 @@ import type { ServerFrame } from './protocol.js';
  */
 const upTo = (max: number) => z.optional(z.string().check(z.maxLength(max)));
 const requestContextSchema = z.object({
-  connectionId: z.string().check(z.minLength(1), z.maxLength(128)),
+  // API Gateway's ids never hold `#`, which the registry's keys use for what is not a connection (`user#…`).
+  connectionId: z.string().check(z.minLength(1), z.maxLength(128), z.regex(/^[^#]+$/)),
   requestId: upTo(128),
   routeKey: upTo(128),
   domainName: upTo(253),

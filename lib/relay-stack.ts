@@ -3,7 +3,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { fanoutWorker, routes, type FunctionSpec, type RouteSpec } from '../deploy/routes.js';
+import { fanoutWorker, mockRoutes, routes, type FunctionSpec, type RouteSpec } from '../deploy/routes.js';
 import { variablesOf } from '../lambdas/config.js';
 import { grantAccess } from './access.js';
 import { Alarms } from './alarms.js';
@@ -119,6 +119,7 @@ export class RelayStack extends Stack {
       name: this.stackName,
       stageName: settings.stage,
       routes: this.routeFunctions.map(({ route, relayFunction }) => ({ route, handler: relayFunction.function })),
+      mockRoutes,
       throttleRate: settings.throttleRate,
       throttleBurst: settings.throttleBurst,
       logRetention,

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
+import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
@@ -7,8 +7,8 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoMembershipStore } from '../lambdas/adapters/dynamo-members.js';
 import { DynamoConnectionRegistry } from '../lambdas/adapters/dynamo-registry.js';
 import { DynamoMessageLog } from '../lambdas/adapters/dynamo-message-log.js';
-import { addMember } from '../lambdas/domain/membership.js';
-import type { MembershipStore, MessageLog } from '../lambdas/ports.js';
+import { addMember, removeMember } from '../lambdas/domain/membership.js';
+import type { ConnectionPoster, MembershipStore, MessageLog } from '../lambdas/ports.js';
 import { conversationIdSchema } from '../lambdas/protocol.js';
 import { appKeysFrom, type AppKeys } from '../lambdas/secret.js';
 import { OUTPUTS, stackNameFor } from '../lib/outputs.js';
@@ -24,7 +24,7 @@ const USAGE = `Usage: npm run admin -- <command>
 Commands:
   add-member <conversationId> <userId>      let a user connect to a conversation
   remove-member <conversationId> <userId>   revoke it: their devices stop collecting messages at once, and
-                                            their open connections to it are closed
+                                            their open connections are unsubscribed from it (and told)
   token <userId> [--ttl 1h]                 sign a connection token (HS256 with the stage's secret)
 
 Target:
@@ -44,32 +44,39 @@ interface Target {
   /** Read for the conversation's last seq: a (re-)added member collects what comes after it. */
   messages: MessageLog;
   keys(): Promise<AppKeys>;
-  /** Closes a removed user's open connections to the conversation; answers how many. */
-  disconnectUser(conversationId: string, userId: string): Promise<number>;
+  /** Removes the member and unsubscribes their open connections from the conversation; answers how many. */
+  removeMember(conversationId: string, userId: string): Promise<number>;
   close(): void;
 }
 
 /**
- * Ends a user's connections to a conversation: DELETE @connections/{id} (API Gateway then runs $disconnect),
- * and the registry row goes too, in case that $disconnect is lost. Without this a removed member's open socket
- * would keep sending and receiving until it closed by itself.
+ * Removes a member (lambdas/domain/membership.ts): the membership row, then each of the user's subscriptions to
+ * the conversation, each connection told with an `unsubscribed` frame through the Management API. Without
+ * this a removed member's socket would keep receiving until some container re-read the membership.
  */
-function userDisconnector(db: DynamoDBDocumentClient, connectionsTable: string, callbackUrl: string, credentials?: { accessKeyId: string; secretAccessKey: string }) {
+function memberRemover(
+  db: DynamoDBDocumentClient,
+  members: MembershipStore,
+  connectionsTable: string,
+  callbackUrl: string,
+  credentials?: { accessKeyId: string; secretAccessKey: string },
+) {
   const registry = new DynamoConnectionRegistry(db, connectionsTable, { now: () => Date.now() });
   const management = new ApiGatewayManagementApiClient({ endpoint: callbackUrl, ...(credentials === undefined ? {} : { credentials, region: 'us-east-1' }) });
-  return {
-    disconnectUser: async (conversationId: string, userId: string) => {
-      const theirs = (await registry.listByConversation(conversationId)).filter((c) => c.userId === userId);
-      for (const connection of theirs) {
-        try {
-          await management.send(new DeleteConnectionCommand({ ConnectionId: connection.connectionId }));
-        } catch (error) {
-          if (!(error instanceof Error && error.name === 'GoneException')) throw error;
-        }
-        await registry.remove(connection.connectionId);
+  const poster: ConnectionPoster = {
+    post: async (connectionId, data) => {
+      try {
+        await management.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: data }));
+        return 'delivered';
+      } catch (error) {
+        if (error instanceof Error && error.name === 'GoneException') return 'gone';
+        throw error;
       }
-      return theirs.length;
     },
+  };
+  return {
+    removeMember: (conversationId: string, userId: string) =>
+      removeMember({ members, registry, posterFor: () => poster }, callbackUrl, conversationId, userId),
     destroy: () => management.destroy(),
   };
 }
@@ -80,16 +87,17 @@ async function localTarget(port: string): Promise<Target | undefined> {
   const db = DynamoDBDocumentClient.from(
     new DynamoDBClient({ endpoint: state.dynamodbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
   );
-  const disconnector = userDisconnector(db, state.tables.connections, state.managementEndpoint, { accessKeyId: 'local', secretAccessKey: 'local' });
+  const members = new DynamoMembershipStore(db, state.tables.members);
+  const remover = memberRemover(db, members, state.tables.connections, state.managementEndpoint, { accessKeyId: 'local', secretAccessKey: 'local' });
   return {
     description: `the dev server at ${state.url}`,
-    members: new DynamoMembershipStore(db, state.tables.members),
+    members,
     messages: messageLogOf(db, state.tables),
     keys: async () => appKeysFrom(state.secretJson),
-    disconnectUser: disconnector.disconnectUser,
+    removeMember: remover.removeMember,
     close: () => {
       db.destroy();
-      disconnector.destroy();
+      remover.destroy();
     },
   };
 }
@@ -129,17 +137,18 @@ async function awsTarget(stackName: string): Promise<Target> {
   const db = DynamoDBDocumentClient.from(new DynamoDBClient({}));
   const secrets = new SecretsManagerClient({});
   const secret = secretId;
-  const disconnector = userDisconnector(db, connectionsTable, callbackUrl);
+  const members = new DynamoMembershipStore(db, membersTable);
+  const remover = memberRemover(db, members, connectionsTable, callbackUrl);
   return {
     description: `${stackName} (table ${membersTable})`,
-    members: new DynamoMembershipStore(db, membersTable),
+    members,
     messages: messageLogOf(db, { messages: messagesTable, idempotency: idempotencyTable }),
     keys: async () => appKeysFrom((await secrets.send(new GetSecretValueCommand({ SecretId: secret }))).SecretString ?? ''),
-    disconnectUser: disconnector.disconnectUser,
+    removeMember: remover.removeMember,
     close: () => {
       db.destroy();
       secrets.destroy();
-      disconnector.destroy();
+      remover.destroy();
     },
   };
 }
@@ -192,9 +201,8 @@ export async function runAdmin(argv: string[], print: (line: string) => void): P
     } else if (command === 'remove-member') {
       const conversationId = conversation(first);
       const userId = argument(second, 'userId');
-      await target.members.remove(conversationId, userId);
-      const closed = await target.disconnectUser(conversationId, userId);
-      const connections = `closed ${closed} open connection${closed === 1 ? '' : 's'}`;
+      const cut = await target.removeMember(conversationId, userId);
+      const connections = `unsubscribed ${cut} open connection${cut === 1 ? '' : 's'}`;
       print(`removed ${userId} from ${conversationId} on ${target.description}; ${connections}; their devices collect nothing more`);
     } else {
       const userId = argument(first, 'userId');

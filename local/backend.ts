@@ -4,7 +4,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { tableShapes, type TableName, type TableNames } from '../deploy/tables.js';
-import { fanoutWorker, routes } from '../deploy/routes.js';
+import { fanoutWorker, mockRoutes, routes } from '../deploy/routes.js';
 import { startLocalGateway, type LocalGatewayOptions, type RouteHandler, type RouteTable } from './gateway.js';
 import { resolveRedis, startDynalite, startSqsServer, type RunningService } from './services.js';
 import { lazyServices, Scope, type Route } from '../lambdas/context/lazy.js';
@@ -195,6 +195,8 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
       routeTable[route.routeKey] = { handler: call, twoWay: route.twoWay };
       functions[route.name] = (event) => handler(event as never);
     }
+    // Routes API Gateway answers itself (MOCK integrations): the gateway renders the same template.
+    for (const route of mockRoutes) routeTable[route.routeKey] = { mock: { responseTemplate: route.responseTemplate }, twoWay: true };
 
     const workerHandler = await handlerOf(fanoutWorker.entry);
     functions[fanoutWorker.name] = (event) => workerHandler(event as never);

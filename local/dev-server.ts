@@ -87,7 +87,8 @@ async function main(): Promise<void> {
   const day = 24 * 3600;
   const alice = await signToken(keys.jwtSecret, 'alice', { ttlSeconds: day });
   const bob = await signToken(keys.jwtSecret, 'bob', { ttlSeconds: day });
-  const line = (token: string, device: string) => `npx wscat -c '${backend.url}?token=${token}&conversationId=demo&clientId=${device}'`;
+  // One connection per device (protocol v2): it subscribes to its conversations with its first frame.
+  const line = (token: string, device: string) => `npx wscat -c '${backend.url}?token=${token}&clientId=${device}'`;
 
   const redisNote = {
     external: `Redis:       ${backend.redisUrl}`,
@@ -113,11 +114,13 @@ async function main(): Promise<void> {
       '  bob, terminal 2:',
       `  ${line(bob, 'bob-laptop')}`,
       '',
-      'Then type frames, e.g.:',
+      'Then type frames, e.g. (subscribe first; ping at least every 5 minutes keeps an idle connection open):',
+      '  {"action":"subscribe","conversationIds":["demo"]}',
       '  {"action":"sendMessage","conversationId":"demo","clientMessageId":"m1","body":"hello"}',
       '  {"action":"typing","conversationId":"demo"}',
       '  {"action":"getUnacked","conversationId":"demo"}',
       '  {"action":"getHistory","conversationId":"demo"}',
+      '  {"action":"ping"}',
       '',
       `More members and tokens: PORT=${backend.port} npm run admin -- add-member <conversationId> <userId> | token <userId> [--ttl 1h]`,
       'Ctrl-C stops everything.',

@@ -3,7 +3,7 @@ import type { Throughput } from './throughput.js';
 import type { BenchResults } from './results.js';
 import { dollars, kB, ratio, table } from './table.js';
 import { REFERENCE } from '../scenarios/coldstart.js';
-import { DYNAMO_REQUEST_PRICES_ASKED, DYNAMO_REQUEST_PRICES_NOW } from './prices.js';
+import { DYNAMO_REQUEST_PRICES_ASKED, DYNAMO_REQUEST_PRICES_NOW, PRICES } from './prices.js';
 import { median, round } from './stats.js';
 
 const pct = (share: number) => `${(share * 100).toFixed(1)}%`;
@@ -258,6 +258,64 @@ export function renderReport(r: BenchResults): string {
     out.push(
       '',
       `Connection time is billed apart: ${o.connectionMinutes.map((c2) => `${c2.members} members online ${c2.hoursPerDay} h/day for ${c2.days} days = ${dollars(c2.dollars)}`).join('; ')}.`,
+    );
+  }
+
+  const conn = r.connections;
+  if (conn !== undefined) {
+    const ms = (l: { p50: number; p99: number; samples: number } | undefined) => (l === undefined ? '–' : `${l.p50} / ${l.p99}`);
+    out.push('', `## Connections: $connect, subscribe, $disconnect (one device of a user in ${conn.conversations} conversations; warm containers, one event at a time)`, '');
+    out.push(
+      table(
+        ['event', 'samples', 'p50 / p99 ms', 'last page p50 / p99 ms', 'DynamoDB calls', 'by operation', 'RRU', 'WRU (dynalite)', 'WRU + index', 'Redis round trips', 'posts', 'API GW msgs'],
+        conn.rows.map((row) => [
+          `${row.label}${row.steady ? '' : ' (varied)'}`,
+          row.samples,
+          ms(row.latency),
+          ms(row.lastPage),
+          row.dynamoCalls,
+          Object.entries(row.byOperation).map(([op, n]) => `${n} ${op}`).join(', ') || '0',
+          row.readUnits,
+          row.writeUnits,
+          row.writeUnitsBilled,
+          row.redisRoundTrips,
+          row.posts,
+          row.gatewayMessages,
+        ]),
+      ),
+    );
+    out.push(
+      '',
+      `Latency: socket opened → \`open\` for $connect (the whole handshake through the emulator), frame sent → \`subscribed\` for subscribe, → the last \`unacked\` page for the resume ` +
+        `(${conn.missed} missed messages in each conversation). $disconnect: socket closed → the handler removed every row (checked straight in dynalite). ` +
+        `Counts are means per event (each sample's when not marked varied); a subscribe is its connection's first frame, so it reads the connection record (one GetItem). ` +
+        `dynalite's ConsumedCapacity leaves out index writes: *WRU + index* adds one per subscription row written or deleted (each is also an entry of the conversation index), as DynamoDB bills it; the comparison below uses it.`,
+    );
+    const k = conn.comparison;
+    const side = (pick: (s: typeof k.v1) => string | number): [string | number, string | number] => [pick(k.v1), pick(k.v2)];
+    const line = (name: string, [v1, v2]: [string | number, string | number]): (string | number)[] => [name, v1, v2];
+    out.push('', `One device in ${k.conversations} conversations: v1 (a socket per conversation) against v2 (one socket, one subscribe):`, '');
+    out.push(
+      table(
+        ['per device', `v1 (${k.v1.sockets} sockets)`, `v2 (${k.v2.sockets} socket)`],
+        [
+          line('connection-minutes per device-hour', side((s) => s.connectionMinutesPerHour)),
+          line(`connection-minutes $ per device-hour ($${PRICES.apiGatewayPerMillionConnectionMinutes}/M)`, side((s) => `$${s.dollarsPerDeviceHour.toFixed(6)}`)),
+          line(`connection-minutes $ for ${k.month.devices.toLocaleString('en-US')} devices online ${k.month.hoursPerDay} h/day, ${k.month.days} days`, side((s) => dollars(s.dollarsPerMonth))),
+          line('Lambda invocations per (re)connect', side((s) => s.invocations)),
+          line(`API GW messages per (re)connect ($${PRICES.apiGatewayPerMillionMessages}/M)`, side((s) => s.gatewayMessages)),
+          line('DynamoDB calls per (re)connect', side((s) => s.dynamoCalls)),
+          line('RRU / WRU (with the index) per (re)connect', side((s) => `${s.readUnits} / ${s.writeUnits}`)),
+          line('$ per million (re)connects (API GW msgs + Lambda + DynamoDB)', side((s) => dollars(s.dollarsPerMillionConnects))),
+          line('$disconnect invocations / DynamoDB calls / WRU', side((s) => `${s.disconnectInvocations} / ${s.disconnectDynamoCalls} / ${s.disconnectWriteUnits}`)),
+          line('keep-alive messages per hour (≥ 1 ping + pong per socket per 10 idle min)', side((s) => s.keepAliveMessagesPerHour)),
+        ],
+      ),
+    );
+    out.push(
+      '',
+      `Lambda compute is priced at each event's measured p50 (${k.memoryMb} MB), an upper bound on the handler's duration. ` +
+        `v1 in ${k.conversations} conversations also exceeds MAX_CONNECTIONS_PER_USER (${k.maxConnectionsPerUser}): sockets past the ${k.maxConnectionsPerUser}th are refused with 429.`,
     );
   }
 

@@ -1,4 +1,5 @@
 import type { ColdResult } from '../scenarios/coldstart.js';
+import type { ConnectionsResult } from '../scenarios/connections.js';
 import type { FanoutResult } from '../scenarios/fanout.js';
 import type { OpsResult } from '../scenarios/ops.js';
 import type { SentResult } from '../scenarios/sent.js';
@@ -31,6 +32,7 @@ export interface BenchResults {
   cold?: ColdResult;
   sent?: SentResult;
   ops?: OpsResult;
+  connections?: ConnectionsResult;
   errors: { scenario: string; message: string }[];
   targets: Target[];
 }

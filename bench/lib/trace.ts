@@ -1,6 +1,6 @@
 import type { ConnectionPoster } from '../../lambdas/ports.js';
 import { now } from './limit.js';
-import type { Patch, Seamed } from './whatif.js';
+import { registryVia, type Patch, type Seamed } from './whatif.js';
 
 export interface Span {
   name: 'registry.get' | 'registry.query' | 'limiter.admit' | 'seqCache.get' | 'messages.append' | 'post';
@@ -25,10 +25,10 @@ export function tracingPatch(spans: Span[]): Patch {
       counter.hits += 1;
       return {
         registry: {
-          register: (record) => registry.register(record),
-          get: (id) => timed('registry.get', () => registry.get(id)),
+          ...registryVia(() => registry),
+          connection: (id) => timed('registry.get', () => registry.connection(id)),
+          subscription: (id, c) => timed('registry.get', () => registry.subscription(id, c)),
           listByConversation: (id) => timed('registry.query', () => registry.listByConversation(id)),
-          remove: (id) => registry.remove(id),
         },
         messages: {
           append: (draft, seal, hint) => timed('messages.append', () => messages.append(draft, seal, hint)),

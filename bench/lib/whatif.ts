@@ -3,12 +3,12 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent } from 'node:http';
 import type {
   ConnectionPoster,
-  ConnectionRecord,
   ConnectionRegistry,
   DevicePositions,
   MessageLog,
   RateLimiter,
   SeqCache,
+  Subscription,
 } from '../../lambdas/ports.js';
 
 import { LOCAL_CREDENTIALS } from './backend.js';
@@ -34,12 +34,7 @@ export class BenchSeams {
 
   /** The delegates to hand to the backend: they call whatever is installed when the handler calls them. */
   readonly services: Seamed = {
-    registry: {
-      register: (record) => this.now().registry.register(record),
-      get: (id) => this.now().registry.get(id),
-      listByConversation: (id) => this.now().registry.listByConversation(id),
-      remove: (id) => this.now().registry.remove(id),
-    },
+    registry: registryVia(() => this.now().registry),
     messages: {
       append: (draft, seal, hint) => this.now().messages.append(draft, seal, hint),
       lastSeq: (c) => this.now().messages.lastSeq(c),
@@ -85,6 +80,20 @@ export class BenchSeams {
   }
 }
 
+/** A registry that calls whichever registry `target` gives at the moment of each call. */
+export function registryVia(target: () => ConnectionRegistry): ConnectionRegistry {
+  return {
+    open: (record, max) => target().open(record, max),
+    connection: (id) => target().connection(id),
+    subscription: (id, c) => target().subscription(id, c),
+    subscriptionsOf: (id) => target().subscriptionsOf(id),
+    subscribe: (record, ids, at) => target().subscribe(record, ids, at),
+    unsubscribe: (id, ids) => target().unsubscribe(id, ids),
+    listByConversation: (c) => target().listByConversation(c),
+    remove: (id) => target().remove(id),
+  };
+}
+
 /** The bench backend's seams (one bench backend runs per process). */
 export const benchSeams = new BenchSeams();
 
@@ -103,15 +112,14 @@ const RECIPIENTS_TTL_MS = 2_000;
  * a device that connected within the TTL misses an indicator, a gone one is pruned on its 410 as today).
  */
 export function recipientsCache(): Patch {
-  const lists = new Map<string, { at: number; list: Promise<ConnectionRecord[]> }>();
+  const lists = new Map<string, { at: number; list: Promise<Subscription[]> }>();
   return {
     name: RECIPIENTS_CACHE,
     apply: (services, counter) => {
       const registry = services.registry;
       return {
         registry: {
-          register: (record) => registry.register(record),
-          get: (id) => registry.get(id),
+          ...registryVia(() => registry),
           listByConversation: (conversationId) => {
             const hit = lists.get(conversationId);
             if (hit !== undefined && Date.now() - hit.at < RECIPIENTS_TTL_MS) {

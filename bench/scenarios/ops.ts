@@ -213,7 +213,7 @@ export async function runOps(config: BenchConfig, services: ServiceProcess, prog
     for (const members of config.ops.sizes) {
       const room = await openRoom(bench, members);
       try {
-        const row = await bench.registry.get(room.actor.connectionId);
+        const row = await bench.registry.subscription(room.actor.connectionId, room.conversationId);
         if (row !== undefined) bytesPerRow = Math.max(bytesPerRow, itemBytes({ ...row }));
         const measured = await measureRoom(bench, room, config, counted, progress);
         rows.push(...measured.rows);

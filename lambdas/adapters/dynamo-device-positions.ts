@@ -56,13 +56,10 @@ export class DynamoDevicePositions implements DevicePositions {
 
   async register(conversationId: string, device: Device, startAfterSeq: number, now: number): Promise<DevicePosition> {
     const key = deviceKey(device);
+    // The common case (a device reconnecting) is one conditional write; only a new device reads its user's others.
+    const refreshed = await this.refresh(conversationId, key, now);
+    if (refreshed !== undefined) return refreshed;
     const devices = (await this.userItems(conversationId, device.userId)).filter((item) => this.isLive(item));
-    const known = devices.find((item) => item.device === key);
-    if (known !== undefined) {
-      const refreshed = await this.refresh(conversationId, key, now);
-      if (refreshed !== undefined) return refreshed;
-      // Forgotten or evicted since the query: fall through and start it afresh.
-    }
 
     const others = devices.filter((item) => item.device !== key);
     const excess = others.length - (this.maxDevicesPerUser - 1);

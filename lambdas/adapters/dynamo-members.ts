@@ -1,6 +1,10 @@
-import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Membership, MembershipStore } from '../ports.js';
 import { callAws } from './aws-errors.js';
+import { getAll } from './dynamo-batch.js';
+
+const WHAT = 'the membership table';
+const sinceSeqOf = (value: unknown) => (typeof value === 'number' && Number.isSafeInteger(value) ? value : 0);
 
 /**
  * Conversation membership: one item per (conversationId, userId). `sinceSeq` is the conversation's last seq when
@@ -14,14 +18,46 @@ export class DynamoMembershipStore implements MembershipStore {
   ) {}
 
   async get(conversationId: string, userId: string): Promise<Membership | undefined> {
-    const result = await callAws('the membership table', () =>
+    const result = await callAws(WHAT, () =>
       this.db.send(
         new GetCommand({ TableName: this.tableName, Key: { conversationId, userId }, ProjectionExpression: 'userId, sinceSeq' }),
       ),
     );
     if (result.Item === undefined) return undefined;
-    const sinceSeq = result.Item.sinceSeq;
-    return { conversationId, userId, sinceSeq: typeof sinceSeq === 'number' && Number.isSafeInteger(sinceSeq) ? sinceSeq : 0 };
+    return { conversationId, userId, sinceSeq: sinceSeqOf(result.Item.sinceSeq) };
+  }
+
+  async getMany(userId: string, conversationIds: readonly string[]): Promise<Map<string, Membership>> {
+    const keys = [...new Set(conversationIds)].map((conversationId) => ({ conversationId, userId }));
+    const items = await getAll(this.db, this.tableName, WHAT, keys, { consistent: true });
+    const found = new Map<string, Membership>();
+    for (const item of items) {
+      if (typeof item.conversationId !== 'string') continue;
+      found.set(item.conversationId, { conversationId: item.conversationId, userId, sinceSeq: sinceSeqOf(item.sinceSeq) });
+    }
+    return found;
+  }
+
+  async list(conversationId: string): Promise<string[]> {
+    const users: string[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await callAws(WHAT, () =>
+        this.db.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'conversationId = :c',
+            ExpressionAttributeValues: { ':c': conversationId },
+            ProjectionExpression: 'userId',
+            ConsistentRead: true,
+            ExclusiveStartKey: startKey,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) if (typeof item.userId === 'string') users.push(item.userId);
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return users;
   }
 
   async isMember(conversationId: string, userId: string): Promise<boolean> {
@@ -29,13 +65,13 @@ export class DynamoMembershipStore implements MembershipStore {
   }
 
   async add(conversationId: string, userId: string, sinceSeq: number): Promise<void> {
-    await callAws('the membership table', () =>
+    await callAws(WHAT, () =>
       this.db.send(new PutCommand({ TableName: this.tableName, Item: { conversationId, userId, sinceSeq, addedAt: Date.now() } })),
     );
   }
 
   async remove(conversationId: string, userId: string): Promise<void> {
-    await callAws('the membership table', () =>
+    await callAws(WHAT, () =>
       this.db.send(new DeleteCommand({ TableName: this.tableName, Key: { conversationId, userId } })),
     );
   }

@@ -3,23 +3,36 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
+  UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import type { Clock, ConnectionRecord, ConnectionRegistry } from '../ports.js';
+import type { Clock, ConnectionRecord, ConnectionRegistry, Subscription } from '../ports.js';
 import { CONVERSATION_INDEX } from '../../deploy/tables.js';
-import { callAws } from './aws-errors.js';
+import { callAws, isConditionFailure } from './aws-errors.js';
+import { getAll, writeAll } from './dynamo-batch.js';
 
-const BINDING_CACHE_LIMIT = 10_000;
+const RECORD_CACHE_LIMIT = 10_000;
+const CONNECTION_ENTRY = '#connection';
+const USER_ENTRY = '#connections';
+const SUBSCRIPTION_PREFIX = 'c#';
+const WHAT = 'the connection registry';
+
+const subscriptionEntry = (conversationId: string) => `${SUBSCRIPTION_PREFIX}${conversationId}`;
+/** A user's set of open connections; `#` never occurs in an API Gateway connection id, so the keys cannot meet. */
+const userKey = (userId: string) => ({ connectionId: `user#${encodeURIComponent(userId)}`, entry: USER_ENTRY });
 
 /**
- * Connection registry in DynamoDB: keyed by connection id, queried by conversation through the GSI.
+ * The connection registry in DynamoDB (deploy/tables.ts, `connectionsTable`): a connection's record and its
+ * subscriptions share its partition; the conversation index lists a conversation's subscriptions; each user
+ * has one item holding the ids of their open connections, updated with a conditional write so the per-user
+ * limit holds however many connects race.
  *
- * `get` remembers what it found: a connection's binding never changes and its id is never reused, so a
- * container answers later frames of the same connection without a read (rows removed here are forgotten;
- * a connection removed elsewhere sends no more frames).
+ * `connection` remembers what it found: a connection's record never changes and its id is never reused, so a
+ * container answers later frames of the same connection without reading it again. Subscriptions change, so
+ * they are always read (strongly consistent: a frame right after its `subscribe` sees it).
  */
 export class DynamoConnectionRegistry implements ConnectionRegistry {
-  private readonly bindings = new Map<string, ConnectionRecord>();
+  private readonly records = new Map<string, ConnectionRecord>();
 
   constructor(
     private readonly db: DynamoDBDocumentClient,
@@ -27,39 +40,106 @@ export class DynamoConnectionRegistry implements ConnectionRegistry {
     private readonly clock: Clock,
   ) {}
 
-  async register(record: ConnectionRecord): Promise<void> {
-    await callAws('the connection registry', () =>
-      this.db.send(new PutCommand({ TableName: this.tableName, Item: { ...record } })),
+  async open(record: ConnectionRecord, maxPerUser: number): Promise<boolean> {
+    // The record first, then the slot: an id in a user's set without its record is then surely gone (removed, or
+    // its open refused), so releasing such slots can never free one whose record is still being written.
+    const item = { ...record, entry: CONNECTION_ENTRY };
+    await callAws(WHAT, () => this.db.send(new PutCommand({ TableName: this.tableName, Item: item })));
+    if (await this.claimSlot(record, maxPerUser)) return true;
+    if ((await this.releaseStaleSlots(record.userId)) > 0 && (await this.claimSlot(record, maxPerUser))) return true;
+    // Refused: leave nothing behind.
+    await callAws(WHAT, () =>
+      this.db.send(new DeleteCommand({ TableName: this.tableName, Key: { connectionId: record.connectionId, entry: CONNECTION_ENTRY } })),
     );
+    return false;
   }
 
-  async get(connectionId: string): Promise<ConnectionRecord | undefined> {
-    const cached = this.bindings.get(connectionId);
+  async connection(connectionId: string): Promise<ConnectionRecord | undefined> {
+    const cached = this.records.get(connectionId);
     if (cached !== undefined) {
       if (this.isLive(cached)) return cached;
-      this.bindings.delete(connectionId);
+      this.records.delete(connectionId);
     }
-    const result = await callAws('the connection registry', () =>
-      this.db.send(new GetCommand({ TableName: this.tableName, Key: { connectionId }, ConsistentRead: true })),
+    const result = await callAws(WHAT, () =>
+      this.db.send(
+        new GetCommand({ TableName: this.tableName, Key: { connectionId, entry: CONNECTION_ENTRY }, ConsistentRead: true }),
+      ),
     );
     const record = toRecord(result.Item);
     if (record === undefined || !this.isLive(record)) return undefined;
     // Oldest first out: a Map keeps insertion order.
-    if (this.bindings.size >= BINDING_CACHE_LIMIT) {
-      const oldest = this.bindings.keys().next();
-      if (oldest.done !== true) this.bindings.delete(oldest.value);
+    if (this.records.size >= RECORD_CACHE_LIMIT) {
+      const oldest = this.records.keys().next();
+      if (oldest.done !== true) this.records.delete(oldest.value);
     }
-    this.bindings.set(connectionId, record);
+    this.records.set(connectionId, record);
     return record;
   }
 
-  async listByConversation(conversationId: string): Promise<ConnectionRecord[]> {
-    const records: ConnectionRecord[] = [];
+  async subscription(connectionId: string, conversationId: string): Promise<Subscription | undefined> {
+    const result = await callAws(WHAT, () =>
+      this.db.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { connectionId, entry: subscriptionEntry(conversationId) },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    const subscription = toSubscription(result.Item);
+    return subscription !== undefined && this.isLive(subscription) ? subscription : undefined;
+  }
+
+  async subscriptionsOf(connectionId: string): Promise<string[]> {
+    const conversations: string[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await callAws(WHAT, () =>
+        this.db.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'connectionId = :id AND begins_with(#entry, :prefix)',
+            ExpressionAttributeNames: { '#entry': 'entry' },
+            ExpressionAttributeValues: { ':id': connectionId, ':prefix': SUBSCRIPTION_PREFIX },
+            ProjectionExpression: 'conversationId',
+            ConsistentRead: true,
+            ExclusiveStartKey: startKey,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) if (typeof item.conversationId === 'string') conversations.push(item.conversationId);
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return conversations;
+  }
+
+  async subscribe(record: ConnectionRecord, conversationIds: readonly string[], now: number): Promise<void> {
+    await writeAll(
+      this.db,
+      this.tableName,
+      WHAT,
+      conversationIds.map((conversationId) => ({
+        PutRequest: { Item: { ...record, entry: subscriptionEntry(conversationId), conversationId, subscribedAt: now } },
+      })),
+    );
+  }
+
+  async unsubscribe(connectionId: string, conversationIds: readonly string[]): Promise<void> {
+    await writeAll(
+      this.db,
+      this.tableName,
+      WHAT,
+      conversationIds.map((conversationId) => ({ DeleteRequest: { Key: { connectionId, entry: subscriptionEntry(conversationId) } } })),
+    );
+  }
+
+  async listByConversation(conversationId: string): Promise<Subscription[]> {
+    const subscriptions: Subscription[] = [];
     let startKey: Record<string, unknown> | undefined;
     // Expired rows are filtered here, so correctness never waits for TTL (which dynalite does not have).
     const nowSeconds = Math.floor(this.clock.now() / 1000);
     do {
-      const page = await callAws('the connection registry', () =>
+      const page = await callAws(WHAT, () =>
         this.db.send(
           new QueryCommand({
             TableName: this.tableName,
@@ -72,19 +152,113 @@ export class DynamoConnectionRegistry implements ConnectionRegistry {
         ),
       );
       for (const item of page.Items ?? []) {
-        const record = toRecord(item);
-        if (record !== undefined) records.push(record);
+        const subscription = toSubscription(item);
+        if (subscription !== undefined) subscriptions.push(subscription);
       }
       startKey = page.LastEvaluatedKey;
     } while (startKey !== undefined);
-    return records;
+    return subscriptions;
   }
 
   async remove(connectionId: string): Promise<void> {
-    this.bindings.delete(connectionId);
-    await callAws('the connection registry', () =>
-      this.db.send(new DeleteCommand({ TableName: this.tableName, Key: { connectionId } })),
+    this.records.delete(connectionId);
+    const keys: { connectionId: string; entry: string }[] = [];
+    let userId: string | undefined;
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await callAws(WHAT, () =>
+        this.db.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'connectionId = :id',
+            ExpressionAttributeNames: { '#entry': 'entry' },
+            ExpressionAttributeValues: { ':id': connectionId },
+            ProjectionExpression: '#entry, userId',
+            ConsistentRead: true,
+            ExclusiveStartKey: startKey,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        if (typeof item.entry !== 'string') continue;
+        keys.push({ connectionId, entry: item.entry });
+        if (item.entry === CONNECTION_ENTRY && typeof item.userId === 'string') userId = item.userId;
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    // Subscriptions first, the record last: a removal cut short leaves a record that `remove` can find again.
+    const ordered = [...keys.filter((k) => k.entry !== CONNECTION_ENTRY), ...keys.filter((k) => k.entry === CONNECTION_ENTRY)];
+    await writeAll(this.db, this.tableName, WHAT, ordered.map((Key) => ({ DeleteRequest: { Key } })));
+    if (userId !== undefined) await this.releaseSlots(userId, [connectionId]);
+  }
+
+  /** Adds the connection to its user's set if the set has room (or already holds it). */
+  private async claimSlot(record: ConnectionRecord, maxPerUser: number): Promise<boolean> {
+    try {
+      await callAws(WHAT, () =>
+        this.db.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: userKey(record.userId),
+            // The item lives as long as the user's newest connection could (TTL removes an idle user's item).
+            UpdateExpression: 'ADD #open :ids SET expiresAt = :expiresAt',
+            ConditionExpression: 'attribute_not_exists(#open) OR size(#open) < :max OR contains(#open, :id)',
+            ExpressionAttributeNames: { '#open': 'open' },
+            ExpressionAttributeValues: {
+              ':ids': new Set([record.connectionId]),
+              ':id': record.connectionId,
+              ':max': maxPerUser,
+              ':expiresAt': record.expiresAt,
+            },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Drops from the user's set the connections that are gone without a `$disconnect`: their record expired or
+   * was removed (a post met 410, or a `remove` was cut short). Returns how many were dropped.
+   */
+  private async releaseStaleSlots(userId: string): Promise<number> {
+    const result = await callAws(WHAT, () =>
+      this.db.send(new GetCommand({ TableName: this.tableName, Key: userKey(userId), ConsistentRead: true })),
     );
+    const open = result.Item?.open;
+    const ids = open instanceof Set ? [...open].filter((id): id is string => typeof id === 'string') : [];
+    if (ids.length === 0) return 0;
+    const found = await getAll(this.db, this.tableName, WHAT, ids.map((connectionId) => ({ connectionId, entry: CONNECTION_ENTRY })), {
+      consistent: true,
+    });
+    const live = new Set(
+      found.map(toRecord).flatMap((record) => (record !== undefined && this.isLive(record) ? [record.connectionId] : [])),
+    );
+    const stale = ids.filter((id) => !live.has(id));
+    await this.releaseSlots(userId, stale);
+    return stale.length;
+  }
+
+  private async releaseSlots(userId: string, connectionIds: readonly string[]): Promise<void> {
+    if (connectionIds.length === 0) return;
+    await callAws(WHAT, () =>
+      this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: userKey(userId),
+          UpdateExpression: 'DELETE #open :ids',
+          ConditionExpression: 'attribute_exists(#open)',
+          ExpressionAttributeNames: { '#open': 'open' },
+          ExpressionAttributeValues: { ':ids': new Set(connectionIds) },
+        }),
+      ),
+    ).catch((error: unknown) => {
+      // No set at all: nothing to release.
+      if (!isConditionFailure(error)) throw error;
+    });
   }
 
   private isLive(record: ConnectionRecord): boolean {
@@ -94,16 +268,22 @@ export class DynamoConnectionRegistry implements ConnectionRegistry {
 
 function toRecord(item: Record<string, unknown> | undefined): ConnectionRecord | undefined {
   if (item === undefined) return undefined;
-  const { connectionId, userId, deviceId, conversationId, connectedAt, expiresAt } = item;
+  const { connectionId, userId, deviceId, connectedAt, expiresAt } = item;
   if (
     typeof connectionId !== 'string' ||
     typeof userId !== 'string' ||
     typeof deviceId !== 'string' ||
-    typeof conversationId !== 'string' ||
     typeof connectedAt !== 'number' ||
     typeof expiresAt !== 'number'
   ) {
     return undefined;
   }
-  return { connectionId, userId, deviceId, conversationId, connectedAt, expiresAt };
+  return { connectionId, userId, deviceId, connectedAt, expiresAt };
+}
+
+function toSubscription(item: Record<string, unknown> | undefined): Subscription | undefined {
+  const record = toRecord(item);
+  const conversationId = item?.conversationId;
+  if (record === undefined || typeof conversationId !== 'string') return undefined;
+  return { ...record, conversationId };
 }

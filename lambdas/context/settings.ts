@@ -1,17 +1,39 @@
-import type { DeliverySettings, HandshakeSettings, RateSettings } from '../ports.js';
+import type { DeliverySettings, HandshakeSettings, RateSettings, SubscriptionSettings } from '../ports.js';
 
 /** The domain's settings from a function's config (each function reads only the variables it uses). */
 
-export function rateSettings(config: { RATE_LIMIT_PER_SECOND: number; RATE_LIMIT_BURST: number }): RateSettings {
-  return { ratePerSecond: config.RATE_LIMIT_PER_SECOND, rateBurst: config.RATE_LIMIT_BURST };
+export function rateSettings(config: {
+  RATE_LIMIT_PER_SECOND: number;
+  RATE_LIMIT_BURST: number;
+  RATE_LIMIT_USER_PER_SECOND: number;
+  RATE_LIMIT_USER_BURST: number;
+}): RateSettings {
+  return {
+    ratePerSecond: config.RATE_LIMIT_PER_SECOND,
+    rateBurst: config.RATE_LIMIT_BURST,
+    userRatePerSecond: config.RATE_LIMIT_USER_PER_SECOND,
+    userRateBurst: config.RATE_LIMIT_USER_BURST,
+  };
 }
 
 export function deliverySettings(config: { FANOUT_THRESHOLD: number; FANOUT_BATCH_SIZE: number; POST_CONCURRENCY: number }): DeliverySettings {
   return { fanoutThreshold: config.FANOUT_THRESHOLD, fanoutBatchSize: config.FANOUT_BATCH_SIZE, postConcurrency: config.POST_CONCURRENCY };
 }
 
-export function handshakeSettings(config: { CONNECTION_TTL_SECONDS: number; ORIGIN_ALLOW_LIST: readonly string[] }): HandshakeSettings {
-  return { connectionTtlSeconds: config.CONNECTION_TTL_SECONDS, originAllowList: config.ORIGIN_ALLOW_LIST };
+export function handshakeSettings(config: {
+  CONNECTION_TTL_SECONDS: number;
+  ORIGIN_ALLOW_LIST: readonly string[];
+  MAX_CONNECTIONS_PER_USER: number;
+}): HandshakeSettings {
+  return {
+    connectionTtlSeconds: config.CONNECTION_TTL_SECONDS,
+    originAllowList: config.ORIGIN_ALLOW_LIST,
+    maxConnectionsPerUser: config.MAX_CONNECTIONS_PER_USER,
+  };
+}
+
+export function subscriptionSettings(config: { MAX_SUBSCRIPTIONS_PER_CONNECTION: number }): SubscriptionSettings {
+  return { maxSubscriptionsPerConnection: config.MAX_SUBSCRIPTIONS_PER_CONNECTION };
 }
 
 export const systemClock = { now: () => Date.now() };

@@ -1,8 +1,23 @@
-import { ForbiddenError, HandshakeError, errorSummary, handshakeRefusalFor } from '../errors.js';
+import { BadRequestError, ForbiddenError, HandshakeError, RateLimitedError, errorSummary, handshakeRefusalFor } from '../errors.js';
 import type { Binding, ConnectionRecord, Services } from '../ports.js';
-import { connectParamsSchema } from '../protocol.js';
+import {
+  connectParamsSchema,
+  type ConversationStatus,
+  type SubscribeFrame,
+  type SubscribedFrame,
+  type UnsubscribeFrame,
+  type UnsubscribedFrame,
+} from '../protocol.js';
+import { prune } from './delivery.js';
+import { pendingPage, lastSeqOf } from './messaging.js';
+import { requestIdOf } from './request-id.js';
 
 export type OpenConnectionServices = Pick<Services, 'handshake' | 'auth' | 'members' | 'positions' | 'messages' | 'seqCache' | 'registry' | 'clock'>;
+export type AdmissionServices = Pick<Services, 'limits' | 'limiter'>;
+export type SubscribeServices = Pick<
+  Services,
+  'subscriptions' | 'registry' | 'members' | 'positions' | 'messages' | 'seqCache' | 'sealer' | 'clock' | 'log' | 'posterFor'
+>;
 
 export interface ConnectRequest {
   connectionId: string;
@@ -11,9 +26,9 @@ export interface ConnectRequest {
 }
 
 /**
- * $connect: origin, parameters, token, membership — in that order, writing nothing until all pass. Then the
- * device gets a durable position in the conversation (it collects every message after it; an existing position
- * is kept) and the connection is registered.
+ * $connect: origin, parameters, token, membership (when a conversation is named), the user's connection limit —
+ * in that order, writing nothing until all pass. Then, with `conversationId` (the v1 URL), the connection is
+ * subscribed to it at once.
  */
 export async function openConnection(services: OpenConnectionServices, request: ConnectRequest): Promise<ConnectionRecord> {
   const allowed = services.handshake.originAllowList;
@@ -36,7 +51,7 @@ export async function openConnection(services: OpenConnectionServices, request: 
   }
   const userId = check.userId;
   try {
-    if (!(await services.members.isMember(conversationId, userId))) {
+    if (conversationId !== undefined && !(await services.members.isMember(conversationId, userId))) {
       throw new HandshakeError(403, 'not a member of this conversation');
     }
     const now = services.clock.now();
@@ -44,22 +59,31 @@ export async function openConnection(services: OpenConnectionServices, request: 
       connectionId: request.connectionId,
       userId,
       deviceId: clientId,
-      conversationId,
       connectedAt: now,
       expiresAt: Math.floor(now / 1000) + services.handshake.connectionTtlSeconds,
     };
-    // Position first: if registering the connection then fails, a spare position is harmless; the reverse
-    // would be a live connection whose device misses pending messages. The cache is never above the log.
-    const lastSeq = (await services.seqCache.get(conversationId)) ?? (await services.messages.lastSeq(conversationId));
-    await services.positions.register(conversationId, { userId, deviceId: clientId }, lastSeq, now);
-    await services.registry.register(record);
+    if (!(await services.registry.open(record, services.handshake.maxConnectionsPerUser))) {
+      throw new HandshakeError(429, `too many open connections for this user (at most ${services.handshake.maxConnectionsPerUser})`);
+    }
+    if (conversationId !== undefined) {
+      try {
+        // Position first: a spare position is harmless; a live subscription whose device misses messages is not.
+        const lastSeq = await lastSeqOf(services, conversationId);
+        await services.positions.register(conversationId, { userId, deviceId: clientId }, lastSeq, now);
+        await services.registry.subscribe(record, [conversationId], now);
+      } catch (error) {
+        // The socket will not open: give the user's slot back.
+        await services.registry.remove(record.connectionId).catch(() => undefined);
+        throw error;
+      }
+    }
     return record;
   } catch (error) {
     throw handshakeRefusalFor(error);
   }
 }
 
-/** $disconnect: forget the connection. Never throws: there is nobody to answer. */
+/** $disconnect: forget the connection and its subscriptions. Never throws: there is nobody to answer. */
 export async function closeConnection(services: Pick<Services, 'registry' | 'log'>, connectionId: string): Promise<void> {
   try {
     await services.registry.remove(connectionId);
@@ -68,15 +92,115 @@ export async function closeConnection(services: Pick<Services, 'registry' | 'log
   }
 }
 
-/**
- * The binding of the connection that sent a frame, checked against the frame's conversation. A connection
- * that is not registered (never connected through $connect, or expired) is refused.
- */
-export async function bindingFor(services: { registry: Pick<Services['registry'], 'get'> }, connectionId: string, conversationId: string): Promise<Binding> {
-  const record = await services.registry.get(connectionId);
+/** The record of the connection that sent a frame; a connection not registered (or expired) is refused. */
+export async function connectionFor(services: { registry: Pick<Services['registry'], 'connection'> }, connectionId: string): Promise<ConnectionRecord> {
+  const record = await services.registry.connection(connectionId);
   if (record === undefined) throw new ForbiddenError('this connection is not registered; reconnect');
-  if (record.conversationId !== conversationId) {
-    throw new ForbiddenError('conversationId does not match this connection');
-  }
   return record;
+}
+
+/**
+ * Takes a token from the connection's bucket and from its user's (shared by every container; in-process while
+ * Redis is down). Runs before any DynamoDB work of the frame.
+ */
+export async function admitFrame(services: AdmissionServices, connection: ConnectionRecord): Promise<void> {
+  const admitted = await services.limiter.admit([
+    { key: `conn:${connection.connectionId}`, perSecond: services.limits.ratePerSecond, burst: services.limits.rateBurst },
+    { key: `user:${connection.userId}`, perSecond: services.limits.userRatePerSecond, burst: services.limits.userRateBurst },
+  ]);
+  if (!admitted) throw new RateLimitedError();
+}
+
+/**
+ * The binding of a frame to one conversation: the connection must be subscribed to it, and its user still a
+ * member (as the roster saw it at most MEMBERSHIP_CACHE_SECONDS ago). A subscription that outlived its
+ * membership is dropped here.
+ */
+export async function bindingFor(
+  services: Pick<Services, 'roster' | 'log'> & { registry: Pick<Services['registry'], 'subscription' | 'unsubscribe'> },
+  connection: ConnectionRecord,
+  conversationId: string,
+): Promise<Binding> {
+  const subscription = await services.registry.subscription(connection.connectionId, conversationId);
+  if (subscription === undefined) throw new ForbiddenError('this connection is not subscribed to this conversation; send subscribe first');
+  if (!(await services.roster.isMember(conversationId, connection.userId))) {
+    await services.registry.unsubscribe(connection.connectionId, [conversationId]).catch((error: unknown) => {
+      services.log.warn('could not drop a non-member subscription', { connectionId: connection.connectionId, error: errorSummary(error) });
+    });
+    throw new ForbiddenError('not a member of this conversation');
+  }
+  return { connectionId: connection.connectionId, userId: connection.userId, deviceId: connection.deviceId, conversationId };
+}
+
+/**
+ * `subscribe`: each conversation is `ok` (the user is a member: the device gets a position, the connection
+ * receives its messages) or `forbidden`. For each conversation with an `afterSeq`, the device's messages after
+ * it follow as `unacked` pages (the first page; `hasMore` says to page on with `getUnacked`), so a reconnecting
+ * device resumes with nothing lost. `subscribed` is posted first when pages follow, else it is the answer.
+ */
+export async function subscribe(
+  services: SubscribeServices,
+  connection: ConnectionRecord,
+  frame: SubscribeFrame,
+  endpoint: string,
+): Promise<SubscribedFrame | undefined> {
+  const cap = services.subscriptions.maxSubscriptionsPerConnection;
+  const existing = new Set(await services.registry.subscriptionsOf(connection.connectionId));
+  const added = frame.conversationIds.filter((c) => !existing.has(c));
+  if (existing.size + added.length > cap) {
+    throw new BadRequestError(`a connection may be subscribed to at most ${cap} conversations (this one has ${existing.size}); unsubscribe some first`);
+  }
+  const memberships = await services.members.getMany(connection.userId, frame.conversationIds);
+  const ok = frame.conversationIds.filter((c) => memberships.has(c));
+  const now = services.clock.now();
+  const device = { userId: connection.userId, deviceId: connection.deviceId };
+  const registered = new Map(
+    await Promise.all(
+      ok.map(async (conversationId) => {
+        const lastSeq = await lastSeqOf(services, conversationId);
+        // Position first, as at $connect: the subscription below starts live delivery.
+        const position = await services.positions.register(conversationId, device, lastSeq, now);
+        return [conversationId, { lastSeq, position }] as const;
+      }),
+    ),
+  );
+  await services.registry.subscribe(connection, ok, now);
+  const conversations: ConversationStatus[] = frame.conversationIds.map((conversationId) => {
+    const lastSeq = registered.get(conversationId)?.lastSeq;
+    return lastSeq === undefined ? { conversationId, status: 'forbidden' } : { conversationId, status: 'ok', lastSeq };
+  });
+  const answer: SubscribedFrame = { type: 'subscribed', conversations, ...requestIdOf(frame) };
+  const resumes = ok.flatMap((conversationId) => {
+    const afterSeq = frame.afterSeq?.get(conversationId);
+    const membership = memberships.get(conversationId);
+    return afterSeq === undefined || membership === undefined ? [] : [{ conversationId, afterSeq, membership }];
+  });
+  if (resumes.length === 0) return answer;
+  const poster = services.posterFor(endpoint);
+  const post = async (frameText: string): Promise<boolean> => {
+    const outcome = await poster.post(connection.connectionId, frameText);
+    if (outcome === 'gone') await prune(services, connection.connectionId);
+    return outcome === 'delivered';
+  };
+  if (!(await post(JSON.stringify(answer)))) return answer;
+  for (const { conversationId, afterSeq, membership } of resumes) {
+    const binding: Binding = { ...device, connectionId: connection.connectionId, conversationId };
+    const page = await pendingPage(services, binding, membership, { limit: 100, afterSeq }, registered.get(conversationId)?.position);
+    if (!(await post(JSON.stringify({ ...page, ...requestIdOf(frame) })))) break;
+  }
+  return undefined;
+}
+
+/** `unsubscribe`: the connection stops receiving these conversations; frames for them are refused from now on. */
+export async function unsubscribe(
+  services: { registry: Pick<Services['registry'], 'unsubscribe'> },
+  connection: ConnectionRecord,
+  frame: UnsubscribeFrame,
+): Promise<UnsubscribedFrame> {
+  await services.registry.unsubscribe(connection.connectionId, frame.conversationIds);
+  return {
+    type: 'unsubscribed',
+    conversations: frame.conversationIds.map((conversationId) => ({ conversationId, status: 'ok' })),
+    ...requestIdOf(frame),
+  };
 }

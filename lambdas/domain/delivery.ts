@@ -1,5 +1,6 @@
 import { DecryptionError, errorSummary } from '../errors.js';
-import type { ConnectionRecord, FanoutJob, Services } from '../ports.js';
+import type { FanoutJob, Services, Subscription } from '../ports.js';
+import type { UnsubscribedFrame } from '../protocol.js';
 import { messageFrameOf } from './message-frames.js';
 
 /** What posting needs: the poster, and the registry to prune gone connections. */
@@ -29,7 +30,7 @@ export async function deliver(
   services: DeliveryServices,
   endpoint: string,
   delivery: Delivery,
-  recipients: readonly ConnectionRecord[],
+  recipients: readonly Pick<Subscription, 'connectionId'>[],
 ): Promise<DeliveryReport> {
   const connectionIds = recipients.map((r) => r.connectionId);
   if (connectionIds.length <= services.delivery.fanoutThreshold) {
@@ -46,6 +47,38 @@ export async function deliver(
   }
   await services.fanout.enqueue(jobs);
   return { delivered: 0, gone: 0, failed: 0, queued: connectionIds.length };
+}
+
+/**
+ * The subscriptions whose users are still members (as the roster sees them). A subscription that outlived its
+ * membership — the member was removed by any means — gets no more of the conversation: its row is dropped and
+ * its connection told with an `unsubscribed` (`forbidden`) frame.
+ */
+export async function liveRecipients(
+  services: PostingServices & Pick<Services, 'roster'> & { registry: Pick<Services['registry'], 'unsubscribe'> },
+  conversationId: string,
+  subscriptions: readonly Subscription[],
+  endpoint: string,
+): Promise<Subscription[]> {
+  if (subscriptions.length === 0) return [];
+  const members = await services.roster.membersAmong(conversationId, subscriptions.map((s) => s.userId));
+  const strangers = subscriptions.filter((s) => !members.has(s.userId));
+  if (strangers.length > 0) {
+    const notice: UnsubscribedFrame = { type: 'unsubscribed', conversations: [{ conversationId, status: 'forbidden' }] };
+    const poster = services.posterFor(endpoint);
+    await Promise.all(
+      strangers.map(async ({ connectionId }) => {
+        try {
+          await services.registry.unsubscribe(connectionId, [conversationId]);
+          if ((await poster.post(connectionId, JSON.stringify(notice))) === 'gone') await prune(services, connectionId);
+          services.log.info('dropped the subscription of a removed member', { connectionId, conversationId });
+        } catch (error) {
+          services.log.warn('could not drop the subscription of a removed member', { connectionId, error: errorSummary(error) });
+        }
+      }),
+    );
+  }
+  return subscriptions.filter((s) => members.has(s.userId));
 }
 
 /** Posts one frame to many connections with bounded concurrency; a gone connection's row is removed. */

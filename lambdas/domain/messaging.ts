@@ -1,5 +1,5 @@
-import { ForbiddenError, PayloadTooLargeError, RateLimitedError, UnavailableError, errorSummary } from '../errors.js';
-import type { Binding, ConnectionRecord, Device, DevicePosition, LogEntry, Services } from '../ports.js';
+import { ForbiddenError, PayloadTooLargeError, UnavailableError, errorSummary } from '../errors.js';
+import type { Binding, Device, DevicePosition, LogEntry, Membership, Services, Subscription } from '../ports.js';
 import {
   MAX_ANSWER_BYTES,
   frameBytes,
@@ -15,19 +15,18 @@ import {
   type TypingFrame,
   type UnackedFrame,
 } from '../protocol.js';
-import { deliver, prune, type DeliveryServices } from './delivery.js';
+import { deliver, liveRecipients, prune, type DeliveryServices } from './delivery.js';
 import { fitEntries, pageEntryOf } from './message-frames.js';
 import { isOwn, overOwn, samePosition, withAcks } from './positions.js';
+import { requestIdOf } from './request-id.js';
 
-/** What every frame route needs to take a rate-limit token. */
-export type AdmissionServices = Pick<Services, 'limits' | 'limiter'>;
-export type TypingServices = DeliveryServices & AdmissionServices & Pick<Services, 'clock' | 'registry'>;
+export type TypingServices = DeliveryServices & Pick<Services, 'clock' | 'registry' | 'roster'>;
 export type SendMessageServices = DeliveryServices &
-  AdmissionServices &
-  Pick<Services, 'clock' | 'registry' | 'sealer' | 'newMessageId' | 'messages' | 'seqCache'>;
-export type AckServices = AdmissionServices & Pick<Services, 'messages' | 'positions' | 'seqCache' | 'log'>;
-export type GetUnackedServices = AdmissionServices & Pick<Services, 'messages' | 'positions' | 'members' | 'seqCache' | 'sealer' | 'clock' | 'log'>;
-export type GetHistoryServices = AdmissionServices & Pick<Services, 'messages' | 'members' | 'sealer' | 'log'>;
+  Pick<Services, 'clock' | 'registry' | 'roster' | 'sealer' | 'newMessageId' | 'messages' | 'seqCache'>;
+export type AckServices = Pick<Services, 'messages' | 'positions' | 'seqCache' | 'log'>;
+export type PendingServices = Pick<Services, 'messages' | 'positions' | 'seqCache' | 'sealer' | 'clock' | 'log'>;
+export type GetUnackedServices = PendingServices & Pick<Services, 'members'>;
+export type GetHistoryServices = Pick<Services, 'messages' | 'members' | 'sealer' | 'log'>;
 
 /** Sealed bytes are about 4/3 of the body: twice the answer size of sealed data is enough to fill one page. */
 const PAGE_SEALED_BYTES = 2 * MAX_ANSWER_BYTES;
@@ -36,18 +35,10 @@ const MAX_PENDING_READS = 8;
 /** Attempts at saving a position when another container saved it first. */
 const MAX_SAVE_ATTEMPTS = 5;
 
-/** Takes a token from the connection's bucket (shared by every container; in-process while Redis is down). */
-async function admit(services: AdmissionServices, binding: Binding): Promise<void> {
-  const admitted = await services.limiter.admit([
-    { key: `conn:${binding.connectionId}`, perSecond: services.limits.ratePerSecond, burst: services.limits.rateBurst },
-  ]);
-  if (!admitted) throw new RateLimitedError();
-}
-
 const deviceOf = (binding: Binding): Device => ({ userId: binding.userId, deviceId: binding.deviceId });
 
 /** The conversation's last seq: the cache when it has it (never above the truth), else the log. */
-async function lastSeqOf(services: Pick<Services, 'messages' | 'seqCache'>, conversationId: string): Promise<number> {
+export async function lastSeqOf(services: Pick<Services, 'messages' | 'seqCache'>, conversationId: string): Promise<number> {
   return (await services.seqCache.get(conversationId)) ?? (await services.messages.lastSeq(conversationId));
 }
 
@@ -56,7 +47,6 @@ export async function typing(services: TypingServices, binding: Binding, frame: 
   if (frame.userId !== undefined && frame.userId !== binding.userId) {
     throw new ForbiddenError('userId does not match this connection');
   }
-  await admit(services, binding);
   const out: TypingEventFrame = {
     type: 'typing',
     conversationId: binding.conversationId,
@@ -64,8 +54,9 @@ export async function typing(services: TypingServices, binding: Binding, frame: 
     state: frame.state,
     at: services.clock.now(),
   };
-  const connections = await services.registry.listByConversation(binding.conversationId);
-  const recipients = connections.filter((c) => c.userId !== binding.userId);
+  const subscriptions = await services.registry.listByConversation(binding.conversationId);
+  const others = subscriptions.filter((c) => c.userId !== binding.userId);
+  const recipients = await liveRecipients(services, binding.conversationId, others, endpoint);
   await deliver(services, endpoint, { kind: 'frame', frame: JSON.stringify(out) }, recipients);
 }
 
@@ -81,7 +72,6 @@ export async function sendMessage(
   frame: SendMessageFrame,
   endpoint: string,
 ): Promise<SentFrame | undefined> {
-  await admit(services, binding);
   const conversationId = binding.conversationId;
   const draft = {
     conversationId,
@@ -115,7 +105,16 @@ export async function sendMessage(
     throw error;
   }
   if (outcome.status === 'duplicate') {
-    return { type: 'sent', conversationId, clientMessageId: frame.clientMessageId, messageId: outcome.messageId, seq: outcome.seq, sentAt: outcome.sentAt, duplicate: true };
+    return {
+      type: 'sent',
+      conversationId,
+      clientMessageId: frame.clientMessageId,
+      messageId: outcome.messageId,
+      seq: outcome.seq,
+      sentAt: outcome.sentAt,
+      duplicate: true,
+      ...requestIdOf(frame),
+    };
   }
   const entry = outcome.entry;
   await services.seqCache.raise(conversationId, entry.seq);
@@ -127,6 +126,7 @@ export async function sendMessage(
     seq: entry.seq,
     sentAt: entry.sentAt,
     duplicate: false,
+    ...requestIdOf(frame),
   };
   const sentOutcome = await services.posterFor(endpoint).post(binding.connectionId, JSON.stringify(sent));
   if (sentOutcome === 'gone') await prune(services, binding.connectionId);
@@ -141,13 +141,13 @@ async function deliverLive(
   entry: LogEntry,
   body: string,
   endpoint: string,
-  lookup: { ok: true; list: ConnectionRecord[] } | { ok: false; error: unknown },
+  lookup: { ok: true; list: Subscription[] } | { ok: false; error: unknown },
 ): Promise<void> {
   if (!lookup.ok) {
     services.log.warn('recipient lookup failed; message stays pending', { messageId: entry.messageId, error: errorSummary(lookup.error) });
     return;
   }
-  const recipients = lookup.list.filter((c) => !isOwn({ senderId: c.userId, senderDevice: c.deviceId }, deviceOf(binding)));
+  const others = lookup.list.filter((c) => !isOwn({ senderId: c.userId, senderDevice: c.deviceId }, deviceOf(binding)));
   const message: MessageFrame = {
     type: 'message',
     conversationId: entry.conversationId,
@@ -159,6 +159,7 @@ async function deliverLive(
     sentAt: entry.sentAt,
   };
   try {
+    const recipients = await liveRecipients(services, entry.conversationId, others, endpoint);
     await deliver(
       services,
       endpoint,
@@ -175,7 +176,6 @@ async function deliverLive(
  * unknown ids are ignored; the position only moves forward and never past the conversation's last seq.
  */
 export async function ack(services: AckServices, binding: Binding, frame: AckFrame): Promise<AckedFrame> {
-  await admit(services, binding);
   const conversationId = binding.conversationId;
   const device = deviceOf(binding);
   let upToSeq = frame.upToSeq;
@@ -213,6 +213,7 @@ export async function ack(services: AckServices, binding: Binding, frame: AckFra
     conversationId,
     messageIds: frame.messageIds,
     ...(frame.upToSeq === undefined ? {} : { upToSeq: frame.upToSeq }),
+    ...requestIdOf(frame),
   };
 }
 
@@ -221,34 +222,54 @@ export async function ack(services: AckServices, binding: Binding, frame: AckFra
  * (re-)add), minus its own messages and its out-of-order acks. Only a current member has pending messages.
  */
 export async function getUnacked(services: GetUnackedServices, binding: Binding, frame: GetUnackedFrame): Promise<UnackedFrame> {
-  await admit(services, binding);
+  const membership = await services.members.get(binding.conversationId, binding.userId);
+  if (membership === undefined) throw new ForbiddenError('not a member of this conversation');
+  const page = await pendingPage(services, binding, membership, { limit: frame.limit, ...(frame.afterSeq === undefined ? {} : { afterSeq: frame.afterSeq }) });
+  return { ...page, ...requestIdOf(frame) };
+}
+
+/**
+ * One page of the device's pending messages after `afterSeq` (what `getUnacked` and a resuming `subscribe`
+ * send). A `gap` names the seqs above the cursor that are gone from the log (history retention) although the
+ * device never acked them: the log numbers without holes, so a missing seq can only have expired.
+ */
+export async function pendingPage(
+  services: PendingServices,
+  binding: Binding,
+  membership: Membership,
+  request: { limit: number; afterSeq?: number },
+  /** The device's position when the caller has just read or registered it. */
+  known?: DevicePosition,
+): Promise<UnackedFrame> {
   const conversationId = binding.conversationId;
   const device = deviceOf(binding);
-  const membership = await services.members.get(conversationId, binding.userId);
-  if (membership === undefined) throw new ForbiddenError('not a member of this conversation');
   const position =
+    known ??
     (await services.positions.get(conversationId, device)) ??
     (await services.positions.register(conversationId, device, await lastSeqOf(services, conversationId), services.clock.now()));
   const acked = new Set(position.acked);
-  let cursor = Math.max(position.ackedThrough, membership.sinceSeq, frame.afterSeq ?? 0);
+  const start = Math.max(position.ackedThrough, membership.sinceSeq, request.afterSeq ?? 0);
+  let cursor = start;
   const pending: LogEntry[] = [];
   // What was read from right above the position: the device's own messages there can be put behind it.
   const walked: LogEntry[] = [];
   const fromPosition = cursor === position.ackedThrough;
   let hasMore = false;
+  let firstSeq: number | undefined;
   for (let read = 0; read < MAX_PENDING_READS; read += 1) {
     const page = await services.messages.page(conversationId, {
       afterSeq: cursor,
       // Wide enough to step over a long run of the device's own messages in one answer.
-      limit: Math.min(Math.max(2 * frame.limit, 50), 200),
+      limit: Math.min(Math.max(2 * request.limit, 50), 200),
       maxBytes: PAGE_SEALED_BYTES,
       newestFirst: false,
     });
     for (const entry of page.entries) {
+      firstSeq ??= entry.seq;
       cursor = entry.seq;
       if (fromPosition && pending.length === 0) walked.push(entry);
       if (isOwn(entry, device) || acked.has(entry.seq)) continue;
-      if (pending.length === frame.limit) {
+      if (pending.length === request.limit) {
         hasMore = true;
         break;
       }
@@ -258,7 +279,14 @@ export async function getUnacked(services: GetUnackedServices, binding: Binding,
     if (read === MAX_PENDING_READS - 1) hasMore = true;
   }
   await skipOwnMessages(services, position, walked, device);
-  const answer: UnackedFrame = { type: 'unacked', conversationId, messages: [], hasMore };
+  const missingTo = firstSeq === undefined ? await lastSeqOf(services, conversationId) : firstSeq - 1;
+  const answer: UnackedFrame = {
+    type: 'unacked',
+    conversationId,
+    messages: [],
+    hasMore,
+    ...(missingTo > start ? { gap: { fromSeq: start + 1, toSeq: missingTo } } : {}),
+  };
   return fitEntries(answer, pending.map((entry) => pageEntryOf(services, entry)));
 }
 
@@ -283,7 +311,6 @@ async function skipOwnMessages(
  * given. Any current member may read it.
  */
 export async function getHistory(services: GetHistoryServices, binding: Binding, frame: GetHistoryFrame): Promise<HistoryFrame> {
-  await admit(services, binding);
   const conversationId = binding.conversationId;
   if ((await services.members.get(conversationId, binding.userId)) === undefined) {
     throw new ForbiddenError('not a member of this conversation');
@@ -295,7 +322,7 @@ export async function getHistory(services: GetHistoryServices, binding: Binding,
     maxBytes: PAGE_SEALED_BYTES,
     newestFirst: frame.afterSeq === undefined,
   });
-  const answer: HistoryFrame = { type: 'history', conversationId, messages: [], hasMore: page.hasMore };
+  const answer: HistoryFrame = { type: 'history', conversationId, messages: [], hasMore: page.hasMore, ...requestIdOf(frame) };
   const entries = page.entries.map((entry) => pageEntryOf(services, entry));
   if (frame.afterSeq !== undefined) return fitEntries(answer, entries);
   // Newest first: what does not fit is dropped from the old end, so the page still ends at the newest.

@@ -1,11 +1,11 @@
-import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
 import { createLog } from '../adapters/log.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
+import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { redisHelpers } from '../context/redis.js';
 import { devicePositions, messageLog } from '../context/store.js';
-import { rateSettings, systemClock } from '../context/settings.js';
+import { rateSettings } from '../context/settings.js';
 import { ack, type AckServices } from '../domain/messaging.js';
 import { frameRoute, type FrameHandler, type FrameServices } from '../frame-route.js';
 import { ackFrameSchema } from '../protocol.js';
@@ -21,8 +21,9 @@ export const route: Route<AckRouteServices, FrameHandler> = {
     const redis = once(() => redisHelpers(config, scope, env, log));
     return {
       log,
+      roster: given.roster ?? memberRoster(config, membershipStore(config, db())),
       limits: given.limits ?? rateSettings(config),
-      registry: given.registry ?? new DynamoConnectionRegistry(db(), config.CONNECTIONS_TABLE, systemClock),
+      registry: given.registry ?? connectionRegistry(config, db()),
       messages: given.messages ?? messageLog(config, db()),
       positions: given.positions ?? devicePositions(config, db()),
       limiter: given.limiter ?? (await redis()).limiter,

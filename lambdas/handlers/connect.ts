@@ -1,9 +1,8 @@
-import { DynamoMembershipStore } from '../adapters/dynamo-members.js';
-import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
 import { bootLog, createLog } from '../adapters/log.js';
 import { TokenVerifier } from '../auth.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
+import { connectionRegistry, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { redisHelpers } from '../context/redis.js';
 import { devicePositions, messageLog } from '../context/store.js';
@@ -17,7 +16,8 @@ import type { Log } from '../ports.js';
 export type ConnectServices = OpenConnectionServices & { log: Log };
 
 /**
- * Route `$connect`: parameters, token and membership decide; a refusal (400/401/403) writes nothing and the
+ * Route `$connect`: parameters, token, membership and the user's connection limit decide; a refusal
+ * (400/401/403/429) writes nothing and the
  * status goes back on the handshake, so the socket never opens.
  */
 export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResponse>> = {
@@ -39,8 +39,8 @@ export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResp
       auth,
       handshake: given.handshake ?? handshakeSettings(config),
       clock: given.clock ?? systemClock,
-      registry: given.registry ?? new DynamoConnectionRegistry(db(), config.CONNECTIONS_TABLE, systemClock),
-      members: given.members ?? new DynamoMembershipStore(db(), config.MEMBERS_TABLE),
+      registry: given.registry ?? connectionRegistry(config, db()),
+      members: given.members ?? membershipStore(config, db()),
       messages: given.messages ?? messageLog(config, db()),
       positions: given.positions ?? devicePositions(config, db()),
       seqCache: given.seqCache ?? (await redis()).seqCache,
@@ -63,7 +63,7 @@ export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResp
         query: parsed.queryStringParameters ?? {},
         origin: header(parsed, 'origin'),
       });
-      built.log.info('connected', { connectionId, requestId, userId: record.userId, deviceId: record.deviceId, conversationId: record.conversationId });
+      built.log.info('connected', { connectionId, requestId, userId: record.userId, deviceId: record.deviceId });
       return { statusCode: 200 };
     } catch (error) {
       const refusal = handshakeRefusalFor(error);

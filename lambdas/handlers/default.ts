@@ -1,7 +1,7 @@
 import type { Route } from '../context/lazy.js';
 import { BadRequestError, errorFrameFor } from '../errors.js';
 import { answer, bodyText, parseProxyEvent, safeAction, type RouteResponse } from '../proxy-event.js';
-import { clientFrameSchemas } from '../protocol.js';
+import { clientFrameSchemas, requestIdIn } from '../protocol.js';
 
 /**
  * Route `$default`: a frame no other route took — not JSON, no `action`, or an unknown one. Answers a clear
@@ -9,14 +9,14 @@ import { clientFrameSchemas } from '../protocol.js';
  */
 export async function handler(event: unknown): Promise<RouteResponse> {
   const parsed = parseProxyEvent(event);
-  const requestId = parsed?.requestContext.requestId;
-  const refuse = (message: string, action?: string) => answer(errorFrameFor(new BadRequestError(message), action, requestId));
   let frame: unknown;
   try {
     frame = JSON.parse(parsed === undefined ? '' : bodyText(parsed));
   } catch {
-    return refuse('frame is not valid JSON');
+    return answer(errorFrameFor(new BadRequestError('frame is not valid JSON')));
   }
+  const requestId = requestIdIn(frame);
+  const refuse = (message: string, action?: string) => answer(errorFrameFor(new BadRequestError(message), action, requestId));
   if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
     return refuse('frame must be a JSON object with an "action"');
   }

@@ -1,9 +1,8 @@
-import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
 import { bootLog, createLog } from '../adapters/log.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
+import { connectionRegistry } from '../context/members.js';
 import { lambdaHandler, type Route, type ServiceSource } from '../context/lazy.js';
-import { systemClock } from '../context/settings.js';
 import { closeConnection } from '../domain/connection.js';
 import { errorSummary } from '../errors.js';
 import { parseProxyEvent, type RouteResponse } from '../proxy-event.js';
@@ -11,13 +10,13 @@ import type { Services } from '../ports.js';
 
 export type DisconnectServices = Pick<Services, 'registry' | 'log'>;
 
-/** Route `$disconnect`: remove the connection's row. Best effort: a missed delete expires with the row. */
+/** Route `$disconnect`: remove the connection's rows (its record and subscriptions). Best effort: a missed delete expires with the rows. */
 export const route: Route<DisconnectServices, (event: unknown) => Promise<RouteResponse>> = {
   async build(env, scope, given = {}) {
     const config = loadConfig('disconnect', env);
     return {
       log: given.log ?? createLog(config.LOG_LEVEL),
-      registry: given.registry ?? new DynamoConnectionRegistry(documentClient(config, scope, env), config.CONNECTIONS_TABLE, systemClock),
+      registry: given.registry ?? connectionRegistry(config, documentClient(config, scope, env)),
     };
   },
   create: (services: ServiceSource<DisconnectServices>) => async (event) => {

@@ -2,15 +2,14 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import * as z from 'zod/mini';
 import '../zod.js';
-import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
 import { bootLog, createLog } from '../adapters/log.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
+import { connectionRegistry } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { postersFor } from '../context/posters.js';
 import { messageLog } from '../context/store.js';
 import { readAppKeys } from '../context/secrets.js';
-import { systemClock } from '../context/settings.js';
 import { runFanoutJob, type FanoutJobServices } from '../domain/delivery.js';
 import { MessageCipher } from '../encryption.js';
 import { PoisonRecordError, errorSummary } from '../errors.js';
@@ -59,7 +58,7 @@ export const route: Route<FanoutJobServices, FanoutWorker> = {
       log,
       delivery: given.delivery ?? { postConcurrency: config.POST_CONCURRENCY },
       sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKeys),
-      registry: given.registry ?? new DynamoConnectionRegistry(db(), config.CONNECTIONS_TABLE, systemClock),
+      registry: given.registry ?? connectionRegistry(config, db()),
       messages: given.messages ?? messageLog(config, db()),
       posterFor: given.posterFor ?? postersFor(config, scope, env, log),
     };

@@ -1,12 +1,11 @@
-import { DynamoMembershipStore } from '../adapters/dynamo-members.js';
-import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
 import { createLog } from '../adapters/log.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
+import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { redisHelpers } from '../context/redis.js';
 import { readAppKeys } from '../context/secrets.js';
-import { rateSettings, systemClock } from '../context/settings.js';
+import { rateSettings } from '../context/settings.js';
 import { messageLog } from '../context/store.js';
 import { getHistory, type GetHistoryServices } from '../domain/messaging.js';
 import { MessageCipher } from '../encryption.js';
@@ -21,12 +20,14 @@ export const route: Route<GetHistoryRouteServices, FrameHandler> = {
     const config = loadConfig('getHistory', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
     const db = once(() => documentClient(config, scope, env));
+    const members = given.members ?? membershipStore(config, db());
     return {
       log,
+      roster: given.roster ?? memberRoster(config, members),
+      members,
       limits: given.limits ?? rateSettings(config),
       sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKeys),
-      registry: given.registry ?? new DynamoConnectionRegistry(db(), config.CONNECTIONS_TABLE, systemClock),
-      members: given.members ?? new DynamoMembershipStore(db(), config.MEMBERS_TABLE),
+      registry: given.registry ?? connectionRegistry(config, db()),
       messages: given.messages ?? messageLog(config, db()),
       limiter: given.limiter ?? (await redisHelpers(config, scope, env, log)).limiter,
     };

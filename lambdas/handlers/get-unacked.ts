@@ -1,11 +1,10 @@
-import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
 import { createLog } from '../adapters/log.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
+import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { redisHelpers } from '../context/redis.js';
 import { devicePositions, messageLog } from '../context/store.js';
-import { DynamoMembershipStore } from '../adapters/dynamo-members.js';
 import { readAppKeys } from '../context/secrets.js';
 import { rateSettings, systemClock } from '../context/settings.js';
 import { getUnacked, type GetUnackedServices } from '../domain/messaging.js';
@@ -22,13 +21,15 @@ export const route: Route<GetUnackedRouteServices, FrameHandler> = {
     const log = given.log ?? createLog(config.LOG_LEVEL);
     const db = once(() => documentClient(config, scope, env));
     const redis = once(() => redisHelpers(config, scope, env, log));
+    const members = given.members ?? membershipStore(config, db());
     return {
       log,
+      roster: given.roster ?? memberRoster(config, members),
+      members,
       limits: given.limits ?? rateSettings(config),
       clock: given.clock ?? systemClock,
       sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKeys),
-      registry: given.registry ?? new DynamoConnectionRegistry(db(), config.CONNECTIONS_TABLE, systemClock),
-      members: given.members ?? new DynamoMembershipStore(db(), config.MEMBERS_TABLE),
+      registry: given.registry ?? connectionRegistry(config, db()),
       messages: given.messages ?? messageLog(config, db()),
       positions: given.positions ?? devicePositions(config, db()),
       limiter: given.limiter ?? (await redis()).limiter,

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
 import { createLog } from '../adapters/log.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
+import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { postersFor } from '../context/posters.js';
 import { redisHelpers } from '../context/redis.js';
@@ -12,12 +12,11 @@ import { deliverySettings, rateSettings, systemClock } from '../context/settings
 import { fanoutQueue } from '../context/sqs.js';
 import { sendMessage, type SendMessageServices } from '../domain/messaging.js';
 import { MessageCipher } from '../encryption.js';
-import { frameRoute, type FrameHandler } from '../frame-route.js';
-import type { Log } from '../ports.js';
+import { frameRoute, type FrameHandler, type FrameServices } from '../frame-route.js';
 import { sendMessageFrameSchema } from '../protocol.js';
 import { callbackEndpoint } from '../proxy-event.js';
 
-export type SendMessageRouteServices = SendMessageServices & { log: Log; callbackUrl: string | undefined };
+export type SendMessageRouteServices = SendMessageServices & FrameServices & { callbackUrl: string | undefined };
 
 /** Route `sendMessage`: write to the log, post `sent` to the sender, then deliver live. */
 export const route: Route<SendMessageRouteServices, FrameHandler> = {
@@ -28,13 +27,14 @@ export const route: Route<SendMessageRouteServices, FrameHandler> = {
     const redis = once(() => redisHelpers(config, scope, env, log));
     return {
       log,
+      roster: given.roster ?? memberRoster(config, membershipStore(config, db())),
       callbackUrl: config.CALLBACK_URL,
       limits: given.limits ?? rateSettings(config),
       delivery: given.delivery ?? deliverySettings(config),
       clock: given.clock ?? systemClock,
       newMessageId: given.newMessageId ?? (() => randomUUID()),
       sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKeys),
-      registry: given.registry ?? new DynamoConnectionRegistry(db(), config.CONNECTIONS_TABLE, systemClock),
+      registry: given.registry ?? connectionRegistry(config, db()),
       messages: given.messages ?? messageLog(config, db()),
       limiter: given.limiter ?? (await redis()).limiter,
       seqCache: given.seqCache ?? (await redis()).seqCache,

@@ -1,32 +1,33 @@
-import { DynamoConnectionRegistry } from '../adapters/dynamo-registry.js';
 import { createLog } from '../adapters/log.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
-import { lambdaHandler, type Route, type ServiceSource } from '../context/lazy.js';
+import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
+import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { postersFor } from '../context/posters.js';
 import { redisHelpers } from '../context/redis.js';
 import { deliverySettings, rateSettings, systemClock } from '../context/settings.js';
 import { fanoutQueue } from '../context/sqs.js';
 import { typing, type TypingServices } from '../domain/messaging.js';
-import { frameRoute, type FrameHandler } from '../frame-route.js';
-import type { Log } from '../ports.js';
+import { frameRoute, type FrameHandler, type FrameServices } from '../frame-route.js';
 import { typingFrameSchema } from '../protocol.js';
 import { callbackEndpoint } from '../proxy-event.js';
 
-export type TypingRouteServices = TypingServices & { log: Log; callbackUrl: string | undefined };
+export type TypingRouteServices = TypingServices & FrameServices & { callbackUrl: string | undefined };
 
 /** Route `typing`: tell every other user in the conversation. Answers only on error. */
 export const route: Route<TypingRouteServices, FrameHandler> = {
   async build(env, scope, given = {}) {
     const config = loadConfig('typing', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
+    const db = once(() => documentClient(config, scope, env));
     return {
       log,
+      roster: given.roster ?? memberRoster(config, membershipStore(config, db())),
       callbackUrl: config.CALLBACK_URL,
       limits: given.limits ?? rateSettings(config),
       delivery: given.delivery ?? deliverySettings(config),
       clock: given.clock ?? systemClock,
-      registry: given.registry ?? new DynamoConnectionRegistry(documentClient(config, scope, env), config.CONNECTIONS_TABLE, systemClock),
+      registry: given.registry ?? connectionRegistry(config, db()),
       limiter: given.limiter ?? (await redisHelpers(config, scope, env, log)).limiter,
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
       posterFor: given.posterFor ?? postersFor(config, scope, env, log),

@@ -48,10 +48,16 @@ describe('npm run admin against a running dev server', () => {
     expect(check).toEqual({ ok: true, userId: 'carol' });
     const carol = await ChatClient.connect(backend, conversationId, 'carol', 'phone');
 
-    // Removal also ends carol's open connection: her socket closes and its registry row is gone.
-    expect(await admin('remove-member', conversationId, 'carol')).toMatch(/removed carol .*closed 1 open connection;/);
-    expect((await carol.socket.closed).code).toBe(1000);
+    // Removal also cuts carol's open connection off the conversation: it is told, and its subscription is gone
+    // (the connection itself stays open for her other conversations).
+    expect(await admin('remove-member', conversationId, 'carol')).toMatch(/removed carol .*unsubscribed 1 open connection;/);
+    expect(await carol.waitFor((f) => f.type === 'unsubscribed')).toEqual({
+      type: 'unsubscribed',
+      conversations: [{ conversationId, status: 'forbidden' }],
+    });
+    expect(await carol.request({ action: 'getHistory', conversationId }, 'history')).toMatchObject({ type: 'error', code: 'forbidden' });
     expect(await members.isMember(conversationId, 'carol')).toBe(false);
+    await carol.close();
     expect(await refusedStatus(connectUrl(backend, { token, conversationId, clientId: 'phone' }))).toBe(403);
   });
 

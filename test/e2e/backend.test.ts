@@ -113,13 +113,14 @@ describe('stale connections and limits', () => {
     await bob.close();
     // As if API Gateway lost the $disconnect: the row remains for a socket that is gone.
     const now = Date.now();
-    await db.send(new PutCommand({
-      TableName: backend.tables.connections,
-      Item: { connectionId: 'Gh0stC0nnecti0n=', conversationId, userId: 'bob', deviceId: 'phone', connectedAt: now, expiresAt: Math.floor(now / 1000) + 3600 },
-    }));
+    const ghost = { connectionId: 'Gh0stC0nnecti0n=', userId: 'bob', deviceId: 'phone', connectedAt: now, expiresAt: Math.floor(now / 1000) + 3600 };
+    await db.send(new PutCommand({ TableName: backend.tables.connections, Item: { ...ghost, entry: '#connection' } }));
+    await db.send(new PutCommand({ TableName: backend.tables.connections, Item: { ...ghost, entry: `c#${conversationId}`, conversationId } }));
     const alice = await join(conversationId, 'alice', 'phone');
     const sent = await alice.request({ action: 'sendMessage', conversationId, clientMessageId: 'x', body: 'are you there' }, 'sent');
-    await eventually(async () => (await db.send(new GetCommand({ TableName: backend.tables.connections, Key: { connectionId: 'Gh0stC0nnecti0n=' } }))).Item === undefined);
+    // The pruned connection loses every entry: its record and its subscription.
+    const entry = (key: string) => db.send(new GetCommand({ TableName: backend.tables.connections, Key: { connectionId: ghost.connectionId, entry: key } }));
+    await eventually(async () => (await entry(`c#${conversationId}`)).Item === undefined && (await entry('#connection')).Item === undefined);
     const back = await join(conversationId, 'bob', 'phone');
     expect(ids(await back.request({ action: 'getUnacked', conversationId }, 'unacked'))).toEqual([sent.messageId]);
   });

@@ -96,10 +96,9 @@ async function readImporting(key: string, source: ClusterNode): Promise<{ value:
   }
 }
 
-/** The key of a connection's rate-limit bucket: a call without a user bucket is tagged with its first key. */
-function connectionBucketKey(connectionId: string): string {
-  const bucket = `conn:${connectionId}`;
-  return `{k:${encodeURIComponent(bucket)}}:rl:${bucket}`;
+/** The key of a connection's rate-limit bucket: every frame also takes from its user's, so both carry the user's tag. */
+function connectionBucketKey(userId: string, connectionId: string): string {
+  return `{u:${encodeURIComponent(userId)}}:rl:conn:${connectionId}`;
 }
 
 describe('the backend on a 3-node Redis Cluster', () => {
@@ -121,7 +120,7 @@ describe('the backend on a 3-node Redis Cluster', () => {
     await say(bob, 'hello', 2);
     const seqKey = `{c:${conversationId}}:lastSeq`;
     const aliceConnection = await connectionIdOf(db, backend, conversationId, 'alice', 'phone');
-    const bucketKey = connectionBucketKey(aliceConnection);
+    const bucketKey = connectionBucketKey('alice', aliceConnection);
     // Until both keys are in the cluster: the seq cache follows the log, and alice's bucket is kept there.
     let round = 0;
     await eventually(async () => {

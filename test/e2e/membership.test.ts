@@ -83,6 +83,10 @@ describe('membership changes', () => {
     await addMember({ members, messages: log }, conversationId, 'carol');
     expect(await members.get(conversationId, 'carol')).toMatchObject({ sinceSeq: sent.length });
     const afterReAdd = await say('readded', 2);
+    // Her open connection was unsubscribed when its frames met the removal; re-added, it subscribes again.
+    expect(await carol.request({ action: 'subscribe', conversationIds: [conversationId] }, 'subscribed')).toMatchObject({
+      conversations: [{ conversationId, status: 'ok', lastSeq: sent.length }],
+    });
 
     // Carol's device collects only what came after the re-add: not what was sent while she was out, and not
     // what was pending before the removal either.

@@ -10,7 +10,7 @@ import { applyEnv, completeEnv, restoreEnv, TEST_KEYS, TEST_SECRET_JSON, uniqueI
 import { connectEvent, messageEvent } from '../support/events.js';
 import { parseFrame, type Frame } from './support/answers.js';
 import { controlledRedis, managementStub, throttlingDynamo, type ControlledRedis, type ManagementStub, type ThrottlingDynamo } from './support/fault-servers.js';
-import { BackendProbe, switchEnv } from './support/probe.js';
+import { BackendProbe, CONNECTION_ENTRY, SUBSCRIPTION_PREFIX, switchEnv } from './support/probe.js';
 import { lambdas } from '../support/lambdas.js';
 
 const ack = lambdas.ack;
@@ -54,6 +54,8 @@ beforeAll(async () => {
       CALLBACK_URL: stub.endpoint,
       RATE_LIMIT_PER_SECOND: '100000',
       RATE_LIMIT_BURST: '100000',
+      RATE_LIMIT_USER_PER_SECOND: '100000',
+      RATE_LIMIT_USER_BURST: '100000',
       FANOUT_THRESHOLD: '1000',
     }),
   );
@@ -214,8 +216,10 @@ describe('DynamoDB throttling', () => {
     dynamoProxy.throttle('GetItem', 2);
     expect(await frame(getUnacked, alice.connectionId, { action: 'getUnacked', conversationId })).toMatchObject({ type: 'unacked' });
     expect(dynamoProxy.throttled('GetItem')).toBe(2);
-    // The two throttled attempts, then the binding, the membership and the device position.
-    expect(dynamoProxy.calls('GetItem')).toBe(5);
+    // The two throttled attempts at the connection's record, then the record, the subscription, the membership
+    // and the device position (the roster is a Query, not a GetItem).
+    expect(dynamoProxy.calls('GetItem')).toBe(6);
+    expect(dynamoProxy.calls('Query')).toBeGreaterThanOrEqual(1);
   });
 
   it('answers unavailable once the SDK\'s retries are spent', async () => {
@@ -237,9 +241,14 @@ describe('DynamoDB throttling', () => {
     const result = await connect(connectEvent(carol.connectionId, { token, conversationId, clientId: 'phone' }));
     expect(result.statusCode).toBe(503);
     expect(dynamoProxy.calls('GetItem')).toBeGreaterThanOrEqual(2);
-    expect(dynamoProxy.calls('PutItem')).toBe(0);
+    // No record, no claim on carol's connection slots, no subscription.
+    for (const write of ['PutItem', 'UpdateItem', 'BatchWriteItem', 'DeleteItem', 'TransactWriteItems']) {
+      expect([write, dynamoProxy.calls(write)]).toEqual([write, 0]);
+    }
     dynamoProxy.reset();
-    expect(await probe.row(carol.connectionId)).toBeUndefined();
+    expect(await probe.entriesOf(carol.connectionId)).toEqual([]);
+    expect(await probe.openConnectionsOf('carol')).toEqual([]);
+    expect((await probe.rowsOf(conversationId)).map((row) => row.connectionId)).toEqual([alice.connectionId]);
   });
 });
 
@@ -252,8 +261,13 @@ describe('Management API failures', () => {
     const sent = await frame(sendMessage, alice.connectionId, { action: 'sendMessage', conversationId, clientMessageId: 'g-1', body: 'to a gone socket' });
     expect(sent).toMatchObject({ type: 'sent', duplicate: false });
     expect(stub.attempts(bob.connectionId)).toBe(1);
-    expect(await probe.row(bob.connectionId)).toBeUndefined();
-    expect(await probe.row(alice.connectionId)).toBeDefined();
+    // bob's connection is forgotten entirely: record, subscription, and its place among his open connections.
+    expect(await probe.entriesOf(bob.connectionId)).toEqual([]);
+    expect(await probe.openConnectionsOf('bob')).not.toContain(bob.connectionId);
+    expect((await probe.rowsOf(conversationId)).map((row) => row.connectionId)).toEqual([alice.connectionId]);
+    // alice's connection, whose post succeeded, is untouched.
+    expect(await probe.entriesOf(alice.connectionId)).toEqual([CONNECTION_ENTRY, `${SUBSCRIPTION_PREFIX}${conversationId}`].sort());
+    expect(await probe.openConnectionsOf('alice')).toContain(alice.connectionId);
     // bob's phone comes back on a new connection: the message is waiting.
     const back = { ...bob, connectionId: `${uniqueId('bob')}=` };
     await connectDevice(conversationId, back);
@@ -276,8 +290,10 @@ describe('Management API failures', () => {
     for (const failing of [throttled, broken]) {
       expect(stub.attempts(failing.connectionId)).toBeGreaterThanOrEqual(2);
       expect(stub.attempts(failing.connectionId)).toBeLessThanOrEqual(5);
-      // Not gone: the row stays.
-      expect(await probe.row(failing.connectionId)).toBeDefined();
+      // Not gone: the record, the subscription and the slot stay.
+      expect(await probe.record(failing.connectionId)).toMatchObject({ connectionId: failing.connectionId, userId: failing.userId });
+      expect(await probe.subscription(failing.connectionId, conversationId)).toMatchObject({ conversationId, userId: failing.userId });
+      expect(await probe.openConnectionsOf(failing.userId)).toContain(failing.connectionId);
     }
     expect(postsTo(flaky.connectionId).map((p) => p.status)).toEqual([503, 200]);
     for (const recipient of [throttled, broken, flaky]) {

@@ -1,21 +1,35 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { sqsRecord } from '../support/sqs-record.js';
+import { mockRoutes } from '../../deploy/routes.js';
 import { DynamoMembershipStore } from '../../lambdas/adapters/dynamo-members.js';
-import { CONVERSATION_INDEX } from '../../deploy/tables.js';
 import { handler as defaultRoute } from '../../lambdas/handlers/default.js';
 import { connectParamsSchema, isWellFormed } from '../../lambdas/protocol.js';
 import { appKeysFrom } from '../../lambdas/secret.js';
 import { startLocalBackend, type LocalBackend } from '../../local/backend.js';
+import { MockTemplates } from '../../local/gateway/mock.js';
 import { openClient, type TestClient } from '../../local/gateway/testing.js';
+import type { LocalWebsocketEvent } from '../../local/gateway/types.js';
 import { signToken } from '../../local/tokens.js';
 import { connectUrl } from '../support/chat.js';
 import { uniqueId } from '../support/env.js';
 import { connectEvent, disconnectEvent, messageEvent } from '../support/events.js';
-import { answerProblems, errorFrameProblems, expectedAnswer, parseFrame, pushedFrameProblems, routeOf, type Route } from './support/answers.js';
-import { Entries, edgeString, edgeUnit, loneSurrogate, encode, fuzzFrame, fuzzValue, nastyString, runsFor, TOTAL_RUNS, type Binding, type FuzzValue } from './support/fuzz-values.js';
+import {
+  answerCount,
+  answerProblems,
+  applyExpected,
+  errorFrameProblems,
+  expectedAnswer,
+  parseFrame,
+  pushedFrameProblems,
+  routeOf,
+  ROUTES,
+  type Expected,
+  type Route,
+  type Session,
+} from './support/answers.js';
+import { Entries, edgeString, edgeUnit, loneSurrogate, encode, fuzzFrame, fuzzValue, nastyString, runsFor, TOTAL_RUNS, type FuzzFrame, type FuzzValue } from './support/fuzz-values.js';
+import { BackendProbe, CONNECTION_ENTRY, SUBSCRIPTION_PREFIX } from './support/probe.js';
 import { badTokens } from './support/tokens.js';
 import { testLambdas } from '../support/lambdas.js';
 
@@ -30,22 +44,37 @@ const sendMessage = lambdas.sendMessage;
 const typing = lambdas.typing;
 
 /**
- * Bad input, property-based: arbitrary frames into every route handler (called directly, as Lambda would) and
- * through the API Gateway emulator with real `ws` clients, arbitrary $connect parameters and headers,
- * arbitrary $disconnect events and arbitrary SQS records for the fan-out worker. The whole backend is real
- * (dynalite, fauxqs, redis-server); the rate limit is set high so it never masks behaviour.
+ * Bad input, property-based: arbitrary frames into every route handler (called directly, as Lambda would; `ping`
+ * through its MOCK template) and through the API Gateway emulator with real `ws` clients, arbitrary $connect
+ * parameters and headers, arbitrary $disconnect events and arbitrary SQS records for the fan-out worker. The
+ * frames are of every v2 action (subscribe, unsubscribe and ping included), carry valid and malformed
+ * requestIds, and change what the connection is subscribed to as they go: the expected answers follow that
+ * (answers.ts, `Session`). The whole backend is real (dynalite, fauxqs, redis-server); the rate limit is set high
+ * so it never masks behaviour.
  *
  * `npm test` runs about 3,000 cases in total (at least 2,400); `npm run fuzz` (FUZZ_RUNS=10000) runs 10,000+.
  */
 let backend: LocalBackend;
-let db: DynamoDBDocumentClient;
+let probe: BackendProbe;
 let jwtSecret: Uint8Array;
 let cases = 0;
 const unhandled: unknown[] = [];
 const recordUnhandled = (reason: unknown) => unhandled.push(reason);
 const sockets: TestClient[] = [];
 
+/** `ping` is a MOCK route: API Gateway renders the deployed template itself (as the emulator does), no handler runs. */
+const PING_TEMPLATE = mockRoutes.find((r) => r.routeKey === 'ping')?.responseTemplate ?? '';
+const templates = new MockTemplates();
+async function ping(event: unknown): Promise<{ statusCode: number; body?: string }> {
+  const message = event as LocalWebsocketEvent;
+  const rendered = templates.render(PING_TEMPLATE, { ...message, requestContext: { ...message.requestContext, requestTimeEpoch: Date.now() } });
+  return rendered === '' ? { statusCode: 200 } : { statusCode: 200, body: rendered };
+}
+
 const routes: Record<Route, (event: unknown) => Promise<{ statusCode: number; body?: string }>> = {
+  subscribe: lambdas.subscribe,
+  unsubscribe: lambdas.unsubscribe,
+  ping,
   typing,
   sendMessage,
   ack,
@@ -53,25 +82,37 @@ const routes: Record<Route, (event: unknown) => Promise<{ statusCode: number; bo
   getHistory: lambdas.getHistory,
   $default: defaultRoute,
 };
-const ROUTES = Object.keys(routes) as Route[];
+/** The routes that run a handler (all but the MOCK `ping`). */
+const HANDLER_ROUTES = ROUTES.filter((route) => route !== 'ping');
+/**
+ * Conversations the fuzzed user (alice) is a member of besides the one the connection starts in, named like
+ * Object.prototype's properties: valid ids (1–128 of A-Z a-z 0-9 _ -) like any other.
+ */
+const HOSTILE_MEMBERSHIPS = ['constructor', '__proto__'];
 
 beforeAll(async () => {
   process.on('unhandledRejection', recordUnhandled);
   process.on('uncaughtException', recordUnhandled);
   backend = await startLocalBackend({
     redisUrl: inject('redisUrl'),
-    env: { LOG_LEVEL: 'SILENT', RATE_LIMIT_PER_SECOND: '1000000', RATE_LIMIT_BURST: '1000000' },
+    env: {
+      LOG_LEVEL: 'SILENT',
+      RATE_LIMIT_PER_SECOND: '1000000',
+      RATE_LIMIT_BURST: '1000000',
+      RATE_LIMIT_USER_PER_SECOND: '1000000',
+      RATE_LIMIT_USER_BURST: '1000000',
+    },
   });
-  db = DynamoDBDocumentClient.from(
-    new DynamoDBClient({ endpoint: backend.dynamodbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
-  );
+  probe = new BackendProbe(backend);
   jwtSecret = appKeysFrom(backend.env.APP_SECRET_JSON ?? '').jwtSecret;
+  const members = new DynamoMembershipStore(probe.db, backend.tables.members);
+  for (const conversationId of HOSTILE_MEMBERSHIPS) await members.add(conversationId, 'alice', 0);
 });
 
 afterAll(async () => {
   console.log(`fuzz: ${cases} cases (at least ${TOTAL_RUNS} planned${process.env.FUZZ_RUNS === undefined ? '' : ', from FUZZ_RUNS'})`);
   await Promise.all(sockets.map((s) => s.close().catch(() => undefined)));
-  db.destroy();
+  await probe.close();
   await lambdas.reset();
   await backend.close();
   process.off('unhandledRejection', recordUnhandled);
@@ -80,14 +121,9 @@ afterAll(async () => {
 
 async function conversationWith(...userIds: string[]): Promise<string> {
   const conversationId = uniqueId('fuzz');
-  const members = new DynamoMembershipStore(db, backend.tables.members);
+  const members = new DynamoMembershipStore(probe.db, backend.tables.members);
   for (const userId of userIds) await members.add(conversationId, userId, 0);
   return conversationId;
-}
-
-async function rowOf(connectionId: string): Promise<Record<string, unknown> | undefined> {
-  const result = await db.send(new GetCommand({ TableName: backend.tables.connections, Key: { connectionId }, ConsistentRead: true }));
-  return result.Item;
 }
 
 async function live(conversationId: string, userId: string, deviceId: string): Promise<TestClient> {
@@ -97,17 +133,9 @@ async function live(conversationId: string, userId: string, deviceId: string): P
   return socket;
 }
 
-/** The connection id the registry has for a user's (only) socket in a conversation. */
+/** The connection id the registry has for a user's (only) socket subscribed to a conversation. */
 async function connectionIdOf(conversationId: string, userId: string): Promise<string> {
-  const result = await db.send(
-    new QueryCommand({
-      TableName: backend.tables.connections,
-      IndexName: CONVERSATION_INDEX,
-      KeyConditionExpression: 'conversationId = :c',
-      ExpressionAttributeValues: { ':c': conversationId },
-    }),
-  );
-  const row = (result.Items ?? []).find((item) => item.userId === userId);
+  const row = (await probe.rowsOf(conversationId)).find((item) => item.userId === userId);
   if (typeof row?.connectionId !== 'string') throw new Error(`${userId} has no connection in ${conversationId}`);
   return row.connectionId;
 }
@@ -119,6 +147,61 @@ async function connectDirect(connectionId: string, conversationId: string, userI
   expect(result.statusCode).toBe(200);
 }
 
+/** alice's session on a connection subscribed (at $connect) to `conversationId`: also a member of `others`. */
+function sessionOf(conversationId: string, others: string[]): Session {
+  return {
+    conversationId,
+    userId: 'alice',
+    alsoMemberOf: [...others, ...HOSTILE_MEMBERSHIPS],
+    subscribed: new Set([conversationId]),
+    maxSubscriptions: Number(backend.env.MAX_SUBSCRIPTIONS_PER_CONNECTION ?? '') || 100,
+  };
+}
+
+/** After a failure (or a shrink step), what the connection is really subscribed to, from the registry. */
+async function resync(session: Session, connectionId: string): Promise<void> {
+  const entries = await probe.entriesOf(connectionId);
+  session.subscribed = new Set(entries.filter((e) => e.startsWith(SUBSCRIPTION_PREFIX)).map((e) => e.slice(SUBSCRIPTION_PREFIX.length)));
+}
+
+/** The frames a socket received from index `from` on, once there are `count` (or `timeoutMs` passed). */
+async function framesFrom(socket: TestClient, from: number, count: number, timeoutMs = 5_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  while (socket.received.length < from + count && Date.now() < deadline) {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        socket.ws.off('message', done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(1, deadline - Date.now()));
+      socket.ws.on('message', done);
+    });
+  }
+  return socket.received.slice(from);
+}
+
+/**
+ * Frames this suite found answered against the contract (minimal forms of fast-check's counterexamples), tried
+ * first on every run so each stays fixed once it is: a member conversation named like an Object.prototype
+ * property resumed without an afterSeq for it; a seq at Number.MAX_SAFE_INTEGER; an afterSeq key echoed in the
+ * error message; and `ping` requestIds the MOCK template mishandles (a quote, an object with its own toString,
+ * deep nesting).
+ */
+function foundFrames(session: Session): FuzzFrame[] {
+  const frames: unknown[] = [
+    { action: 'subscribe', conversationIds: ['constructor'], afterSeq: {} },
+    { action: 'getUnacked', conversationId: session.conversationId, afterSeq: Number.MAX_SAFE_INTEGER },
+    { action: 'subscribe', conversationIds: ['someone-elses'], afterSeq: { '<script>alert(1)</script>': 1 } },
+    { action: 'ping', requestId: "it's" },
+    { action: 'ping', requestId: { toString: 'x' } },
+  ];
+  return [
+    ...frames.map((frame) => ({ kind: 'found', text: JSON.stringify(frame) })),
+    { kind: 'found', text: `{"action":"ping","requestId":${'['.repeat(2500)}1${']'.repeat(2500)}}` },
+  ];
+}
+
 function checkPassive(socket: TestClient, conversationId: string): void {
   const problems = socket.received.flatMap((text) => pushedFrameProblems(parseFrame(text), conversationId));
   expect(problems).toEqual([]);
@@ -126,15 +209,16 @@ function checkPassive(socket: TestClient, conversationId: string): void {
 }
 
 describe('every route handler, called directly', () => {
-  let binding: Binding;
+  let binding: Session;
   let bob: TestClient;
   let alice: TestClient;
-  // alice's real socket: `sent` is posted to it (a connection without a socket would be pruned on that 410).
+  // alice's real socket: `sent` (and a resuming `subscribe`'s frames) are posted to it (a connection without a
+  // socket would be pruned on that 410).
   let CONNECTION = '';
 
   beforeAll(async () => {
     const conversationId = await conversationWith('alice', 'bob');
-    binding = { conversationId, userId: 'alice' };
+    binding = sessionOf(conversationId, [await conversationWith('alice')]);
     alice = await live(conversationId, 'alice', 'phone');
     CONNECTION = await connectionIdOf(conversationId, 'alice');
     bob = await live(conversationId, 'bob', 'phone');
@@ -142,19 +226,43 @@ describe('every route handler, called directly', () => {
 
   it('answers any frame by contract: a valid error frame, or the normal answer of a valid frame; never throws', async () => {
     const routeChoice = fc.oneof(fc.constant<'natural'>('natural'), fc.constantFrom(...ROUTES));
-    await fc.assert(
-      fc.asyncProperty(routeChoice, fuzzFrame(binding, 200 * 1024, 5000), async (choice, frame) => {
-        cases += 1;
-        const route = choice === 'natural' ? routeOf(frame.text) : choice;
-        const result = await routes[route](messageEvent(CONNECTION, frame.text, route));
-        expect(result.statusCode).toBe(200);
-        expect(answerProblems(expectedAnswer(route, frame.text, binding), result.body, frame.text, binding)).toEqual([]);
-      }),
-      { numRuns: runsFor(0.6) },
-    );
+    let seen = alice.received.length;
+    try {
+      await fc.assert(
+        fc.asyncProperty(routeChoice, fuzzFrame(binding, 200 * 1024, 5000), async (choice, frame) => {
+          cases += 1;
+          const route = choice === 'natural' ? routeOf(frame.text) : choice;
+          const strays = alice.received.slice(seen);
+          seen = alice.received.length;
+          expect(strays, 'frames posted to alice that no frame asked for').toEqual([]);
+          const expected = expectedAnswer(route, frame.text, binding);
+          applyExpected(binding, expected);
+          try {
+            const result = await routes[route](messageEvent(CONNECTION, frame.text, route));
+            expect(result.statusCode).toBe(200);
+            // What was posted to the connection comes first; the route's own answer (its body) last.
+            const posted = await framesFrom(alice, seen, answerCount(expected) - (result.body === undefined ? 0 : 1));
+            seen += posted.length;
+            expect(answerProblems(expected, [...posted, ...(result.body === undefined ? [] : [result.body])], frame.text)).toEqual([]);
+          } catch (error) {
+            // What the failed frame still posts is its own, not a stray of the next; the registry says what the
+            // connection is subscribed to now (fast-check goes on shrinking from there).
+            await framesFrom(alice, alice.received.length, 1, 50);
+            seen = alice.received.length;
+            await resync(binding, CONNECTION);
+            throw error;
+          }
+        }),
+        { numRuns: runsFor(0.6), examples: foundFrames(binding).map((frame): ['natural', FuzzFrame] => ['natural', frame]) },
+      );
+    } finally {
+      // The next tests send on the bound conversation, whatever the fuzzed frames unsubscribed.
+      const again = await lambdas.subscribe(messageEvent(CONNECTION, { action: 'subscribe', conversationIds: [binding.conversationId] }, 'subscribe'));
+      expect(parseFrame(again.body ?? '{}')).toMatchObject({ type: 'subscribed', conversations: [{ conversationId: binding.conversationId, status: 'ok' }] });
+    }
     checkPassive(bob, binding.conversationId);
     expect(unhandled).toEqual([]);
-  });
+  }, 120_000);
 
   it('answers anything that is not an API Gateway event with bad_request, and $connect/$disconnect never throw on it', async () => {
     const notAnEvent = fc.oneof(
@@ -165,7 +273,7 @@ describe('every route handler, called directly', () => {
     await fc.assert(
       fc.asyncProperty(notAnEvent, async (event) => {
         cases += 1;
-        for (const route of ROUTES) {
+        for (const route of HANDLER_ROUTES) {
           const result = await routes[route](event);
           expect(result.statusCode).toBe(200);
           const answer = parseFrame(result.body ?? '');
@@ -215,7 +323,7 @@ describe('every route handler, called directly', () => {
 });
 
 describe('$connect with arbitrary parameters and headers, and $disconnect', () => {
-  it('answers 200, 400, 401 or 403 as the contract says, writes a row only on 200, and never echoes the token', async () => {
+  it('answers 200, 400, 401 or 403 as the contract says, writes the connection\'s items only on 200, and never echoes the token', async () => {
     const conversationId = await conversationWith('alice');
     const tokens: Record<string, string> = {
       alice: await signToken(jwtSecret, 'alice'),
@@ -265,40 +373,72 @@ describe('$connect with arbitrary parameters and headers, and $disconnect', () =
         const result = await connect(event);
 
         const params = connectParamsSchema.safeParse(query);
-        // No token at all is a 401 whatever else is wrong; otherwise malformed parameters are a 400.
+        // API Gateway's connection ids never hold `#` (the registry's keys use it): such an event is malformed, a
+        // 400 before anything else. No token at all is a 401 whatever else is wrong; otherwise malformed
+        // parameters are a 400.
         const missingToken = query.token === undefined || query.token === '';
-        const kind = missingToken ? 'missing' : params.success ? (q.token?.kind ?? '') : 'params';
-        const member = params.success && params.data.conversationId === conversationId;
+        const kind = connectionId.includes('#') ? 'params' : missingToken ? 'missing' : params.success ? (q.token?.kind ?? '') : 'params';
+        // v2: conversationId is optional. Without it no membership is asked (any valid user connects); with
+        // it, the user must be a member of it (only alice is, and of HOSTILE_MEMBERSHIPS too).
+        const named = params.success ? params.data.conversationId : undefined;
+        const aliceIn = (c: string) => c === conversationId || HOSTILE_MEMBERSHIPS.includes(c);
+        const admits = (userId: string) => (named === undefined || (userId === 'alice' && aliceIn(named)) ? 200 : 403);
         const allowed =
           kind === 'params' ? [400]
-          : kind === 'alice' ? [member ? 200 : 403]
-          : kind === 'mallory' ? [403]
-          : kind === 'mutated alice' ? [401, member ? 200 : 403]
-          : kind === 'mutated mallory' ? [401, 403]
+          : kind === 'alice' ? [admits('alice')]
+          : kind === 'mallory' ? [admits('mallory')]
+          : kind === 'mutated alice' ? [401, admits('alice')]
+          : kind === 'mutated mallory' ? [401, admits('mallory')]
           : [401];
         expect(allowed).toContain(result.statusCode);
         const token = params.success ? params.data.token : '';
         if (token.length >= 8) expect(result.body ?? '').not.toContain(token);
-        const row = await rowOf(connectionId);
+        const subscribed = async () => (await probe.rowsOf(conversationId)).some((row) => row.connectionId === connectionId);
         if (result.statusCode !== 200) {
-          expect(row).toBeUndefined();
+          // A refusal writes nothing: no record, no subscription, no claim on a user's connection slots.
+          expect(await probe.entriesOf(connectionId)).toEqual([]);
+          expect(await subscribed()).toBe(false);
+          for (const userId of ['alice', 'mallory']) expect(await probe.openConnectionsOf(userId)).not.toContain(connectionId);
           return;
         }
-        expect(row).toMatchObject({ connectionId, userId: 'alice', conversationId, deviceId: params.success ? params.data.clientId : '' });
+        const userId = kind.endsWith('mallory') ? 'mallory' : 'alice';
+        const deviceId = params.success ? params.data.clientId : '';
+        // The record says who the connection is and nothing else: no conversationId, so the index never holds it.
+        expect(await probe.record(connectionId)).toEqual({
+          connectionId,
+          entry: CONNECTION_ENTRY,
+          userId,
+          deviceId,
+          connectedAt: expect.any(Number),
+          expiresAt: expect.any(Number),
+        });
+        // Subscribed at once to the conversation it named, and to nothing else.
+        expect(await probe.entriesOf(connectionId)).toEqual(
+          named === undefined ? [CONNECTION_ENTRY] : [CONNECTION_ENTRY, `${SUBSCRIPTION_PREFIX}${named}`].sort(),
+        );
+        if (named !== undefined) {
+          expect(await probe.subscription(connectionId, named)).toMatchObject({ connectionId, conversationId: named, userId, deviceId });
+        }
+        expect(await subscribed()).toBe(named === conversationId);
+        expect(await probe.openConnectionsOf(userId)).toContain(connectionId);
         expect(await disconnect(disconnectEvent(connectionId))).toEqual({ statusCode: 200 });
-        expect(await rowOf(connectionId)).toBeUndefined();
+        expect(await probe.entriesOf(connectionId)).toEqual([]);
+        expect(await subscribed()).toBe(false);
+        expect(await probe.openConnectionsOf(userId)).not.toContain(connectionId);
       }),
       { numRuns: runsFor(0.15) },
     );
   });
 
-  it('$disconnect answers 200 to any event and removes only its own row', async () => {
+  it('$disconnect answers 200 to any event and removes only its own connection\'s items', async () => {
     const conversationId = await conversationWith('alice');
     const KEEP = 'FuzzKeepMe=';
+    const LEAVER = 'FuzzLeaveMe=';
     await connectDirect(KEEP, conversationId, 'alice', 'keeper');
+    await connectDirect(LEAVER, conversationId, 'alice', 'leaver');
     const eventArb = fc.oneof(
       fc.anything(),
-      fc.string({ unit: edgeUnit, minLength: 1, maxLength: 128 }).filter((id) => id !== KEEP).map((id) => disconnectEvent(id)),
+      fc.string({ unit: edgeUnit, minLength: 1, maxLength: 128 }).filter((id) => id !== KEEP && id !== LEAVER).map((id) => disconnectEvent(id)),
       fc.record({ requestContext: fc.record({ connectionId: fc.anything(), routeKey: fc.anything() }) }),
     );
     await fc.assert(
@@ -308,7 +448,15 @@ describe('$connect with arbitrary parameters and headers, and $disconnect', () =
       }),
       { numRuns: runsFor(0.05) },
     );
-    expect(await rowOf(KEEP)).toMatchObject({ connectionId: KEEP });
+    // After all that, a real $disconnect of LEAVER still removes exactly LEAVER's items and slot.
+    expect(await disconnect(disconnectEvent(LEAVER))).toEqual({ statusCode: 200 });
+    expect(await probe.entriesOf(LEAVER)).toEqual([]);
+    expect(await probe.openConnectionsOf('alice')).not.toContain(LEAVER);
+    // KEEP is as it was: its record, its subscription (in the index too) and its place among alice's connections.
+    expect(await probe.record(KEEP)).toMatchObject({ connectionId: KEEP, userId: 'alice', deviceId: 'keeper' });
+    expect(await probe.entriesOf(KEEP)).toEqual([CONNECTION_ENTRY, `${SUBSCRIPTION_PREFIX}${conversationId}`].sort());
+    expect((await probe.rowsOf(conversationId)).map((row) => row.connectionId)).toEqual([KEEP]);
+    expect(await probe.openConnectionsOf('alice')).toContain(KEEP);
   });
 });
 
@@ -376,10 +524,18 @@ describe('the fan-out worker with arbitrary SQS records', () => {
 describe('through the API Gateway emulator with real ws clients', () => {
   it('answers every frame by contract, keeps the connection open and the process up', async () => {
     const conversationId = await conversationWith('alice', 'bob');
-    const binding: Binding = { conversationId, userId: 'alice' };
+    const binding = sessionOf(conversationId, [await conversationWith('alice')]);
     const alice = await live(conversationId, 'alice', 'phone');
+    const aliceConnection = await connectionIdOf(conversationId, 'alice');
     const bob = await live(conversationId, 'bob', 'phone');
-    const probe = JSON.stringify({ action: 'getUnacked', conversationId, limit: 1 });
+    // Answered `unacked` while the connection is subscribed to the conversation, `forbidden` once it is not.
+    const probeFrame = JSON.stringify({ action: 'getUnacked', conversationId, limit: 1 });
+    const answersTo = async (expected: Expected): Promise<string[]> => {
+      const answers: string[] = [];
+      // The first may wait for a cold start; the frames that follow it are already on their way.
+      for (let i = 0; i < answerCount(expected); i += 1) answers.push(await alice.next(i === 0 ? 10_000 : 3_000));
+      return answers;
+    };
     // Frames over 32 KB close the socket by design (security suite); stay under it here.
     await fc.assert(
       fc.asyncProperty(fuzzFrame(binding, 32 * 1000, 3000), async (frame) => {
@@ -387,17 +543,26 @@ describe('through the API Gateway emulator with real ws clients', () => {
         // What the handler sees: the socket carries UTF-8, so lone surrogates arrive as U+FFFD.
         const wire = Buffer.from(frame.text, 'utf8').toString('utf8');
         const expected = expectedAnswer(routeOf(wire), wire, binding);
-        await alice.send(frame.text);
-        if (expected.kind !== 'silent') {
-          expect(answerProblems(expected, await alice.next(10_000), wire, binding)).toEqual([]);
+        applyExpected(binding, expected);
+        try {
+          await alice.send(frame.text);
+          expect(answerProblems(expected, await answersTo(expected), wire)).toEqual([]);
+          const probeExpected = expectedAnswer('getUnacked', probeFrame, binding);
+          await alice.send(probeFrame);
+          expect(answerProblems(probeExpected, await answersTo(probeExpected), probeFrame)).toEqual([]);
+        } catch (error) {
+          // Whatever is still on its way belongs to this frame; the registry says what the connection has now.
+          await framesFrom(alice, alice.received.length, 1, 50);
+          let draining = true;
+          while (draining) draining = await alice.next(1).then(() => true, () => false);
+          await resync(binding, aliceConnection);
+          throw error;
         }
-        await alice.send(probe);
-        expect(parseFrame(await alice.next(10_000))).toMatchObject({ type: 'unacked', conversationId });
       }),
-      { numRuns: runsFor(0.25) },
+      { numRuns: runsFor(0.25), examples: foundFrames(binding).map((frame): [FuzzFrame] => [frame]) },
     );
     expect(alice.ws.readyState).toBe(alice.ws.OPEN);
     checkPassive(bob, conversationId);
     expect(unhandled).toEqual([]);
-  });
+  }, 120_000);
 });

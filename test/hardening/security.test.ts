@@ -1,18 +1,16 @@
 import fc from 'fast-check';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { ack as ackDomain, getUnacked as getUnackedDomain } from '../../lambdas/domain/messaging.js';
 import { MessageCipher } from '../../lambdas/encryption.js';
 import { DecryptionError } from '../../lambdas/errors.js';
-import { RateLimitedError } from '../../lambdas/errors.js';
-import type { Binding } from '../../lambdas/ports.js';
 import { appKeysFrom } from '../../lambdas/secret.js';
 import { startLocalBackend, type LocalBackend } from '../../local/backend.js';
 import { jsonLineLog, type GatewayLogEntry } from '../../local/gateway.js';
 import { openClient, refusedStatus } from '../../local/gateway/testing.js';
 import { signToken } from '../../local/tokens.js';
 import { ChatClient, connectUrl, eventually, tokenFor, type Frame } from '../support/chat.js';
-import { messageEvent } from '../support/events.js';
+import { uniqueId } from '../support/env.js';
+import { connectEvent, messageEvent } from '../support/events.js';
 import { parseFrame } from './support/answers.js';
 import { captureOutput } from './support/capture.js';
 import { BackendProbe, sendFragmented, switchEnv } from './support/probe.js';
@@ -243,7 +241,52 @@ describe('4. a device reads and acks only its own pending messages', () => {
   });
 });
 
-describe('5. the per-connection rate limit', () => {
+/** Registers a connection through the real $connect handler (subscribed to the conversation), as API Gateway would. */
+async function registered(conversationId: string, userId: string, deviceId: string): Promise<string> {
+  const connectionId = `${uniqueId('rl')}=`;
+  const token = await signToken(secret.jwtSecret, userId);
+  expect((await lambdas.connect(connectEvent(connectionId, { token, conversationId, clientId: deviceId }))).statusCode).toBe(200);
+  return connectionId;
+}
+
+/**
+ * Two containers, each with services of its own built from the backend's environment (plus `overrides`): one
+ * running `ack`, one running `getUnacked`. `frame` sends one frame through the chosen container's route
+ * handler (connection record → rate limits → subscription → domain) and says whether it was admitted.
+ */
+async function twoContainers(overrides: Record<string, string>) {
+  const env = { ...backend.env, ...overrides };
+  const scope = new Scope();
+  const ackServices = await ackRoute.build(env, scope);
+  const getUnackedServices = await getUnackedRoute.build(env, scope);
+  expect(ackServices.limiter).not.toBe(getUnackedServices.limiter);
+  const handlers = [ackRoute.create(() => Promise.resolve(ackServices)), getUnackedRoute.create(() => Promise.resolve(getUnackedServices))] as const;
+  return {
+    async frame(which: number, connectionId: string, conversationId: string, n: number): Promise<'admitted' | 'limited'> {
+      const requestId = `rl-${n}`;
+      const [action, answerType, handler] =
+        which === 0 ? (['ack', 'acked', handlers[0]] as const) : (['getUnacked', 'unacked', handlers[1]] as const);
+      const body = action === 'ack' ? { action, conversationId, messageIds: ['m'], requestId } : { action, conversationId, limit: 1, requestId };
+      const result = await handler(messageEvent(connectionId, body, action));
+      const answer = parseFrame(result.body ?? '');
+      if (answer.type === 'error') {
+        expect(answer).toMatchObject({ code: 'rate_limited', action, requestId });
+        return 'limited';
+      }
+      expect(answer).toMatchObject({ type: answerType, conversationId, requestId });
+      return 'admitted';
+    },
+    close: () => scope.close(),
+  };
+}
+
+/** The rate-limit buckets Redis holds for a user (RedisRateLimiter: `{u:<user>}:rl:user` and its connections'). */
+async function rateBucketsOf(userId: string): Promise<string[]> {
+  const tag = `{u:${encodeURIComponent(userId)}}:rl:`;
+  return (await probe.redis.keys(`${tag}*`)).map((key) => key.slice(tag.length)).sort();
+}
+
+describe('5. the rate limits, per connection and per user', () => {
   describe('at 1 frame/s with bursts of 3', () => {
     let restore: () => Promise<void>;
     beforeEach(async () => {
@@ -278,25 +321,60 @@ describe('5. the per-connection rate limit', () => {
     });
 
     it('is one bucket in Redis shared by separately built contexts (Lambda instances)', async () => {
-      const env = { ...backend.env };
-      // Two containers: one running `ack`, one running `getUnacked`, each with services of its own.
-      const scope = new Scope();
-      const contexts = [await ackRoute.build(env, scope), await getUnackedRoute.build(env, scope)] as const;
+      // The user's own bucket is kept far from the limit (and slow to refill, so its key outlives the test):
+      // only the connection's bucket can refuse here.
+      const containers = await twoContainers({ RATE_LIMIT_USER_PER_SECOND: '1', RATE_LIMIT_USER_BURST: '1000' });
       try {
-        const [first, second] = contexts;
-        expect(first.limiter).not.toBe(second.limiter);
-        const binding: Binding = { connectionId: `shared-${Date.now()}`, userId: 'alice', deviceId: 'phone', conversationId: await probe.conversationWith('alice') };
+        const userId = uniqueId('shared');
+        const conversationId = await probe.conversationWith(userId);
+        const connectionId = await registered(conversationId, userId, 'phone');
         const admitted = [0, 0];
         let denied = [false, false];
         // Alternate the two instances until both are refused; a per-instance bucket would admit 3 on each.
         for (let i = 0; i < 20 && !(denied[0] === true && denied[1] === true); i += 1) {
           const which = i % 2;
-          try {
-            if (which === 0) await ackDomain(first, binding, { action: 'ack', conversationId: binding.conversationId, messageIds: ['m'] });
-            else await getUnackedDomain(second, binding, { action: 'getUnacked', conversationId: binding.conversationId, limit: 1 });
+          if ((await containers.frame(which, connectionId, conversationId, i)) === 'admitted') admitted[which] = (admitted[which] ?? 0) + 1;
+          else denied = denied.map((d, j) => d || j === which);
+        }
+        expect(denied).toEqual([true, true]);
+        const total = (admitted[0] ?? 0) + (admitted[1] ?? 0);
+        expect(total).toBeGreaterThanOrEqual(3);
+        expect(total).toBeLessThanOrEqual(4);
+        expect(admitted[0]).toBeGreaterThan(0);
+        expect(admitted[1]).toBeGreaterThan(0);
+        // Each frame took from two buckets, both in Redis: the connection's and its user's.
+        expect(await rateBucketsOf(userId)).toEqual([`conn:${connectionId}`, 'user']);
+      } finally {
+        await containers.close();
+      }
+    });
+  });
+
+  describe('per user, at 1 frame/s with bursts of 3', () => {
+    it('is one bucket in Redis shared by all of the user\'s connections, across contexts; other users keep theirs', async () => {
+      // Connections far from their own limit (and slow to refill, so their keys outlive the test): only the
+      // user's bucket can refuse here.
+      const containers = await twoContainers({
+        RATE_LIMIT_PER_SECOND: '1',
+        RATE_LIMIT_BURST: '1000',
+        RATE_LIMIT_USER_PER_SECOND: '1',
+        RATE_LIMIT_USER_BURST: '3',
+      });
+      try {
+        const userId = uniqueId('shared-user');
+        const otherUser = uniqueId('other-user');
+        const conversationId = await probe.conversationWith(userId, otherUser);
+        const connections = [await registered(conversationId, userId, 'phone'), await registered(conversationId, userId, 'laptop')];
+        const admitted = [0, 0];
+        let denied = [false, false];
+        // Both connections, each through both instances, until both connections are refused. A bucket per
+        // connection would refuse none of them here; a bucket per instance would admit 3 in each.
+        for (let i = 0; i < 20 && !(denied[0] === true && denied[1] === true); i += 1) {
+          const which = i % 2;
+          const connectionId = connections[which] ?? '';
+          if ((await containers.frame(Math.floor(i / 2) % 2, connectionId, conversationId, i)) === 'admitted') {
             admitted[which] = (admitted[which] ?? 0) + 1;
-          } catch (error) {
-            expect(error).toBeInstanceOf(RateLimitedError);
+          } else {
             denied = denied.map((d, j) => d || j === which);
           }
         }
@@ -306,8 +384,13 @@ describe('5. the per-connection rate limit', () => {
         expect(total).toBeLessThanOrEqual(4);
         expect(admitted[0]).toBeGreaterThan(0);
         expect(admitted[1]).toBeGreaterThan(0);
+        // Another user of the same conversation, through the same instances, is not held back by this one.
+        const other = await registered(conversationId, otherUser, 'phone');
+        expect([await containers.frame(0, other, conversationId, 100), await containers.frame(1, other, conversationId, 101)]).toEqual(['admitted', 'admitted']);
+        // In Redis: one bucket for the user, one for each of the user's connections.
+        expect(await rateBucketsOf(userId)).toEqual([...connections.map((c) => `conn:${c}`).sort(), 'user']);
       } finally {
-        await scope.close();
+        await containers.close();
       }
     });
   });

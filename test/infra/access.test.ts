@@ -90,9 +90,9 @@ function expectedGrants(spec: FunctionSpec, functionId: string): Map<string, Set
   }
   const tableGrant = (table: string, level: string, indexes: string[]) => {
     if (level === 'read' || level === 'readwrite') {
-      allow(['dynamodb:GetItem', 'dynamodb:Query'], [`<${table}.Arn>`, ...indexes.map((index) => `<${table}.Arn>/index/${index}`)]);
+      allow(['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'], [`<${table}.Arn>`, ...indexes.map((index) => `<${table}.Arn>/index/${index}`)]);
     }
-    if (level === 'write' || level === 'readwrite') allow(['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'], [`<${table}.Arn>`]);
+    if (level === 'write' || level === 'readwrite') allow(['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'], [`<${table}.Arn>`]);
   };
   for (const [name, level] of Object.entries(spec.access.tables)) {
     const table = tableIds.get(name as TableName);

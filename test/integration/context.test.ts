@@ -56,6 +56,9 @@ function env(overrides: Record<string, string> = {}): Record<string, string> {
     LOG_LEVEL: 'SILENT',
     RATE_LIMIT_PER_SECOND: '50',
     RATE_LIMIT_BURST: '100',
+    RATE_LIMIT_USER_PER_SECOND: '60',
+    RATE_LIMIT_USER_BURST: '120',
+    MAX_CONNECTIONS_PER_USER: '2',
     ...overrides,
   };
 }
@@ -70,7 +73,7 @@ async function built<S, H>(route: Route<S, H>, overrides: Record<string, string>
 describe('route services against dynalite, fauxqs and redis-server', () => {
   it('builds complete services from the environment', async () => {
     const context = await built(sendMessageRoute);
-    expect(context.limits).toEqual({ ratePerSecond: 50, rateBurst: 100 });
+    expect(context.limits).toEqual({ ratePerSecond: 50, rateBurst: 100, userRatePerSecond: 60, userRateBurst: 120 });
     expect(context.messages).toBeInstanceOf(DynamoMessageLog);
     expect(context.limiter).toBeInstanceOf(RedisRateLimiter);
     expect(context.seqCache).toBeInstanceOf(RedisSeqCache);
@@ -90,17 +93,26 @@ describe('route services against dynalite, fauxqs and redis-server', () => {
     const nowSeconds = Math.floor(context.clock.now() / 1000);
     const record = {
       connectionId: `${randomUUID()}=`,
-      userId: 'alice',
+      userId: `alice-${randomUUID()}`,
       deviceId: 'phone',
-      conversationId,
       connectedAt: context.clock.now(),
       expiresAt: nowSeconds + 600,
     };
-    await context.registry.register(record);
-    await expect(context.registry.get(record.connectionId)).resolves.toEqual(record);
-    await expect(context.registry.listByConversation(conversationId)).resolves.toEqual([record]);
+    expect(context.handshake.maxConnectionsPerUser).toBe(2);
+    await expect(context.registry.open(record, context.handshake.maxConnectionsPerUser)).resolves.toBe(true);
+    await expect(context.registry.connection(record.connectionId)).resolves.toEqual(record);
+    await context.registry.subscribe(record, [conversationId], context.clock.now());
+    await expect(context.registry.subscription(record.connectionId, conversationId)).resolves.toEqual({ ...record, conversationId });
+    await expect(context.registry.listByConversation(conversationId)).resolves.toEqual([{ ...record, conversationId }]);
+    // The user's limit, from MAX_CONNECTIONS_PER_USER.
+    const second = { ...record, connectionId: `${randomUUID()}=` };
+    await expect(context.registry.open(second, context.handshake.maxConnectionsPerUser)).resolves.toBe(true);
+    const third = { ...record, connectionId: `${randomUUID()}=` };
+    await expect(context.registry.open(third, context.handshake.maxConnectionsPerUser)).resolves.toBe(false);
     await context.registry.remove(record.connectionId);
+    await expect(context.registry.connection(record.connectionId)).resolves.toBeUndefined();
     await expect(context.registry.listByConversation(conversationId)).resolves.toEqual([]);
+    await expect(context.registry.open(third, context.handshake.maxConnectionsPerUser)).resolves.toBe(true);
 
     await context.members.add(conversationId, 'alice', 0);
     await expect(context.members.isMember(conversationId, 'alice')).resolves.toBe(true);

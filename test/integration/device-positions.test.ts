@@ -75,8 +75,8 @@ describe('DynamoDevicePositions on dynalite', () => {
     };
     expect(position).toEqual(expected);
     await expect(positions.get(conversationId, phone)).resolves.toEqual(expected);
-    // One Query (the user's devices) and one write.
-    expect(sent.map((c) => c.command)).toEqual(['QueryCommand', 'PutItemCommand']);
+    // The refresh a known device would take (refused: it is new), one Query (the user's devices) and one write.
+    expect(sent.map((c) => c.command)).toEqual(['UpdateItemCommand', 'QueryCommand', 'PutItemCommand']);
     const { Item } = await dynamo.doc.send(
       new GetCommand({ TableName: TABLES.positions, Key: { conversationId, device: 'alice/phone' } }),
     );
@@ -97,7 +97,8 @@ describe('DynamoDevicePositions on dynalite', () => {
     const expected = { ...moved, acked: [11, 12], lastSeenAt: nowMs };
     expect(again).toEqual(expected);
     await expect(positions.get(conversationId, phone)).resolves.toEqual(expected);
-    expect(sent.map((c) => c.command)).toEqual(['QueryCommand', 'UpdateItemCommand']);
+    // A known device is one conditional write: no read of the user's other devices.
+    expect(sent.map((c) => c.command)).toEqual(['UpdateItemCommand']);
     // The refresh also pushes the expiry out.
     nowMs += (TTL_SECONDS - 30) * 1000;
     await expect(positions.get(conversationId, phone)).resolves.toEqual(expected);

@@ -21,6 +21,13 @@ export class ChatClient {
     return new ChatClient(socket, userId, deviceId);
   }
 
+  /** A v2 connection: one per device, for all its conversations (it subscribes afterwards). */
+  static async connectDevice(backend: LocalBackend, userId: string, deviceId: string): Promise<ChatClient> {
+    const token = await tokenFor(backend, userId);
+    const socket = await openClient(connectUrl(backend, { token, clientId: deviceId }));
+    return new ChatClient(socket, userId, deviceId);
+  }
+
   async send(frame: Record<string, unknown>): Promise<void> {
     await this.socket.send(JSON.stringify(frame));
   }

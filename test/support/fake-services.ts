@@ -17,6 +17,8 @@ import type {
   RateSettings,
   SealFor,
   Services,
+  Subscription,
+  SubscriptionSettings,
 } from '../../lambdas/ports.js';
 
 /** The master key of every fake's sealer (tests that need another keyring build their own cipher). */
@@ -32,8 +34,11 @@ const positionKey = (conversationId: string, device: Device) => `${conversationI
  * semantics (seq = last + 1, idempotent on sender + clientMessageId, versioned saves), not twins: the adapters
  * have their own contract tests.
  */
-export function fakeServices(overrides: Partial<RateSettings & DeliverySettings & HandshakeSettings> = {}) {
-  const connections: ConnectionRecord[] = [];
+export function fakeServices(overrides: Partial<RateSettings & DeliverySettings & HandshakeSettings & SubscriptionSettings> = {}) {
+  /** Open connections (their records). */
+  const records: ConnectionRecord[] = [];
+  /** Subscriptions: one per (connection, conversation). */
+  const connections: Subscription[] = [];
   const outcomes = new Map<string, PostOutcome>();
   const posted: { endpoint: string; connectionId: string; data: string }[] = [];
   /** `start <connectionId>` / `end <connectionId>` for every post, in the order they happened. */
@@ -65,26 +70,69 @@ export function fakeServices(overrides: Partial<RateSettings & DeliverySettings 
   const seqCache = new Map<string, number>();
 
   const services = {
-    limits: { ratePerSecond: overrides.ratePerSecond ?? 20, rateBurst: overrides.rateBurst ?? 40 },
+    limits: {
+      ratePerSecond: overrides.ratePerSecond ?? 20,
+      rateBurst: overrides.rateBurst ?? 40,
+      userRatePerSecond: overrides.userRatePerSecond ?? 40,
+      userRateBurst: overrides.userRateBurst ?? 80,
+    },
+    subscriptions: { maxSubscriptionsPerConnection: overrides.maxSubscriptionsPerConnection ?? 100 },
     delivery: {
       fanoutThreshold: overrides.fanoutThreshold ?? 100,
       fanoutBatchSize: overrides.fanoutBatchSize ?? 100,
       postConcurrency: overrides.postConcurrency ?? 4,
     },
-    handshake: { connectionTtlSeconds: overrides.connectionTtlSeconds ?? 3600, originAllowList: overrides.originAllowList ?? [] },
+    handshake: {
+      connectionTtlSeconds: overrides.connectionTtlSeconds ?? 3600,
+      originAllowList: overrides.originAllowList ?? [],
+      maxConnectionsPerUser: overrides.maxConnectionsPerUser ?? 10,
+    },
     registry: {
-      register: vi.fn(async (record: ConnectionRecord) => {
-        connections.push(record);
+      open: vi.fn(async (record: ConnectionRecord, maxPerUser: number) => {
+        if (records.filter((r) => r.userId === record.userId).length >= maxPerUser) return false;
+        records.push(record);
+        return true;
       }),
-      get: vi.fn(async (id: string) => connections.find((c) => c.connectionId === id)),
+      connection: vi.fn(async (id: string) => records.find((c) => c.connectionId === id)),
+      subscription: vi.fn(async (id: string, conversationId: string) =>
+        connections.find((c) => c.connectionId === id && c.conversationId === conversationId),
+      ),
+      subscriptionsOf: vi.fn(async (id: string) => connections.filter((c) => c.connectionId === id).map((c) => c.conversationId)),
+      subscribe: vi.fn(async (record: ConnectionRecord, conversationIds: readonly string[], _now: number) => {
+        for (const conversationId of conversationIds) {
+          if (!connections.some((c) => c.connectionId === record.connectionId && c.conversationId === conversationId)) {
+            connections.push({ ...record, conversationId });
+          }
+        }
+      }),
+      unsubscribe: vi.fn(async (id: string, conversationIds: readonly string[]) => {
+        for (let i = connections.length - 1; i >= 0; i -= 1) {
+          const c = connections[i];
+          if (c !== undefined && c.connectionId === id && conversationIds.includes(c.conversationId)) connections.splice(i, 1);
+        }
+      }),
       listByConversation: vi.fn(async (conversationId: string) => connections.filter((c) => c.conversationId === conversationId)),
       remove: vi.fn(async (id: string) => {
-        const index = connections.findIndex((c) => c.connectionId === id);
-        if (index >= 0) connections.splice(index, 1);
+        for (const list of [records, connections]) {
+          for (let i = list.length - 1; i >= 0; i -= 1) if (list[i]?.connectionId === id) list.splice(i, 1);
+        }
       }),
+    },
+    roster: {
+      isMember: vi.fn(async (_conversationId: string, _userId: string) => true),
+      membersAmong: vi.fn(async (_conversationId: string, userIds: readonly string[]) => new Set(userIds)),
     },
     members: {
       get: vi.fn(async (conversationId: string, userId: string): Promise<Membership | undefined> => ({ conversationId, userId, sinceSeq: 0 })),
+      getMany: vi.fn(async (userId: string, conversationIds: readonly string[]) => {
+        const found = new Map<string, Membership>();
+        for (const conversationId of conversationIds) {
+          const membership = await services.members.get(conversationId, userId);
+          if (membership !== undefined) found.set(conversationId, membership);
+        }
+        return found;
+      }),
+      list: vi.fn(async (_conversationId: string): Promise<string[]> => []),
       isMember: vi.fn(async (_conversationId: string, _userId: string) => true),
       add: vi.fn(async (_conversationId: string, _userId: string, _sinceSeq: number) => undefined),
       remove: vi.fn(async (_conversationId: string, _userId: string) => undefined),
@@ -172,6 +220,7 @@ export function fakeServices(overrides: Partial<RateSettings & DeliverySettings 
 
   return {
     services,
+    records,
     connections,
     outcomes,
     posted,
@@ -183,8 +232,13 @@ export function fakeServices(overrides: Partial<RateSettings & DeliverySettings 
     positions,
     maxInFlight: () => maxInFlight,
     /** A live connection; its device gets a position at the conversation's current last seq (as $connect does). */
-    connect(connectionId: string, userId: string, deviceId: string, conversationId = 'conv') {
-      const record = { connectionId, userId, deviceId, conversationId, connectedAt: 0, expiresAt: 2_000_000_000 };
+    connect(connectionId: string, userId: string, deviceId: string, conversationId = 'conv'): Subscription {
+      let connection = records.find((r) => r.connectionId === connectionId);
+      if (connection === undefined) {
+        connection = { connectionId, userId, deviceId, connectedAt: 0, expiresAt: 2_000_000_000 };
+        records.push(connection);
+      }
+      const record = { ...connection, conversationId };
       connections.push(record);
       const key = positionKey(conversationId, { userId, deviceId });
       if (!positions.has(key)) {

@@ -6,7 +6,9 @@ import { route as fanoutWorker } from '../../lambdas/handlers/fanout-worker.js';
 import { route as getHistory } from '../../lambdas/handlers/get-history.js';
 import { route as getUnacked } from '../../lambdas/handlers/get-unacked.js';
 import { route as sendMessage } from '../../lambdas/handlers/send-message.js';
+import { route as subscribe } from '../../lambdas/handlers/subscribe.js';
 import { route as typing } from '../../lambdas/handlers/typing.js';
+import { route as unsubscribe } from '../../lambdas/handlers/unsubscribe.js';
 import type { Services } from '../../lambdas/ports.js';
 
 /**
@@ -29,6 +31,8 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
   const slots = {
     connect: slot(connect),
     disconnect: slot(disconnect),
+    subscribe: slot(subscribe),
+    unsubscribe: slot(unsubscribe),
     typing: slot(typing),
     sendMessage: slot(sendMessage),
     ack: slot(ack),
@@ -39,6 +43,8 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
   return {
     connect: slots.connect.handler,
     disconnect: slots.disconnect.handler,
+    subscribe: slots.subscribe.handler,
+    unsubscribe: slots.unsubscribe.handler,
     typing: slots.typing.handler,
     sendMessage: slots.sendMessage.handler,
     ack: slots.ack.handler,
@@ -49,6 +55,8 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
     services: {
       connect: slots.connect.services,
       disconnect: slots.disconnect.services,
+      subscribe: slots.subscribe.services,
+      unsubscribe: slots.unsubscribe.services,
       typing: slots.typing.services,
       sendMessage: slots.sendMessage.services,
       ack: slots.ack.services,

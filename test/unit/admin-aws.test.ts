@@ -1,7 +1,7 @@
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { ApiGatewayManagementApiClient, DeleteConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
-import { DeleteCommand, DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
+import { BatchWriteCommand, DeleteCommand, DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TokenVerifier } from '../../lambdas/auth.js';
@@ -90,21 +90,36 @@ describe('npm run admin against a deployed stage (STAGE=dev)', () => {
     await expect(admin('token', 'alice')).rejects.toThrow(/lacks the outputs MembersTableName/);
   });
 
-  it('remove-member deletes the membership and closes the user\'s open connections on the stage', async () => {
+  it('remove-member deletes the membership and unsubscribes the user\'s open connections on the stage, telling each', async () => {
     const now = Math.floor(Date.now() / 1000);
-    const row = (connectionId: string, userId: string) => ({ connectionId, userId, deviceId: 'd', conversationId: 'team-1', connectedAt: 0, expiresAt: now + 600 });
+    const row = (connectionId: string, userId: string) => ({
+      connectionId,
+      entry: 'c#team-1',
+      userId,
+      deviceId: 'd',
+      conversationId: 'team-1',
+      connectedAt: 0,
+      expiresAt: now + 600,
+    });
     dynamo.on(QueryCommand, { TableName: 'RelayWs-dev-Connections' }).resolves({ Items: [row('AAA=', 'bob'), row('BBB=', 'alice'), row('CCC=', 'bob')] });
     dynamo.on(DeleteCommand).resolves({});
-    management.on(DeleteConnectionCommand, { ConnectionId: 'CCC=' }).rejects(Object.assign(new Error('gone'), { name: 'GoneException' }));
-    management.on(DeleteConnectionCommand, { ConnectionId: 'AAA=' }).resolves({});
-    expect(await admin('remove-member', 'team-1', 'bob')).toMatch(/closed 2 open connections/);
-    expect(management.commandCalls(DeleteConnectionCommand).map((c) => c.args[0].input.ConnectionId).sort()).toEqual(['AAA=', 'CCC=']);
-    const deleted = dynamo.commandCalls(DeleteCommand).map((c) => c.args[0].input);
-    expect(deleted).toEqual(expect.arrayContaining([
+    dynamo.on(BatchWriteCommand).resolves({ UnprocessedItems: {} });
+    management.on(PostToConnectionCommand, { ConnectionId: 'CCC=' }).rejects(Object.assign(new Error('gone'), { name: 'GoneException' }));
+    management.on(PostToConnectionCommand, { ConnectionId: 'AAA=' }).resolves({});
+    expect(await admin('remove-member', 'team-1', 'bob')).toMatch(/unsubscribed 2 open connections/);
+    expect(dynamo.commandCalls(DeleteCommand).map((c) => c.args[0].input)).toEqual([
       { TableName: 'RelayWs-dev-Members', Key: { conversationId: 'team-1', userId: 'bob' } },
-      { TableName: 'RelayWs-dev-Connections', Key: { connectionId: 'AAA=' } },
-      { TableName: 'RelayWs-dev-Connections', Key: { connectionId: 'CCC=' } },
-    ]));
-    expect(deleted).toHaveLength(3);
+    ]);
+    // Only bob's subscriptions to the conversation go; the connections themselves stay open.
+    const unsubscribed = dynamo.commandCalls(BatchWriteCommand).flatMap((c) => c.args[0].input.RequestItems?.['RelayWs-dev-Connections'] ?? []);
+    expect(unsubscribed.map((request) => request.DeleteRequest?.Key)).toEqual([
+      { connectionId: 'AAA=', entry: 'c#team-1' },
+      { connectionId: 'CCC=', entry: 'c#team-1' },
+    ]);
+    const told = management.commandCalls(PostToConnectionCommand).map((c) => c.args[0].input);
+    expect(told.map((input) => input.ConnectionId).sort()).toEqual(['AAA=', 'CCC=']);
+    for (const input of told) {
+      expect(JSON.parse(String(input.Data))).toEqual({ type: 'unsubscribed', conversations: [{ conversationId: 'team-1', status: 'forbidden' }] });
+    }
   });
 });

@@ -1,6 +1,7 @@
+import { mockRoutes, routes as deployedRoutes } from '../../../deploy/routes.js';
 import { selectRoute } from '../../../local/gateway/routing.js';
 import { clientFrameSchemas, MAX_MESSAGE_BYTES } from '../../../lambdas/protocol.js';
-import { stringLeaves, type Binding } from './fuzz-values.js';
+import { isRequestId, stringLeaves, type Binding } from './fuzz-values.js';
 
 /** The protocol's error codes (shared PROTOCOL.md). */
 export const ERROR_CODES: readonly string[] = [
@@ -20,13 +21,22 @@ export const MAX_ERROR_MESSAGE = 300;
 const VOCABULARY = new Set([
   'action',
   'conversationId',
+  'conversationIds',
+  'conversation',
+  'conversations',
   'clientMessageId',
   'messageIds',
+  'requestId',
   'userId',
   'state',
   'limit',
   'afterSeq',
   'body',
+  'subscribe',
+  'unsubscribe',
+  'subscribed',
+  'unsubscribed',
+  'ping',
   'typing',
   'sendMessage',
   'getUnacked',
@@ -37,6 +47,7 @@ const VOCABULARY = new Set([
   'start',
   'stop',
   'expected',
+  'forbidden',
 ]);
 
 export type Frame = Record<string, unknown>;
@@ -73,25 +84,128 @@ export function errorFrameProblems(frame: Frame, sentText: string): string[] {
   return problems;
 }
 
-export type Route = 'typing' | 'sendMessage' | 'ack' | 'getUnacked' | 'getHistory' | '$default';
+// ---- routes ----------------------------------------------------------------------------------------------
 
-/** What the contract says a route answers to a frame text from the bound connection. */
+/** The routes a client frame can select (deploy/routes.ts: Lambda routes and the MOCK `ping`), and `$default`. */
+export const ROUTES = ['subscribe', 'unsubscribe', 'ping', 'typing', 'sendMessage', 'ack', 'getUnacked', 'getHistory', '$default'] as const;
+export type Route = (typeof ROUTES)[number];
+
+const isRoute = (key: string | undefined): key is Route => (ROUTES as readonly (string | undefined)[]).includes(key);
+
+/** The deployed route table, as API Gateway (and the emulator, which loads the same table) selects from it. */
+const DEPLOYED = Object.fromEntries(
+  [...deployedRoutes.map((r) => r.routeKey), ...mockRoutes.map((r) => r.routeKey)].map((key) => [key, { handler: () => undefined }]),
+);
+{
+  const clientRoutes = Object.keys(DEPLOYED).filter((key) => key !== '$connect' && key !== '$disconnect');
+  const unknown = clientRoutes.filter((key) => !isRoute(key));
+  if (unknown.length > 0) throw new Error(`deploy/routes.ts has routes the fuzz contract does not know: ${unknown.join(', ')}`);
+}
+
+/** The route API Gateway (and the local emulator) picks for a frame text. */
+export function routeOf(text: string): Route {
+  const key = selectRoute(DEPLOYED, text, ['action']);
+  return isRoute(key) ? key : '$default';
+}
+
+// ---- the connection as the fuzz test knows it ------------------------------------------------------------
+
+/**
+ * The fuzzed connection: its user, the conversations the user is a member of, and what the connection is
+ * subscribed to now (kept up to date by `applyExpected`, and re-read from the registry after a failure).
+ */
+export interface Session extends Binding {
+  subscribed: Set<string>;
+  /** MAX_SUBSCRIPTIONS_PER_CONNECTION. */
+  maxSubscriptions: number;
+}
+
+const isMember = (session: Session, conversationId: string) =>
+  conversationId === session.conversationId || session.alsoMemberOf.includes(conversationId);
+
+// ---- requestId -------------------------------------------------------------------------------------------
+
+/** What a frame text carries as `requestId`: nothing, a well-formed one (every answer echoes it), or a malformed one. */
+export type RequestIdCase = { kind: 'none' } | { kind: 'valid'; requestId: string } | { kind: 'malformed'; value: unknown };
+
+export function requestIdCase(text: string): RequestIdCase {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { kind: 'none' };
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !Object.prototype.hasOwnProperty.call(raw, 'requestId')) {
+    return { kind: 'none' };
+  }
+  const value = (raw as Frame).requestId;
+  return isRequestId(value) ? { kind: 'valid', requestId: value } : { kind: 'malformed', value };
+}
+
+/**
+ * The `requestId` rule for one answer frame: a well-formed one is echoed exactly (by every answer, errors
+ * included); none is never invented; a malformed one is never echoed by a Lambda route's answer or error.
+ * The MOCK `ping` echoes whatever non-empty value its template reads (API Gateway's behaviour), so a malformed
+ * one may come back there, as a string.
+ */
+function requestIdProblems(frame: Frame, sent: RequestIdCase, mock: boolean): string[] {
+  const has = Object.prototype.hasOwnProperty.call(frame, 'requestId');
+  const echoed = JSON.stringify(frame.requestId);
+  switch (sent.kind) {
+    case 'valid':
+      return frame.requestId === sent.requestId ? [] : [`requestId ${has ? echoed : 'missing'}, expected ${JSON.stringify(sent.requestId)}`];
+    case 'none':
+      return has ? [`requestId ${echoed} invented (the frame carried none)`] : [];
+    case 'malformed':
+      if (!has) return [];
+      if (mock) return typeof frame.requestId === 'string' ? [] : [`requestId ${echoed} is not a string`];
+      return [`${String(frame.type)} echoes the malformed requestId ${echoed}`];
+  }
+}
+
+// ---- expectations ----------------------------------------------------------------------------------------
+
+export interface ConversationExpectation {
+  conversationId: string;
+  status: 'ok' | 'forbidden';
+}
+
+/** What the contract says a route answers to a frame text from the fuzzed connection. */
 export type Expected =
   | { kind: 'silent' }
   | { kind: 'answer'; type: 'sent' | 'acked' | 'unacked' | 'history' }
+  /** `subscribed`, then (for each `ok` conversation with an `afterSeq`) one `unacked` page, in that order. */
+  | { kind: 'subscribed'; conversations: ConversationExpectation[]; resumes: { conversationId: string; afterSeq: number }[] }
+  | { kind: 'unsubscribed'; conversationIds: string[] }
+  | { kind: 'pong' }
   | { kind: 'error'; codes: readonly string[] }
   /** A message right at the 128 KB limit once encoded: either is contract. */
   | { kind: 'sent-or-too-large' };
 
+/** How many frames answer a frame with this expectation. */
+export function answerCount(expected: Expected): number {
+  if (expected.kind === 'silent') return 0;
+  if (expected.kind === 'subscribed') return 1 + expected.resumes.length;
+  return 1;
+}
+
+/** What the route does to the connection's subscriptions, when the answer is by contract. */
+export function applyExpected(session: Session, expected: Expected): void {
+  if (expected.kind === 'subscribed') {
+    for (const c of expected.conversations) if (c.status === 'ok') session.subscribed.add(c.conversationId);
+  }
+  if (expected.kind === 'unsubscribed') for (const c of expected.conversationIds) session.subscribed.delete(c);
+}
+
 /** Size of the `message` frame a body would be delivered in (widest seq, uuid, epoch ms). */
-function messageFrameBytes(binding: Binding, clientMessageId: string, body: string): number {
+function messageFrameBytes(conversationId: string, senderId: string, clientMessageId: string, body: string): number {
   return Buffer.byteLength(
     JSON.stringify({
       type: 'message',
-      conversationId: binding.conversationId,
+      conversationId,
       messageId: '00000000-0000-0000-0000-000000000000',
       seq: Number.MAX_SAFE_INTEGER,
-      senderId: binding.userId,
+      senderId,
       clientMessageId,
       body,
       sentAt: 1_800_000_000_000,
@@ -100,7 +214,12 @@ function messageFrameBytes(binding: Binding, clientMessageId: string, body: stri
   );
 }
 
-export function expectedAnswer(route: Route, text: string, binding: Binding): Expected {
+const hasOwn = (value: unknown, key: string): boolean =>
+  typeof value === 'object' && value !== null && Object.prototype.hasOwnProperty.call(value, key);
+
+export function expectedAnswer(route: Route, text: string, session: Session): Expected {
+  // API Gateway answers `ping` itself, whatever the frame holds (the route was selected by its action).
+  if (route === 'ping') return { kind: 'pong' };
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -111,12 +230,32 @@ export function expectedAnswer(route: Route, text: string, binding: Binding): Ex
   const parsed = clientFrameSchemas[route].safeParse(raw);
   if (!parsed.success) return { kind: 'error', codes: ['bad_request'] };
   const frame = parsed.data;
-  if (frame.conversationId !== binding.conversationId) return { kind: 'error', codes: ['forbidden'] };
+  switch (frame.action) {
+    case 'subscribe': {
+      const added = frame.conversationIds.filter((c) => !session.subscribed.has(c));
+      if (session.subscribed.size + added.length > session.maxSubscriptions) return { kind: 'error', codes: ['bad_request'] };
+      const conversations = frame.conversationIds.map((conversationId): ConversationExpectation => ({
+        conversationId,
+        status: isMember(session, conversationId) ? 'ok' : 'forbidden',
+      }));
+      // The frame's own keys (a key such as `constructor` or `__proto__` is a conversation id like any other).
+      const afterSeq: unknown = (raw as Frame).afterSeq;
+      const resumes = conversations
+        .filter((c) => c.status === 'ok' && hasOwn(afterSeq, c.conversationId))
+        .map((c) => ({ conversationId: c.conversationId, afterSeq: Number((afterSeq as Frame)[c.conversationId]) }));
+      return { kind: 'subscribed', conversations, resumes };
+    }
+    case 'unsubscribe':
+      return { kind: 'unsubscribed', conversationIds: frame.conversationIds };
+    default:
+      break;
+  }
+  if (!session.subscribed.has(frame.conversationId) || !isMember(session, frame.conversationId)) return { kind: 'error', codes: ['forbidden'] };
   switch (frame.action) {
     case 'typing':
-      return frame.userId !== undefined && frame.userId !== binding.userId ? { kind: 'error', codes: ['forbidden'] } : { kind: 'silent' };
+      return frame.userId !== undefined && frame.userId !== session.userId ? { kind: 'error', codes: ['forbidden'] } : { kind: 'silent' };
     case 'sendMessage': {
-      const bytes = messageFrameBytes(binding, frame.clientMessageId, frame.body);
+      const bytes = messageFrameBytes(frame.conversationId, session.userId, frame.clientMessageId, frame.body);
       if (bytes > MAX_MESSAGE_BYTES) return { kind: 'error', codes: ['payload_too_large'] };
       if (bytes > MAX_MESSAGE_BYTES - 4096) return { kind: 'sent-or-too-large' };
       return { kind: 'answer', type: 'sent' };
@@ -130,46 +269,101 @@ export function expectedAnswer(route: Route, text: string, binding: Binding): Ex
   }
 }
 
-/** The route API Gateway (and the local emulator) picks for a frame text. */
-export function routeOf(text: string): Route {
-  const table = { typing: {}, sendMessage: {}, ack: {}, getUnacked: {}, getHistory: {}, $default: {} };
-  const key = selectRoute(
-    Object.fromEntries(Object.keys(table).map((k) => [k, { handler: () => undefined }])),
-    text,
-    ['action'],
-  );
-  return key === 'typing' || key === 'sendMessage' || key === 'ack' || key === 'getUnacked' || key === 'getHistory' ? key : '$default';
-}
+// ---- checking answers ------------------------------------------------------------------------------------
 
-/** Problems with an answer given the expectation; empty when the answer is by contract. */
-export function answerProblems(expected: Expected, body: string | undefined, sentText: string, binding: Binding): string[] {
-  if (expected.kind === 'silent') return body === undefined ? [] : [`expected no answer, got ${body.slice(0, 200)}`];
-  // `sent` goes to the sender's connection through the Management API (before the fan-out); the route then
-  // answers nothing. Whoever calls the route checks what was posted.
-  const sentExpected = (expected.kind === 'answer' && expected.type === 'sent') || expected.kind === 'sent-or-too-large';
-  if (body === undefined) return sentExpected ? [] : ['no answer'];
-  let frame: Frame;
-  try {
-    frame = parseFrame(body);
-  } catch (error) {
-    return [`answer is not a JSON object: ${String(error)}`];
+/**
+ * Problems with the frames that answered `sentText` (a route's body and what it posted to the connection, in
+ * arrival order); empty when they are by contract. `sent` and, on resume, `subscribed` and its `unacked` pages
+ * are posted through the Management API, so the route's body is then empty: the caller collects those frames.
+ */
+export function answerProblems(expected: Expected, answers: readonly string[], sentText: string): string[] {
+  const count = answerCount(expected);
+  if (answers.length !== count) {
+    return [`${answers.length} answer frames, expected ${count} (${JSON.stringify(expected)}): ${answers.map((a) => a.slice(0, 200)).join(' | ')}`];
   }
+  if (count === 0) return [];
+  const frames: Frame[] = [];
+  for (const text of answers) {
+    try {
+      frames.push(parseFrame(text));
+    } catch (error) {
+      return [`answer is not a JSON object: ${String(error)}: ${text.slice(0, 200)}`];
+    }
+  }
+  const [frame] = frames;
+  if (frame === undefined) return ['no answer'];
+  const sentId = requestIdCase(sentText);
+  const problems = requestIdProblems(frame, sentId, expected.kind === 'pong');
   if (frame.type === 'error') {
-    const problems = errorFrameProblems(frame, sentText);
+    problems.push(...errorFrameProblems(frame, sentText));
     const allowed = expected.kind === 'error' ? expected.codes : expected.kind === 'sent-or-too-large' ? ['payload_too_large'] : [];
     if (!allowed.includes(String(frame.code))) problems.push(`error ${String(frame.code)} (${String(frame.message)}), expected ${JSON.stringify(expected)}`);
+    if (frames.length > 1) problems.push('more frames after an error');
     return problems;
   }
-  const type = expected.kind === 'answer' ? expected.type : expected.kind === 'sent-or-too-large' ? 'sent' : undefined;
-  if (frame.type !== type) return [`answered ${String(frame.type)}, expected ${JSON.stringify(expected)}`];
-  return normalAnswerProblems(frame, sentText, binding);
+  const type =
+    expected.kind === 'answer' ? expected.type
+    : expected.kind === 'sent-or-too-large' ? 'sent'
+    : expected.kind === 'subscribed' || expected.kind === 'unsubscribed' || expected.kind === 'pong' ? expected.kind
+    : undefined;
+  if (frame.type !== type) return [...problems, `answered ${String(frame.type)}, expected ${JSON.stringify(expected)}`];
+  problems.push(...normalAnswerProblems(frame, sentText, expected));
+  if (expected.kind === 'subscribed') {
+    expected.resumes.forEach((resume, i) => {
+      const page = frames[i + 1] ?? {};
+      const at = `resume page ${i + 1} (${resume.conversationId})`;
+      if (page.type !== 'unacked') {
+        problems.push(`${at} is ${JSON.stringify(page).slice(0, 300)}, expected unacked`);
+        return;
+      }
+      if (page.conversationId !== resume.conversationId) problems.push(`${at} is of ${String(page.conversationId)}`);
+      problems.push(...pageProblems(page, resume.afterSeq).map((p) => `${at}: ${p}`));
+      problems.push(...requestIdProblems(page, sentId, false).map((p) => `${at}: ${p}`));
+    });
+  }
+  return problems;
 }
 
-/** Shape checks of `sent`, `acked` and `unacked` against the frame that asked. */
-function normalAnswerProblems(frame: Frame, sentText: string, binding: Binding): string[] {
+const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
+  sent: ['type', 'conversationId', 'clientMessageId', 'messageId', 'seq', 'sentAt', 'duplicate', 'requestId'],
+  subscribed: ['type', 'conversations', 'requestId'],
+  unsubscribed: ['type', 'conversations', 'requestId'],
+  pong: ['type', 'at', 'requestId'],
+};
+
+/** Shape checks of the normal answers against the frame that asked. */
+function normalAnswerProblems(frame: Frame, sentText: string, expected: Expected): string[] {
   const problems: string[] = [];
+  const type = String(frame.type);
+  for (const key of Object.keys(frame)) {
+    if (KNOWN_KEYS[type] !== undefined && !KNOWN_KEYS[type].includes(key)) problems.push(`unexpected key ${key} in ${type}`);
+  }
+  if (type === 'pong') {
+    if (!Number.isSafeInteger(frame.at) || Math.abs(Number(frame.at) - Date.now()) > 60_000) problems.push(`pong at ${String(frame.at)} is not the server time`);
+    return problems;
+  }
   const request = JSON.parse(sentText) as Frame;
-  if (frame.conversationId !== binding.conversationId) problems.push('wrong conversationId');
+  if (expected.kind === 'subscribed' || expected.kind === 'unsubscribed') {
+    const listed = Array.isArray(frame.conversations) ? (frame.conversations as unknown[]) : undefined;
+    if (listed === undefined) return [...problems, 'conversations is not an array'];
+    const wanted = expected.kind === 'subscribed' ? expected.conversations : expected.conversationIds.map((conversationId) => ({ conversationId, status: undefined }));
+    if (listed.length !== wanted.length) problems.push(`${listed.length} conversations listed, the frame named ${wanted.length}`);
+    listed.forEach((entry, i) => {
+      const c = (typeof entry === 'object' && entry !== null ? entry : {}) as Frame;
+      const want = wanted[i];
+      const at = `conversations[${i}]`;
+      for (const key of Object.keys(c)) if (!['conversationId', 'status', 'lastSeq'].includes(key)) problems.push(`${at}: unexpected key ${key}`);
+      if (c.conversationId !== want?.conversationId) problems.push(`${at} is ${JSON.stringify(c.conversationId)}, expected ${JSON.stringify(want?.conversationId)}`);
+      if (c.status !== 'ok' && c.status !== 'forbidden') problems.push(`${at}: status ${JSON.stringify(c.status)}`);
+      if (want?.status !== undefined && c.status !== want.status) problems.push(`${at} (${String(c.conversationId)}) is ${String(c.status)}, expected ${want.status}`);
+      if (expected.kind === 'subscribed') {
+        if (c.status === 'ok' && (!Number.isSafeInteger(c.lastSeq) || Number(c.lastSeq) < 0)) problems.push(`${at}: ok without a lastSeq`);
+        if (c.status === 'forbidden' && c.lastSeq !== undefined) problems.push(`${at}: forbidden with a lastSeq`);
+      }
+    });
+    return problems;
+  }
+  if (frame.conversationId !== request.conversationId) problems.push('wrong conversationId');
   if (frame.type === 'sent') {
     if (frame.clientMessageId !== request.clientMessageId) problems.push('clientMessageId differs');
     if (typeof frame.messageId !== 'string' || frame.messageId === '') problems.push('no messageId');
@@ -179,9 +373,21 @@ function normalAnswerProblems(frame: Frame, sentText: string, binding: Binding):
   }
   if (frame.type === 'acked' && JSON.stringify(frame.messageIds) !== JSON.stringify(request.messageIds ?? [])) problems.push('acked ids differ');
   if (frame.type === 'acked' && frame.upToSeq !== request.upToSeq) problems.push('acked upToSeq differs');
-  if (frame.type === 'unacked' || frame.type === 'history') {
-    if (!Array.isArray(frame.messages)) problems.push('messages is not an array');
-    if (typeof frame.hasMore !== 'boolean') problems.push('hasMore is not a boolean');
+  if (frame.type === 'unacked' || frame.type === 'history') problems.push(...pageProblems(frame, undefined));
+  return problems;
+}
+
+/** An `unacked` / `history` page: messages in ascending seq (after `afterSeq`, when given) and `hasMore`. */
+function pageProblems(page: Frame, afterSeq: number | undefined): string[] {
+  const problems: string[] = [];
+  if (typeof page.hasMore !== 'boolean') problems.push('hasMore is not a boolean');
+  if (!Array.isArray(page.messages)) return [...problems, 'messages is not an array'];
+  const seqs = (page.messages as unknown[]).map((m) => (typeof m === 'object' && m !== null ? (m as Frame).seq : undefined));
+  if (!seqs.every((seq) => Number.isSafeInteger(seq))) problems.push('a message without a seq');
+  else {
+    const numbers = seqs as number[];
+    if (numbers.some((seq, i) => i > 0 && seq <= (numbers[i - 1] ?? 0))) problems.push('messages are not in ascending seq');
+    if (afterSeq !== undefined && numbers.some((seq) => seq <= afterSeq)) problems.push(`a message at or before afterSeq ${afterSeq}`);
   }
   return problems;
 }

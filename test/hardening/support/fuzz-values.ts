@@ -220,7 +220,7 @@ export function deepNesting(conversationId: string, maxDepth: number): fc.Arbitr
   return fc
     .record({
       depth: fc.integer({ min: 20, max: maxDepth }),
-      shape: fc.constantFrom('array', 'object', 'body', 'conversationId', 'messageIds', 'extra'),
+      shape: fc.constantFrom('array', 'object', 'body', 'conversationId', 'messageIds', 'conversationIds', 'afterSeq', 'requestId', 'extra'),
     })
     .map(({ depth, shape }) => {
       const arrays = '['.repeat(depth) + ']'.repeat(depth);
@@ -237,6 +237,12 @@ export function deepNesting(conversationId: string, maxDepth: number): fc.Arbitr
           return `{"action":"getUnacked","conversationId":${objects}}`;
         case 'messageIds':
           return `{"action":"ack","conversationId":${conv},"messageIds":${arrays}}`;
+        case 'conversationIds':
+          return `{"action":"subscribe","conversationIds":${arrays}}`;
+        case 'afterSeq':
+          return `{"action":"subscribe","conversationIds":[${conv}],"afterSeq":${objects}}`;
+        case 'requestId':
+          return `{"action":"ping","requestId":${objects}}`;
         default:
           return `{"action":"typing","conversationId":${conv},"x":${objects}}`;
       }
@@ -245,12 +251,148 @@ export function deepNesting(conversationId: string, maxDepth: number): fc.Arbitr
 
 // ---- valid frames with one field mutated -----------------------------------------------------------------
 
-export const ACTIONS = ['typing', 'sendMessage', 'ack', 'getUnacked', 'getHistory'] as const;
+export const ACTIONS = ['subscribe', 'unsubscribe', 'ping', 'typing', 'sendMessage', 'ack', 'getUnacked', 'getHistory'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export interface Binding {
+  /** The conversation the connection subscribed to at $connect: the one the generated v1 frames name (unless spoofed). */
   conversationId: string;
   userId: string;
+  /** Other conversations the user is a member of: `subscribe` answers `ok` for them (and these only). */
+  alsoMemberOf: readonly string[];
+}
+
+// ---- requestId -------------------------------------------------------------------------------------------
+
+const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** True when a frame's `requestId` value is one the protocol allows (1–64 of A-Z a-z 0-9 _ -). */
+export function isRequestId(value: unknown): value is string {
+  return typeof value === 'string' && REQUEST_ID.test(value);
+}
+
+/** A `requestId` the protocol allows, edge lengths included. */
+export const validRequestId: fc.Arbitrary<string> = fc.oneof(
+  { arbitrary: fc.stringMatching(REQUEST_ID), weight: 4 },
+  { arbitrary: fc.constantFrom('r', '-', '_', '0', 'req-1', 'A'.repeat(64), 'conversationIds', 'subscribe'), weight: 1 },
+);
+
+/** Characters outside the requestId alphabet; each makes an otherwise valid id malformed. */
+const NOT_IN_REQUEST_ID = [' ', '.', '/', '+', '=', '#', "'", '"', '\\', '\n', '\u0000', 'é', '\u202E', '\uD800', '😀', '$', '{', '}'];
+
+/** A `requestId` the protocol does not allow: wrong length, a foreign character, or not a string at all. */
+export const invalidRequestId: fc.Arbitrary<FuzzValue> = fc.oneof(
+  { arbitrary: fc.constantFrom<FuzzValue>('', 'A'.repeat(65), 'x'.repeat(200)), weight: 2 },
+  {
+    arbitrary: fc
+      .tuple(fc.stringMatching(/^[A-Za-z0-9_-]{0,63}$/), fc.constantFrom(...NOT_IN_REQUEST_ID), fc.nat())
+      .map(([id, bad, at]) => id.slice(0, at % (id.length + 1)) + bad + id.slice(at % (id.length + 1))),
+    weight: 4,
+  },
+  { arbitrary: nastyString(300), weight: 2 },
+  {
+    arbitrary: fc.constantFrom<FuzzValue>(
+      null,
+      true,
+      false,
+      0,
+      1,
+      -1,
+      1.5,
+      new RawNumber('1e400'),
+      [],
+      ['r-1'],
+      new Entries([]),
+      new Entries([['requestId', 'r-1']]),
+      new Entries([['toString', 'x']]),
+      new Entries([['valueOf', 1]]),
+    ),
+    weight: 2,
+  },
+);
+
+/** How a frame carries `requestId`: not at all, a valid one, a malformed one, or twice (JSON.parse keeps the last). */
+const requestIdEntries: fc.Arbitrary<[string, FuzzValue][]> = fc.oneof(
+  { arbitrary: fc.constant<[string, FuzzValue][]>([]), weight: 12 },
+  { arbitrary: validRequestId.map((id): [string, FuzzValue][] => [['requestId', id]]), weight: 8 },
+  { arbitrary: invalidRequestId.map((id): [string, FuzzValue][] => [['requestId', id]]), weight: 3 },
+  {
+    arbitrary: fc
+      .tuple(fc.oneof(validRequestId, invalidRequestId), fc.oneof(validRequestId, invalidRequestId))
+      .map(([a, b]): [string, FuzzValue][] => [['requestId', a], ['requestId', b]]),
+    weight: 2,
+  },
+);
+
+/** `entries` with `requestId` entries (if any) inserted at one place. */
+export function withRequestId(entries: fc.Arbitrary<[string, FuzzValue][]>): fc.Arbitrary<[string, FuzzValue][]> {
+  return fc.tuple(entries, requestIdEntries, fc.nat()).map(([frame, ids, at]) => {
+    const i = at % (frame.length + 1);
+    return [...frame.slice(0, i), ...ids, ...frame.slice(i)];
+  });
+}
+
+/** Conversation ids no member has: `subscribe` answers them `forbidden`. */
+function strangers(binding: Binding): string[] {
+  const c = binding.conversationId;
+  return ['someone-elses', `${c}x`, c.toUpperCase(), '__proto__', 'hasOwnProperty', 'valueOf', 'x'.repeat(128)].filter(
+    (id) => id !== c && !binding.alsoMemberOf.includes(id),
+  );
+}
+
+/**
+ * A valid `conversationIds` list (1–100 distinct ids): a few of the user's and others' conversations (the bound
+ * one with probability `withBound`), or now and then close to 100 (around the per-connection cap).
+ */
+function conversationIdsArb(binding: Binding): (withBound: number) => fc.Arbitrary<string[]> {
+  const known = fc.constantFrom(...binding.alsoMemberOf, ...strangers(binding));
+  const shaped = fc.stringMatching(/^[A-Za-z0-9_-]{1,128}$/);
+  const others = (maxLength: number) =>
+    fc.uniqueArray(fc.oneof({ arbitrary: known, weight: 3 }, { arbitrary: shaped, weight: 1 }), { maxLength }).map((ids) => ids.filter((id) => id !== binding.conversationId));
+  return (withBound) => {
+    const few = fc
+      .tuple(others(5), fc.noBias(fc.integer({ min: 0, max: 99 })), fc.nat())
+      .map(([ids, draw, at]) => (draw < withBound * 100 ? [...ids.slice(0, at % (ids.length + 1)), binding.conversationId, ...ids.slice(at % (ids.length + 1))] : ids))
+      .filter((ids) => ids.length > 0);
+    const many = fc
+      .tuple(fc.uniqueArray(fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/), { minLength: 95, maxLength: 100 }), fc.noBias(fc.integer({ min: 0, max: 99 })))
+      .map(([ids, draw]) => {
+        const rest = ids.filter((id) => id !== binding.conversationId);
+        return draw < withBound * 100 ? [binding.conversationId, ...rest.slice(0, 99)] : rest;
+      });
+    return fc.oneof({ arbitrary: few, weight: 12 }, { arbitrary: many, weight: 1 });
+  };
+}
+
+const seqArb = fc.oneof({ arbitrary: fc.integer({ min: 0, max: 1000 }), weight: 4 }, { arbitrary: fc.constant(Number.MAX_SAFE_INTEGER), weight: 1 });
+
+/** A valid `subscribe`: its conversations and, half the time, `afterSeq` for some of them (resume). */
+function subscribeFrame(binding: Binding): fc.Arbitrary<{ ids: string[]; afterSeq: [string, FuzzValue][] | undefined }> {
+  return conversationIdsArb(binding)(0.7).chain((ids) =>
+    fc
+      .option(
+        fc.subarray(ids).chain((named) => fc.tuple(...named.map(() => seqArb)).map((seqs) => named.map((c, i): [string, FuzzValue] => [c, seqs[i] ?? 0]))),
+        { freq: 2, nil: undefined },
+      )
+      .map((afterSeq) => ({ ids, afterSeq })),
+  );
+}
+
+/** A valid `subscribe` whose `afterSeq` has one entry more: a key it does not list, a hostile key, or a value that is no seq. */
+function afterSeqMutated(binding: Binding): fc.Arbitrary<[string, FuzzValue][]> {
+  return subscribeFrame(binding).chain(({ ids, afterSeq }) =>
+    fc
+      .tuple(
+        fc.oneof(fc.constantFrom(...ids), fc.constantFrom(...binding.alsoMemberOf, ...strangers(binding)), fc.stringMatching(/^[A-Za-z0-9_-]{1,128}$/), nastyString(300)),
+        fc.oneof(seqArb, fuzzValue(1000, 2)),
+        fc.nat(),
+      )
+      .map(([key, value, at]): [string, FuzzValue][] => {
+        const entries = afterSeq ?? [];
+        const i = at % (entries.length + 1);
+        return [['action', 'subscribe'], ['conversationIds', ids], ['afterSeq', new Entries([...entries.slice(0, i), [key, value], ...entries.slice(i)])]];
+      }),
+  );
 }
 
 /** A valid frame of each action, as entries, for the bound connection. */
@@ -266,7 +408,16 @@ function validFrame(binding: Binding, maxBytes: number): fc.Arbitrary<[string, F
     bodies.push({ arbitrary: fc.integer({ min: 20_000, max: 32 * 1024 }).map((n) => '\u0001'.repeat(n)), weight: 2 });
   }
   const bodyArb = fc.oneof(...bodies);
+  const conversationIds = conversationIdsArb(binding);
   return fc.oneof(
+    subscribeFrame(binding).map(({ ids, afterSeq }) => {
+      const entries: [string, FuzzValue][] = [['action', 'subscribe'], ['conversationIds', ids]];
+      if (afterSeq !== undefined) entries.push(['afterSeq', new Entries(afterSeq)]);
+      return entries;
+    }),
+    // Rarely the bound conversation: frames for it are `forbidden` until a `subscribe` names it again.
+    conversationIds(0.15).map((ids): [string, FuzzValue][] => [['action', 'unsubscribe'], ['conversationIds', ids]]),
+    fc.constant<[string, FuzzValue][]>([['action', 'ping']]),
     fc
       .record({ userId: fc.option(fc.constant(binding.userId)), state: fc.option(fc.constantFrom('start', 'stop')) })
       .map(({ userId, state }) => {
@@ -350,12 +501,16 @@ export function mutatedFrame(binding: Binding, maxBytes: number): fc.Arbitrary<F
     },
     { arbitrary: fc.record({ op: fc.constant('duplicate' as const), index: fc.nat(), value }), weight: 1 },
   );
-  const otherConversation = fc.constantFrom('someone-elses', `${binding.conversationId}x`, binding.conversationId.toUpperCase());
+  // Not the bound conversation: another's, or one of the user's own that the connection may not be subscribed to.
+  const otherConversation = fc.constantFrom('someone-elses', `${binding.conversationId}x`, binding.conversationId.toUpperCase(), ...binding.alsoMemberOf);
+  const valid = withRequestId(validFrame(binding, maxBytes));
   return fc.oneof(
-    { arbitrary: fc.tuple(validFrame(binding, maxBytes), mutation).map(([entries, m]) => new Entries(mutate(entries, m))), weight: 8 },
+    { arbitrary: fc.tuple(valid, mutation).map(([entries, m]) => new Entries(mutate(entries, m))), weight: 8 },
+    // The one nested object of a frame (`subscribe`'s afterSeq), one entry mutated.
+    { arbitrary: withRequestId(afterSeqMutated(binding)).map((entries) => new Entries(entries)), weight: 1 },
     // Spoofed bindings: valid in shape, wrong conversation or user.
     {
-      arbitrary: fc.tuple(validFrame(binding, maxBytes), otherConversation).map(
+      arbitrary: fc.tuple(valid, otherConversation).map(
         ([entries, other]) => new Entries(entries.map(([k, v]): [string, FuzzValue] => [k, k === 'conversationId' ? other : v])),
       ),
       weight: 1,
@@ -366,9 +521,9 @@ export function mutatedFrame(binding: Binding, maxBytes: number): fc.Arbitrary<F
         .map((userId) => new Entries([['action', 'typing'], ['conversationId', binding.conversationId], ['userId', userId]])),
       weight: 1,
     },
-    // The right frame in the wrong container.
-    { arbitrary: validFrame(binding, maxBytes).map((entries): FuzzValue => [new Entries(entries)]), weight: 1 },
-    { arbitrary: validFrame(binding, maxBytes).map((entries) => new Entries([['frame', new Entries(entries)]])), weight: 1 },
+    // The right frame in the wrong container (its requestId is not the frame's then).
+    { arbitrary: valid.map((entries): FuzzValue => [new Entries(entries)]), weight: 1 },
+    { arbitrary: valid.map((entries) => new Entries([['frame', new Entries(entries)]])), weight: 1 },
   );
 }
 
@@ -385,7 +540,13 @@ export function fuzzFrame(binding: Binding, maxBytes: number, maxDepth: number):
       arbitrary: fc.tuple(mutatedFrame(binding, maxBytes), style).map(([v, s]) => ({ kind: 'mutated', text: encode(v, s) })),
       weight: 14,
     },
-    { arbitrary: fc.tuple(fuzzValue(maxBytes), style).map(([v, s]) => ({ kind: 'value', text: encode(v, s) })), weight: 3 },
+    {
+      // Any value; an object may carry a requestId too (a frame that is not one still has its answer echo it).
+      arbitrary: fc
+        .tuple(fuzzValue(maxBytes), withRequestId(fc.constant([])), style)
+        .map(([v, ids, s]) => ({ kind: 'value', text: encode(v instanceof Entries ? new Entries([...v.entries, ...ids]) : v, s) })),
+      weight: 3,
+    },
     { arbitrary: fc.jsonValue({ maxDepth: 4 }).map((v) => ({ kind: 'json', text: JSON.stringify(v) ?? 'null' })), weight: 2 },
     { arbitrary: edgeString(200).map((text) => ({ kind: 'text', text })), weight: 2 },
     { arbitrary: deepNesting(binding.conversationId, maxDepth).map((text) => ({ kind: 'deep', text })), weight: 1 },

@@ -8,7 +8,13 @@ import type { LocalBackend } from '../../../local/backend.js';
 import { uniqueId } from '../../support/env.js';
 import { lambdas } from '../../support/lambdas.js';
 
-
+/** The connections table's items (deploy/tables.ts, `connectionsTable`), spelled as the registry writes them. */
+export const CONNECTION_ENTRY = '#connection';
+export const SUBSCRIPTION_PREFIX = 'c#';
+/** The key of a user's set of open connections. */
+export function userEntryKey(userId: string): { connectionId: string; entry: string } {
+  return { connectionId: `user#${encodeURIComponent(userId)}`, entry: '#connections' };
+}
 /**
  * Looks at what the backend really holds — registry rows in DynamoDB, keys in Redis — from outside the handlers,
  * with clients of its own.
@@ -32,22 +38,76 @@ export class BackendProbe {
     return conversationId;
   }
 
-  /** Registry rows of a conversation (the index the handlers query). */
+  /**
+   * The subscriptions of a conversation: the items of the conversation index the handlers query (only
+   * `c#<conversationId>` items carry `conversationId`, so a connection's record or a user's set never shows here).
+   */
   async rowsOf(conversationId: string): Promise<Record<string, unknown>[]> {
-    const result = await this.db.send(
-      new QueryCommand({
-        TableName: this.backend.tables.connections,
-        IndexName: CONVERSATION_INDEX,
-        KeyConditionExpression: 'conversationId = :c',
-        ExpressionAttributeValues: { ':c': conversationId },
-      }),
-    );
-    return result.Items ?? [];
+    const items: Record<string, unknown>[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(
+        new QueryCommand({
+          TableName: this.backend.tables.connections,
+          IndexName: CONVERSATION_INDEX,
+          KeyConditionExpression: 'conversationId = :c',
+          ExpressionAttributeValues: { ':c': conversationId },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      items.push(...(page.Items ?? []));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return items;
   }
 
-  async row(connectionId: string): Promise<Record<string, unknown> | undefined> {
-    const result = await this.db.send(new GetCommand({ TableName: this.backend.tables.connections, Key: { connectionId }, ConsistentRead: true }));
+  /** A connection's record (`#connection`: userId, deviceId, connectedAt, expiresAt), or undefined. */
+  async record(connectionId: string): Promise<Record<string, unknown> | undefined> {
+    const result = await this.db.send(
+      new GetCommand({ TableName: this.backend.tables.connections, Key: { connectionId, entry: CONNECTION_ENTRY }, ConsistentRead: true }),
+    );
     return result.Item;
+  }
+
+  /** A connection's subscription to a conversation (`c#<conversationId>`), or undefined. */
+  async subscription(connectionId: string, conversationId: string): Promise<Record<string, unknown> | undefined> {
+    const result = await this.db.send(
+      new GetCommand({
+        TableName: this.backend.tables.connections,
+        Key: { connectionId, entry: `${SUBSCRIPTION_PREFIX}${conversationId}` },
+        ConsistentRead: true,
+      }),
+    );
+    return result.Item;
+  }
+
+  /** The entries of a connection's partition (its record and its subscriptions), sorted: what $disconnect removes. */
+  async entriesOf(connectionId: string): Promise<string[]> {
+    const entries: string[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.db.send(
+        new QueryCommand({
+          TableName: this.backend.tables.connections,
+          KeyConditionExpression: 'connectionId = :id',
+          ExpressionAttributeValues: { ':id': connectionId },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) entries.push(String(item.entry));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return entries.sort();
+  }
+
+  /** The ids in a user's set of open connections (`user#<encoded userId>`, `#connections`), sorted; [] without one. */
+  async openConnectionsOf(userId: string): Promise<string[]> {
+    const result = await this.db.send(
+      new GetCommand({ TableName: this.backend.tables.connections, Key: userEntryKey(userId), ConsistentRead: true }),
+    );
+    const open: unknown = result.Item?.open;
+    return open instanceof Set ? [...open].map(String).sort() : [];
   }
 
   /** Every Redis key of a conversation (they all carry the hash tag `{c:<id>}`). */
@@ -69,21 +129,26 @@ export class BackendProbe {
   }
 
   /**
-   * What a conversation has stored: its log and idempotency items in DynamoDB, and its Redis keys other than
-   * rate-limit buckets (the seq cache). What a refused frame must not create.
+   * What a conversation has stored: its log, idempotency and device-position items and its subscriptions in
+   * DynamoDB, and its Redis keys other than rate-limit buckets (the seq cache). What a refused frame (or a
+   * refused $connect) must not create.
    */
   async storedKeys(conversationId: string): Promise<string[]> {
-    const idempotency = await this.db.send(
-      new QueryCommand({
-        TableName: this.backend.tables.idempotency,
-        KeyConditionExpression: 'conversationId = :c',
-        ExpressionAttributeValues: { ':c': conversationId },
-        ConsistentRead: true,
-      }),
-    );
+    const query = (table: string) =>
+      this.db.send(
+        new QueryCommand({
+          TableName: table,
+          KeyConditionExpression: 'conversationId = :c',
+          ExpressionAttributeValues: { ':c': conversationId },
+          ConsistentRead: true,
+        }),
+      );
+    const [idempotency, positions] = await Promise.all([query(this.backend.tables.idempotency), query(this.backend.tables.positions)]);
     return [
       ...(await this.logItems(conversationId)).map((item) => `messages:${String(item.seq)}`),
       ...(idempotency.Items ?? []).map((item) => `idempotency:${String(item.key)}`),
+      ...(positions.Items ?? []).map((item) => `positions:${String(item.device)}`),
+      ...(await this.rowsOf(conversationId)).map((item) => `subscriptions:${String(item.connectionId)}`),
       ...(await this.redisKeys(conversationId)).filter((key) => !key.includes('}:rl:')),
     ].sort();
   }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { getHistory } from '../../../lambdas/domain/messaging.js';
 import { MessageCipher } from '../../../lambdas/encryption.js';
-import { ForbiddenError, RateLimitedError } from '../../../lambdas/errors.js';
+import { ForbiddenError } from '../../../lambdas/errors.js';
 import type { Binding, LogEntry } from '../../../lambdas/ports.js';
 import type { GetHistoryFrame } from '../../../lambdas/protocol.js';
 import { fakeServices } from '../../support/fake-services.js';
@@ -38,17 +38,6 @@ describe('getHistory', () => {
     expect(fake.services.messages.page).not.toHaveBeenCalled();
   });
 
-  it('is refused when rate limited', async () => {
-    // Prepare
-    const { fake, alice } = conversation(1);
-    fake.services.limiter.admit.mockResolvedValueOnce(false);
-    // Act
-    const answer = getHistory(fake.services, alice, historyFrame());
-    // Assess
-    await expect(answer).rejects.toBeInstanceOf(RateLimitedError);
-    expect(fake.services.messages.page).not.toHaveBeenCalled();
-  });
-
   it('answers the newest page first by default, ascending, with everyone\'s messages opened', async () => {
     // Prepare
     const { fake, alice, entries } = conversation(5);
@@ -69,6 +58,16 @@ describe('getHistory', () => {
         sentAt: e.sentAt,
       })),
     });
+  });
+
+  it('echoes the frame\'s requestId', async () => {
+    // Prepare
+    const { fake, alice } = conversation(2);
+    // Act
+    const answer = await getHistory(fake.services, alice, { ...historyFrame(), requestId: 'h-1' });
+    // Assess
+    expect(answer).toMatchObject({ type: 'history', requestId: 'h-1' });
+    expect(seqsOf(answer.messages)).toEqual([1, 2]);
   });
 
   it('pages back with beforeSeq until hasMore is false', async () => {

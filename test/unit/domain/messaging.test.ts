@@ -1,15 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { bindingFor, closeConnection, openConnection } from '../../../lambdas/domain/connection.js';
 import { addMember } from '../../../lambdas/domain/membership.js';
 import { ack, getUnacked, sendMessage, typing } from '../../../lambdas/domain/messaging.js';
 import { MessageCipher } from '../../../lambdas/encryption.js';
-import { CorruptRecordError, ForbiddenError, HandshakeError, PayloadTooLargeError, RateLimitedError, UnavailableError } from '../../../lambdas/errors.js';
+import { CorruptRecordError, ForbiddenError, PayloadTooLargeError, UnavailableError } from '../../../lambdas/errors.js';
 import type { Binding, LogEntry } from '../../../lambdas/ports.js';
 import type { AckFrame, GetUnackedFrame } from '../../../lambdas/protocol.js';
 import { fakeServices } from '../../support/fake-services.js';
 
 const ENDPOINT = 'https://api.example/dev';
-const query = { token: 'good', conversationId: 'conv', clientId: 'phone' };
 
 const sendFrame = (clientMessageId = 'cm', body = 'hello') => ({ action: 'sendMessage' as const, conversationId: 'conv', clientMessageId, body });
 const ackFrame = (messageIds: string[], upToSeq?: number): AckFrame => ({
@@ -35,105 +33,6 @@ function fromBob(fake: ReturnType<typeof fakeServices>, count: number): LogEntry
   return Array.from({ length: count }, (_, i) => fake.addMessage({ senderId: 'bob', senderDevice: 'phone', body: `bob ${i + 1}` }));
 }
 
-describe('openConnection', () => {
-  it('registers the device position (from the seq cache) before the connection', async () => {
-    // Prepare
-    const fake = fakeServices();
-    fromBob(fake, 3);
-    await fake.services.seqCache.raise('conv', 3);
-    const order: string[] = [];
-    fake.services.positions.register.mockImplementationOnce(async (conversationId, device, startAfterSeq, now) => {
-      order.push('device');
-      return { conversationId, ...device, ackedThrough: startAfterSeq, acked: [], lastSeenAt: now, version: 1 };
-    });
-    fake.services.registry.register.mockImplementationOnce(async () => void order.push('connection'));
-    // Act
-    const record = await openConnection(fake.services, { connectionId: 'c1', query, origin: undefined });
-    // Assess
-    expect(order).toEqual(['device', 'connection']);
-    expect(fake.services.positions.register).toHaveBeenCalledWith('conv', { userId: 'alice', deviceId: 'phone' }, 3, 1_700_000_000_000);
-    expect(fake.services.messages.lastSeq).not.toHaveBeenCalled();
-    expect(record).toMatchObject({ userId: 'alice', deviceId: 'phone', conversationId: 'conv', expiresAt: 1_700_000_000 + 3600 });
-  });
-
-  it('starts the position at the log\'s last seq when the seq cache has none', async () => {
-    // Prepare
-    const fake = fakeServices();
-    fromBob(fake, 2);
-    // Act
-    await openConnection(fake.services, { connectionId: 'c1', query, origin: undefined });
-    // Assess
-    expect(fake.positionOf({ userId: 'alice', deviceId: 'phone' })).toMatchObject({ ackedThrough: 2, acked: [] });
-  });
-
-  it.each([
-    ['an origin outside the allow list', { originAllowList: ['https://app.example'] }, { origin: 'https://evil.example' }, 403],
-    ['a missing origin when an allow list is set', { originAllowList: ['https://app.example'] }, { origin: undefined }, 403],
-    ['bad parameters', {}, { query: { token: 'good' } }, 400],
-    ['an invalid token', {}, { query: { ...query, token: 'bad' } }, 401],
-  ] as const)('refuses %s and writes nothing', async (_label, settings, request, status) => {
-    // Prepare
-    const fake = fakeServices(settings);
-    // Act
-    const error = await openConnection(fake.services, { connectionId: 'c1', query, origin: undefined, ...request }).catch((e: unknown) => e);
-    // Assess
-    expect(error).toBeInstanceOf(HandshakeError);
-    expect((error as HandshakeError).statusCode).toBe(status);
-    expect(fake.services.registry.register).not.toHaveBeenCalled();
-    expect(fake.services.positions.register).not.toHaveBeenCalled();
-  });
-
-  it('accepts an allowed origin', async () => {
-    // Prepare
-    const fake = fakeServices({ originAllowList: ['https://app.example'] });
-    // Act
-    const record = await openConnection(fake.services, { connectionId: 'c1', query, origin: 'https://app.example' });
-    // Assess
-    expect(record.connectionId).toBe('c1');
-    expect(fake.connections.map((c) => c.connectionId)).toEqual(['c1']);
-  });
-
-  it('refuses a non-member with 403, and answers 503 when a dependency is unavailable', async () => {
-    // Prepare
-    const fake = fakeServices();
-    fake.services.members.isMember.mockResolvedValueOnce(false);
-    // Act
-    const refused = openConnection(fake.services, { connectionId: 'c1', query, origin: undefined });
-    // Assess
-    await expect(refused).rejects.toMatchObject({ statusCode: 403 });
-    expect(fake.services.positions.register).not.toHaveBeenCalled();
-
-    // Prepare
-    fake.services.positions.register.mockRejectedValueOnce(new UnavailableError('dynamodb down'));
-    // Act
-    const unavailable = openConnection(fake.services, { connectionId: 'c1', query, origin: undefined });
-    // Assess
-    await expect(unavailable).rejects.toMatchObject({ statusCode: 503 });
-    expect(fake.services.registry.register).not.toHaveBeenCalled();
-  });
-
-  it('closeConnection never throws', async () => {
-    // Prepare
-    const fake = fakeServices();
-    fake.services.registry.remove.mockRejectedValueOnce(new Error('down'));
-    // Act
-    const closed = closeConnection(fake.services, 'c1');
-    // Assess
-    await expect(closed).resolves.toBeUndefined();
-    expect(fake.logs.some((l) => l.level === 'warn')).toBe(true);
-  });
-
-  it('bindingFor refuses unknown connections and other conversations', async () => {
-    // Prepare
-    const fake = fakeServices();
-    fake.connect('c1', 'alice', 'phone');
-    // Act / Assess
-    await expect(bindingFor(fake.services, 'c1', 'conv')).resolves.toMatchObject({ userId: 'alice' });
-    await expect(bindingFor(fake.services, 'c1', 'other')).rejects.toBeInstanceOf(ForbiddenError);
-    await expect(bindingFor(fake.services, 'zz', 'conv')).rejects.toBeInstanceOf(ForbiddenError);
-  });
-});
-
 describe('addMember', () => {
   it('(re-)adds the member from the conversation\'s last seq', async () => {
     // Prepare
@@ -158,20 +57,6 @@ describe('typing', () => {
     // Assess
     expect(fake.posted.map((p) => p.connectionId)).toEqual(['b']);
     expect(JSON.parse(fake.posted[0]?.data ?? '{}')).toMatchObject({ type: 'typing', userId: 'alice', state: 'stop' });
-  });
-
-  it('is refused when rate limited and posts nothing', async () => {
-    // Prepare
-    const fake = fakeServices({ ratePerSecond: 7, rateBurst: 9 });
-    const alice = fake.connect('a', 'alice', 'phone');
-    fake.connect('b', 'bob', 'phone');
-    fake.services.limiter.admit.mockResolvedValueOnce(false);
-    // Act
-    const typed = typing(fake.services, alice, { action: 'typing', conversationId: 'conv', state: 'start' }, ENDPOINT);
-    // Assess
-    await expect(typed).rejects.toBeInstanceOf(RateLimitedError);
-    expect(fake.services.limiter.admit).toHaveBeenCalledWith([{ key: 'conn:a', perSecond: 7, burst: 9 }]);
-    expect(fake.posted).toHaveLength(0);
   });
 
   it('refuses a userId that is not the connection\'s', async () => {
@@ -278,21 +163,24 @@ describe('sendMessage', () => {
     expect(fake.entries).toHaveLength(1);
   });
 
-  it('writes nothing, queries nothing and posts nothing when rate limited', async () => {
+  it('carries the frame\'s requestId in sent, posted or answered, and never in the message frames', async () => {
     // Prepare
     const fake = fakeServices();
     const alice = fake.connect('a', 'alice', 'phone');
     fake.connect('b', 'bob', 'phone');
-    fake.services.limiter.admit.mockResolvedValueOnce(false);
     // Act
-    const sent = sendMessage(fake.services, alice, sendFrame(), ENDPOINT);
+    const posted = await sendMessage(fake.services, alice, { ...sendFrame('cm-1'), requestId: 'req-1' }, ENDPOINT);
+    fake.outcomes.set('a', 'failed');
+    const answered = await sendMessage(fake.services, alice, { ...sendFrame('cm-2'), requestId: 'req-2' }, ENDPOINT);
+    const duplicate = await sendMessage(fake.services, alice, { ...sendFrame('cm-1'), requestId: 'req-3' }, ENDPOINT);
     // Assess
-    await expect(sent).rejects.toBeInstanceOf(RateLimitedError);
-    expect(fake.services.messages.append).not.toHaveBeenCalled();
-    expect(fake.services.registry.listByConversation).not.toHaveBeenCalled();
-    expect(fake.services.seqCache.get).not.toHaveBeenCalled();
-    expect(fake.entries).toHaveLength(0);
-    expect(fake.posted).toHaveLength(0);
+    expect(posted).toBeUndefined();
+    expect(JSON.parse(fake.posted[0]?.data ?? '{}')).toMatchObject({ type: 'sent', clientMessageId: 'cm-1', requestId: 'req-1' });
+    expect(answered).toMatchObject({ type: 'sent', clientMessageId: 'cm-2', requestId: 'req-2' });
+    expect(duplicate).toMatchObject({ type: 'sent', clientMessageId: 'cm-1', duplicate: true, requestId: 'req-3' });
+    const messages = fake.posted.filter((p) => JSON.parse(p.data).type === 'message').map((p) => JSON.parse(p.data));
+    expect(messages).toHaveLength(2);
+    for (const message of messages) expect(message).not.toHaveProperty('requestId');
   });
 
   it('answers unavailable, telling the sender to resend the same clientMessageId, when the log does not answer', async () => {
@@ -383,20 +271,6 @@ describe('sendMessage', () => {
 describe('ack', () => {
   const alicePhone = (fake: ReturnType<typeof fakeServices>): Binding => fake.connect('a', 'alice', 'phone');
 
-  it('is refused when rate limited and moves nothing', async () => {
-    // Prepare
-    const fake = fakeServices();
-    const alice = alicePhone(fake);
-    const [m1] = fromBob(fake, 1);
-    fake.services.limiter.admit.mockResolvedValueOnce(false);
-    // Act
-    const acked = ack(fake.services, alice, ackFrame([m1?.messageId ?? '']));
-    // Assess
-    await expect(acked).rejects.toBeInstanceOf(RateLimitedError);
-    expect(fake.services.positions.save).not.toHaveBeenCalled();
-    expect(fake.positionOf(alice)).toMatchObject({ ackedThrough: 0, acked: [] });
-  });
-
   it('compacts in-order acks into ackedThrough and echoes the frame', async () => {
     // Prepare
     const fake = fakeServices();
@@ -411,6 +285,17 @@ describe('ack', () => {
     expect(second).toEqual({ type: 'acked', conversationId: 'conv', messageIds: ids.slice(1) });
     expect(afterFirst).toMatchObject({ ackedThrough: 1, acked: [] });
     expect(fake.positionOf(alice)).toMatchObject({ ackedThrough: 3, acked: [] });
+  });
+
+  it('echoes the frame\'s requestId in acked', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = alicePhone(fake);
+    const [m1] = fromBob(fake, 1);
+    // Act
+    const answer = await ack(fake.services, alice, { ...ackFrame([m1?.messageId ?? '']), requestId: 'ack-1' });
+    // Assess
+    expect(answer).toEqual({ type: 'acked', conversationId: 'conv', messageIds: [m1?.messageId], requestId: 'ack-1' });
   });
 
   it('keeps out-of-order acks sorted and compacts them when the gap fills', async () => {
@@ -573,6 +458,18 @@ describe('getUnacked', () => {
     });
   });
 
+  it('echoes the frame\'s requestId in unacked', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    fromBob(fake, 1);
+    // Act
+    const answer = await getUnacked(fake.services, alice, { ...unackedFrame(), requestId: 'u-1' });
+    // Assess
+    expect(answer).toMatchObject({ type: 'unacked', requestId: 'u-1' });
+    expect(seqsOf(answer.messages)).toEqual([1]);
+  });
+
   it('shows a re-added member only the messages after the re-add', async () => {
     // Prepare
     const fake = fakeServices();
@@ -682,17 +579,5 @@ describe('getUnacked', () => {
     expect(before.messages).toEqual([]);
     expect(fake.positionOf(tablet)).toMatchObject({ ackedThrough: 2 });
     expect(seqsOf(after.messages)).toEqual([3]);
-  });
-
-  it('is refused when rate limited', async () => {
-    // Prepare
-    const fake = fakeServices();
-    const alice = fake.connect('a', 'alice', 'phone');
-    fake.services.limiter.admit.mockResolvedValueOnce(false);
-    // Act
-    const answer = getUnacked(fake.services, alice, unackedFrame());
-    // Assess
-    await expect(answer).rejects.toBeInstanceOf(RateLimitedError);
-    expect(fake.services.messages.page).not.toHaveBeenCalled();
   });
 });

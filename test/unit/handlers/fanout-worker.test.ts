@@ -72,11 +72,16 @@ describe('fan-out worker', () => {
 
   it('prunes a gone connection while posting a batch', async () => {
     aws.connect({ connectionId: 'GONE', userId: 'u', deviceId: 'd', conversationId: 'c' });
+    aws.connect({ connectionId: 'LIVE', userId: 'v', deviceId: 'd', conversationId: 'c' });
     aws.gone.add('GONE');
+    const itemsOf = (connectionId: string) => [...aws.connections.values()].filter((item) => item.connectionId === connectionId);
+    expect(itemsOf('GONE')).toHaveLength(2);
     const job = { kind: 'frame', endpoint: aws.endpoint, frame: '{"type":"typing"}', connectionIds: ['GONE', 'LIVE'] };
     const result = await handler({ Records: [sqsRecord('r', JSON.stringify(job))] });
     expect(result.batchItemFailures).toEqual([]);
-    expect(aws.connections.has('GONE')).toBe(false);
+    // The gone connection's record and subscription are removed; the live one keeps both.
+    expect(itemsOf('GONE')).toEqual([]);
+    expect(itemsOf('LIVE')).toHaveLength(2);
     expect(aws.postsTo('LIVE')).toHaveLength(1);
   });
 });

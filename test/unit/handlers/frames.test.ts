@@ -1,7 +1,11 @@
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { CONVERSATION_INDEX } from '../../../deploy/tables.js';
+import { lazyServices, Scope } from '../../../lambdas/context/lazy.js';
 import { handler as defaultRoute } from '../../../lambdas/handlers/default.js';
+import { route as subscribeRoute } from '../../../lambdas/handlers/subscribe.js';
+import { route as unsubscribeRoute } from '../../../lambdas/handlers/unsubscribe.js';
 import { mockAws, type AwsMocks } from '../../support/aws-mocks.js';
 import { applyEnv, completeEnv, restoreEnv, uniqueId } from '../../support/env.js';
 import { answerOf, messageEvent } from '../../support/events.js';
@@ -18,16 +22,42 @@ const ack = lambdas.ack;
 const getUnacked = lambdas.getUnacked;
 const sendMessage = lambdas.sendMessage;
 const typing = lambdas.typing;
+/** The same routes in containers whose limiter refuses every frame (its buckets are empty). */
+const limited = testLambdas(() => process.env, { ...store, limiter: { admit: async () => false } });
+/** `subscribe` and `unsubscribe`, built like the others (test/support/lambdas.ts does not list them). */
+const scope = new Scope();
+const subscribe = subscribeRoute.create(lazyServices(() => subscribeRoute.build(process.env, scope, store)));
+const unsubscribe = unsubscribeRoute.create(lazyServices(() => unsubscribeRoute.build(process.env, scope)));
 
 beforeAll(async () => {
-  applyEnv(completeEnv(inject('redisUrl'), { RATE_LIMIT_PER_SECOND: '1000', RATE_LIMIT_BURST: '1000', FANOUT_THRESHOLD: '5', FANOUT_BATCH_SIZE: '2' }));
+  applyEnv(
+    completeEnv(inject('redisUrl'), {
+      RATE_LIMIT_PER_SECOND: '1000',
+      RATE_LIMIT_BURST: '1000',
+      RATE_LIMIT_USER_PER_SECOND: '1000',
+      RATE_LIMIT_USER_BURST: '1000',
+      FANOUT_THRESHOLD: '5',
+      FANOUT_BATCH_SIZE: '2',
+    }),
+  );
   aws = await mockAws();
 });
 afterAll(async () => {
   await lambdas.reset();
+  await limited.reset();
+  await scope.close();
   await aws.restore();
   restoreEnv();
 });
+
+/** Reads of the registry's items, by kind: a connection's record, or one of its subscriptions. */
+const recordReads = () => aws.dynamo.commandCalls(GetCommand).filter((c) => c.args[0].input.Key?.entry === '#connection');
+const subscriptionReads = () => aws.dynamo.commandCalls(GetCommand).filter((c) => String(c.args[0].input.Key?.entry).startsWith('c#'));
+/** Queries of the conversation index (the recipients) and of the members table (the roster). */
+const recipientQueries = () => aws.dynamo.commandCalls(QueryCommand).filter((c) => c.args[0].input.IndexName === CONVERSATION_INDEX);
+const rosterQueries = () => aws.dynamo.commandCalls(QueryCommand).filter((c) => c.args[0].input.TableName === 'members-test');
+/** The registry's items of one connection (its record and its subscriptions). */
+const itemsOf = (connectionId: string) => [...aws.connections.values()].filter((item) => item.connectionId === connectionId);
 
 /**
  * alice on phone (A1) and laptop (A2), bob on phone (B1), all connected to one conversation. Connection ids
@@ -36,6 +66,7 @@ afterAll(async () => {
  */
 beforeEach(async () => {
   await lambdas.reset();
+  await limited.reset();
   aws.reset();
   conversationId = uniqueId('conv');
   aws.connect({ connectionId: 'A1', userId: 'alice', deviceId: 'phone', conversationId });
@@ -74,13 +105,19 @@ describe('typing', () => {
     expect(result).toEqual({ statusCode: 200 });
     expect(aws.posts.map((p) => p.connectionId)).toEqual(['B1']);
     expect(aws.posts[0]?.frame).toMatchObject({ type: 'typing', conversationId, userId: 'alice', state: 'start' });
-    expect(aws.dynamo.commandCalls(QueryCommand)).toHaveLength(1);
+    expect(recipientQueries()).toHaveLength(1);
+    // The roster is read once and serves both the sender's check and the recipients' filter.
+    expect(rosterQueries()).toHaveLength(1);
+    expect(aws.dynamo.commandCalls(QueryCommand)).toHaveLength(2);
   });
 
-  it('reads a connection\'s binding once per container: later frames need no GetItem', async () => {
+  it('reads a connection\'s record once per container; its subscription (which can change) on every frame', async () => {
     for (let i = 0; i < 3; i += 1) await typing(messageEvent('A1', { action: 'typing', conversationId }, 'typing'));
-    expect(aws.dynamo.commandCalls(GetCommand)).toHaveLength(1);
-    expect(aws.dynamo.commandCalls(QueryCommand)).toHaveLength(3);
+    expect(recordReads()).toHaveLength(1);
+    expect(subscriptionReads()).toHaveLength(3);
+    expect(aws.dynamo.commandCalls(GetCommand)).toHaveLength(4);
+    expect(recipientQueries()).toHaveLength(3);
+    expect(rosterQueries()).toHaveLength(1);
   });
 
   it('carries state stop', async () => {
@@ -105,8 +142,11 @@ describe('typing', () => {
   it('prunes a gone connection (410) and keeps delivering to the rest', async () => {
     aws.connect({ connectionId: 'C1', userId: 'carol', deviceId: 'phone', conversationId });
     aws.gone.add('B1');
+    aws.addMember(conversationId, 'carol');
+    expect(itemsOf('B1')).toHaveLength(2);
     await typing(messageEvent('A1', { action: 'typing', conversationId }, 'typing'));
-    expect(aws.connections.has('B1')).toBe(false);
+    expect(itemsOf('B1')).toEqual([]);
+    expect(itemsOf('A1')).toHaveLength(2);
     expect(aws.postsTo('C1')).toHaveLength(1);
   });
 });
@@ -151,7 +191,10 @@ describe('sendMessage', () => {
 
   it('goes through SQS in batches above the fan-out threshold, with no body in the queue', async () => {
     await registerDevices();
-    for (let i = 0; i < 6; i += 1) aws.connect({ connectionId: `X${i}`, userId: `user${i}`, deviceId: 'd', conversationId });
+    for (let i = 0; i < 6; i += 1) {
+      aws.connect({ connectionId: `X${i}`, userId: `user${i}`, deviceId: 'd', conversationId });
+      aws.addMember(conversationId, `user${i}`);
+    }
     await send('A1', { clientMessageId: 'cm-big', body: 'secret words' });
     expect(aws.sqs.commandCalls(SendMessageBatchCommand)).toHaveLength(1);
     expect(aws.queued).toHaveLength(4); // 8 recipients in batches of 2
@@ -161,9 +204,26 @@ describe('sendMessage', () => {
 
   it('still answers sent when the recipients cannot be listed: the message is stored and pending', async () => {
     await registerDevices();
-    aws.dynamo.on(QueryCommand).rejects(Object.assign(new Error('down'), { name: 'InternalServerError', $metadata: { httpStatusCode: 500 } }));
+    // Only the conversation index is down: the sender's subscription and the roster still answer.
+    aws.dynamo
+      .on(QueryCommand, { IndexName: CONVERSATION_INDEX })
+      .rejects(Object.assign(new Error('down'), { name: 'InternalServerError', $metadata: { httpStatusCode: 500 } }));
     const sent = await send('A1', { clientMessageId: 'cm-q', body: 'kept' });
     expect(sent).toMatchObject({ type: 'sent', duplicate: false });
+    expect(recipientQueries().length).toBeGreaterThan(0);
+    expect(messagePosts()).toHaveLength(0);
+    const pending = answerOf(await getUnacked(messageEvent('B1', { action: 'getUnacked', conversationId }, 'getUnacked')));
+    expect(pending.messages).toEqual([expect.objectContaining({ body: 'kept' })]);
+  });
+
+  it('delivers nothing to a subscription whose user is no longer a member: it is dropped and told', async () => {
+    await registerDevices();
+    aws.connect({ connectionId: 'C1', userId: 'carol', deviceId: 'phone', conversationId });
+    await send('A1', { clientMessageId: 'cm-r', body: 'members only' });
+    expect(messagePosts().map((p) => p.connectionId).sort()).toEqual(['A2', 'B1']);
+    expect(aws.postsTo('C1')).toEqual([{ type: 'unsubscribed', conversations: [{ conversationId, status: 'forbidden' }] }]);
+    expect(aws.subscriptions().map((s) => s.connectionId).sort()).toEqual(['A1', 'A2', 'B1']);
+    expect(itemsOf('C1')).toEqual([expect.objectContaining({ entry: '#connection' })]);
   });
 
   it('refuses an oversize body with bad_request and stores nothing', async () => {
@@ -227,6 +287,75 @@ describe('ack and getUnacked', () => {
   });
 });
 
+describe('subscribe and unsubscribe', () => {
+  /** A connection opened without a conversationId: its record only. */
+  function openBare(connectionId: string, userId: string, deviceId: string) {
+    const now = Date.now();
+    aws.connections.set(`${connectionId}|#connection`, { connectionId, entry: '#connection', userId, deviceId, connectedAt: now, expiresAt: Math.floor(now / 1000) + 3600 });
+  }
+
+  it('subscribes a bare connection to the conversations its user is a member of, and frames then pass', async () => {
+    openBare('N1', 'alice', 'tablet');
+    const elsewhere = uniqueId('conv');
+    const before = answerOf(await typing(messageEvent('N1', { action: 'typing', conversationId }, 'typing')));
+    expect(before).toMatchObject({ type: 'error', code: 'forbidden' });
+    const answer = answerOf(await subscribe(messageEvent('N1', { action: 'subscribe', conversationIds: [conversationId, elsewhere], requestId: 'sub-1' }, 'subscribe')));
+    expect(answer).toEqual({
+      type: 'subscribed',
+      conversations: [
+        { conversationId, status: 'ok', lastSeq: 0 },
+        { conversationId: elsewhere, status: 'forbidden' },
+      ],
+      requestId: 'sub-1',
+    });
+    expect(itemsOf('N1').map((item) => item.entry).sort()).toEqual(['#connection', `c#${conversationId}`]);
+    expect(await store.positions.get(conversationId, { userId: 'alice', deviceId: 'tablet' })).toMatchObject({ ackedThrough: 0 });
+    const after = await typing(messageEvent('N1', { action: 'typing', conversationId }, 'typing'));
+    expect(after).toEqual({ statusCode: 200 });
+    expect(aws.postsTo('B1')).toEqual([expect.objectContaining({ type: 'typing', userId: 'alice' })]);
+  });
+
+  it('resumes with afterSeq: subscribed is posted first, then the missed messages', async () => {
+    await registerDevices();
+    await send('B1', { clientMessageId: 'r-1', body: 'one' });
+    await send('B1', { clientMessageId: 'r-2', body: 'two' });
+    aws.connections.delete(`A2|c#${conversationId}`);
+    aws.posts.length = 0;
+    const result = await subscribe(messageEvent('A2', { action: 'subscribe', conversationIds: [conversationId], afterSeq: { [conversationId]: 1 }, requestId: 'res' }, 'subscribe'));
+    expect(result.body).toBeUndefined();
+    const frames = aws.postsTo('A2');
+    expect(frames.map((f) => f.type)).toEqual(['subscribed', 'unacked']);
+    expect(frames[0]).toMatchObject({ requestId: 'res', conversations: [{ conversationId, status: 'ok', lastSeq: 2 }] });
+    expect(frames[1]).toMatchObject({ conversationId, requestId: 'res', hasMore: false, messages: [expect.objectContaining({ seq: 2, body: 'two' })] });
+  });
+
+  it('unsubscribe drops the subscription: the next frame for it is forbidden', async () => {
+    const answer = answerOf(await unsubscribe(messageEvent('A1', { action: 'unsubscribe', conversationIds: [conversationId], requestId: 'uns' }, 'unsubscribe')));
+    expect(answer).toEqual({ type: 'unsubscribed', conversations: [{ conversationId, status: 'ok' }], requestId: 'uns' });
+    expect(itemsOf('A1').map((item) => item.entry)).toEqual(['#connection']);
+    const refused = answerOf(await typing(messageEvent('A1', { action: 'typing', conversationId }, 'typing')));
+    expect(refused).toMatchObject({ type: 'error', code: 'forbidden' });
+  });
+});
+
+describe('rate limits', () => {
+  it.each(['typing', 'sendMessage', 'ack', 'getUnacked', 'getHistory'] as const)(
+    '%s: a rate-limited frame makes no DynamoDB call after the connection record, and answers rate_limited',
+    async (action) => {
+      await registerDevices();
+      const frame = { action, conversationId, clientMessageId: 'rl', body: 'never stored', messageIds: ['m'], requestId: 'rl-1' };
+      const entriesBefore = store.messages.entries.length;
+      const answer = answerOf(await limited[action](messageEvent('A1', frame, action)));
+      expect(answer).toMatchObject({ type: 'error', code: 'rate_limited', action, requestId: 'rl-1' });
+      expect(aws.dynamo.calls()).toHaveLength(1);
+      expect(recordReads()).toHaveLength(1);
+      expect(aws.sqs.calls()).toHaveLength(0);
+      expect(aws.attempts).toHaveLength(0);
+      expect(store.messages.entries).toHaveLength(entriesBefore);
+    },
+  );
+});
+
 describe('$default', () => {
   it.each([
     ['not JSON', 'hello there', /not valid JSON/],
@@ -237,6 +366,12 @@ describe('$default', () => {
     const answer = answerOf(await defaultRoute(messageEvent('A1', body)));
     expect(answer).toMatchObject({ type: 'error', code: 'bad_request' });
     expect(String(answer.message)).toMatch(message);
+  });
+
+  it('echoes a well-formed requestId, never a malformed one', async () => {
+    expect(answerOf(await defaultRoute(messageEvent('A1', { action: 'dance', requestId: 'd-1' }))).requestId).toBe('d-1');
+    expect(answerOf(await defaultRoute(messageEvent('A1', { requestId: 'd-2' }))).requestId).toBe('d-2');
+    expect(answerOf(await defaultRoute(messageEvent('A1', { action: 'dance', requestId: 'not ok' })))).not.toHaveProperty('requestId');
   });
 
   it('echoes a short unknown action but never a long or odd one', async () => {

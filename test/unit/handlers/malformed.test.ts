@@ -1,6 +1,9 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { lazyServices, Scope } from '../../../lambdas/context/lazy.js';
 import { handler as defaultRoute } from '../../../lambdas/handlers/default.js';
+import { route as subscribeRoute } from '../../../lambdas/handlers/subscribe.js';
+import { route as unsubscribeRoute } from '../../../lambdas/handlers/unsubscribe.js';
 import { mockAws, type AwsMocks } from '../../support/aws-mocks.js';
 import { applyEnv, completeEnv, restoreEnv } from '../../support/env.js';
 import { answerOf, messageEvent } from '../../support/events.js';
@@ -15,22 +18,37 @@ const ack = lambdas.ack;
 const getUnacked = lambdas.getUnacked;
 const sendMessage = lambdas.sendMessage;
 const typing = lambdas.typing;
+const getHistory = lambdas.getHistory;
+/** `subscribe` and `unsubscribe`, built like the others (test/support/lambdas.ts does not list them). */
+const scope = new Scope();
+const subscribe = subscribeRoute.create(lazyServices(() => subscribeRoute.build(process.env, scope, store)));
+const unsubscribe = unsubscribeRoute.create(lazyServices(() => unsubscribeRoute.build(process.env, scope)));
 
 let aws: AwsMocks;
 const CONV = 'malformed-conv';
 
 beforeAll(async () => {
-  applyEnv(completeEnv(inject('redisUrl'), { RATE_LIMIT_PER_SECOND: '100000', RATE_LIMIT_BURST: '100000' }));
+  applyEnv(
+    completeEnv(inject('redisUrl'), {
+      RATE_LIMIT_PER_SECOND: '100000',
+      RATE_LIMIT_BURST: '100000',
+      RATE_LIMIT_USER_PER_SECOND: '100000',
+      RATE_LIMIT_USER_BURST: '100000',
+    }),
+  );
   aws = await mockAws();
+  // A member, subscribed: a well-formed frame reaches the domain (a non-member's subscription would be dropped).
+  aws.addMember(CONV, 'alice');
   aws.connect({ connectionId: 'M1', userId: 'alice', deviceId: 'phone', conversationId: CONV });
 });
 afterAll(async () => {
   await lambdas.reset();
+  await scope.close();
   await aws.restore();
   restoreEnv();
 });
 
-const routes = { typing, sendMessage, ack, getUnacked } as const;
+const routes = { typing, sendMessage, ack, getUnacked, getHistory, subscribe, unsubscribe } as const;
 const ERROR_CODES = ['bad_request', 'forbidden', 'not_found', 'payload_too_large', 'rate_limited', 'unavailable', 'internal'];
 
 const malformed: [string, unknown][] = [
@@ -65,7 +83,7 @@ describe.each(Object.entries(routes))('%s with a malformed frame', (action, rout
     ]) {
       const result = await route(messageEvent('M1', body, action));
       expect(result.statusCode).toBe(200);
-      if (result.body !== undefined) expect(['error', 'unacked']).toContain(answerOf(result).type);
+      if (result.body !== undefined) expect(['error', 'unacked', 'history']).toContain(answerOf(result).type);
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     }
   });
@@ -76,10 +94,13 @@ describe.each(Object.entries(routes))('%s with a malformed frame', (action, rout
       sendMessage: { clientMessageId: 5, body: 'b' },
       ack: { messageIds: 'm1' },
       getUnacked: { limit: 1000 },
+      getHistory: { limit: 0 },
+      subscribe: { conversationIds: CONV },
+      unsubscribe: { conversationIds: [] },
     }[action];
     const answer = answerOf(await route(messageEvent('M1', { action, conversationId: CONV, ...wrong }, action)));
     expect(answer).toMatchObject({ type: 'error', code: 'bad_request', action });
-    expect(String(answer.message)).toMatch(/state|clientMessageId|messageIds|limit/);
+    expect(String(answer.message)).toMatch(/state|clientMessageId|messageIds|limit|conversationIds/);
   });
 
   it('answers every arbitrary JSON value with a valid frame (property)', async () => {
@@ -89,7 +110,7 @@ describe.each(Object.entries(routes))('%s with a malformed frame', (action, rout
         expect(result.statusCode).toBe(200);
         if (result.body !== undefined) {
           const answer = answerOf(result);
-          expect(['error', 'sent', 'acked', 'unacked']).toContain(answer.type);
+          expect(['error', 'sent', 'acked', 'unacked', 'history', 'subscribed', 'unsubscribed']).toContain(answer.type);
         }
       }),
       { numRuns: 100 },

@@ -1,0 +1,51 @@
+import { createLog } from '../adapters/log.js';
+import { loadConfig } from '../config.js';
+import { documentClient } from '../context/dynamo.js';
+import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { connectionRegistry, membershipStore } from '../context/members.js';
+import { postersFor } from '../context/posters.js';
+import { redisHelpers } from '../context/redis.js';
+import { readAppKeys } from '../context/secrets.js';
+import { rateSettings, subscriptionSettings, systemClock } from '../context/settings.js';
+import { devicePositions, messageLog } from '../context/store.js';
+import { subscribe, type SubscribeServices } from '../domain/connection.js';
+import { MessageCipher } from '../encryption.js';
+import { connectionRoute, type ConnectionFrameServices, type FrameHandler } from '../frame-route.js';
+import { subscribeFrameSchema } from '../protocol.js';
+import { callbackEndpoint } from '../proxy-event.js';
+
+export type SubscribeRouteServices = SubscribeServices & ConnectionFrameServices & { callbackUrl: string | undefined };
+
+/**
+ * Route `subscribe`: the connection receives these conversations (each `ok` or `forbidden`); with `afterSeq`,
+ * the device's missed messages follow (resume).
+ */
+export const route: Route<SubscribeRouteServices, FrameHandler> = {
+  async build(env, scope, given = {}) {
+    const config = loadConfig('subscribe', env);
+    const log = given.log ?? createLog(config.LOG_LEVEL);
+    const db = once(() => documentClient(config, scope, env));
+    const redis = once(() => redisHelpers(config, scope, env, log));
+    return {
+      log,
+      callbackUrl: config.CALLBACK_URL,
+      limits: given.limits ?? rateSettings(config),
+      subscriptions: given.subscriptions ?? subscriptionSettings(config),
+      clock: given.clock ?? systemClock,
+      sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKeys),
+      registry: given.registry ?? connectionRegistry(config, db()),
+      members: given.members ?? membershipStore(config, db()),
+      messages: given.messages ?? messageLog(config, db()),
+      positions: given.positions ?? devicePositions(config, db()),
+      limiter: given.limiter ?? (await redis()).limiter,
+      seqCache: given.seqCache ?? (await redis()).seqCache,
+      posterFor: given.posterFor ?? postersFor(config, scope, env, log),
+    };
+  },
+  create: (services: ServiceSource<SubscribeRouteServices>) =>
+    connectionRoute('subscribe', subscribeFrameSchema, services, (built, connection, frame, event) =>
+      subscribe(built, connection, frame, callbackEndpoint({ CALLBACK_URL: built.callbackUrl }, event)),
+    ),
+};
+
+export const handler = lambdaHandler(route);

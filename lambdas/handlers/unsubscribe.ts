@@ -1,0 +1,31 @@
+import { createLog } from '../adapters/log.js';
+import { loadConfig } from '../config.js';
+import { documentClient } from '../context/dynamo.js';
+import { lambdaHandler, type Route, type ServiceSource } from '../context/lazy.js';
+import { connectionRegistry } from '../context/members.js';
+import { redisHelpers } from '../context/redis.js';
+import { rateSettings } from '../context/settings.js';
+import { unsubscribe } from '../domain/connection.js';
+import { connectionRoute, type ConnectionFrameServices, type FrameHandler } from '../frame-route.js';
+import type { ConnectionRegistry } from '../ports.js';
+import { unsubscribeFrameSchema } from '../protocol.js';
+
+export type UnsubscribeRouteServices = ConnectionFrameServices & { registry: Pick<ConnectionRegistry, 'connection' | 'unsubscribe'> };
+
+/** Route `unsubscribe`: the connection stops receiving these conversations; answers `unsubscribed`. */
+export const route: Route<UnsubscribeRouteServices, FrameHandler> = {
+  async build(env, scope, given = {}) {
+    const config = loadConfig('unsubscribe', env);
+    const log = given.log ?? createLog(config.LOG_LEVEL);
+    return {
+      log,
+      limits: given.limits ?? rateSettings(config),
+      registry: given.registry ?? connectionRegistry(config, documentClient(config, scope, env)),
+      limiter: given.limiter ?? (await redisHelpers(config, scope, env, log)).limiter,
+    };
+  },
+  create: (services: ServiceSource<UnsubscribeRouteServices>) =>
+    connectionRoute('unsubscribe', unsubscribeFrameSchema, services, (built, connection, frame) => unsubscribe(built, connection, frame)),
+};
+
+export const handler = lambdaHandler(route);

@@ -618,8 +618,10 @@ async function checkScan(endpoint: string, tableRows: number, bytesPerRow: numbe
   try {
     await ensureTables(client, { [table]: connectionsTable });
     const conversationId = randomUUID();
+    // Subscription rows, as the conversation index holds them.
     const items = Array.from({ length: rows }, (_, i) => ({
       connectionId: `${randomUUID().replace(/-/g, '').slice(0, 15)}=`.slice(0, 16),
+      entry: `c#${conversationId}`,
       userId: randomUUID(),
       deviceId: randomUUID(),
       conversationId,

@@ -33,7 +33,7 @@ const REFERENCE_SOURCE = [
   '    ...(env.DYNAMODB_ENDPOINT === undefined ? {} : { endpoint: env.DYNAMODB_ENDPOINT }),',
   "    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? '', secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? '', ...(sessionToken === undefined ? {} : { sessionToken }) },",
   '  }));',
-  "  await db.send(new GetCommand({ TableName: env.CONNECTIONS_TABLE, Key: { connectionId: 'cold-start-reference' } }));",
+  "  await db.send(new GetCommand({ TableName: env.CONNECTIONS_TABLE, Key: { connectionId: 'cold-start-reference', entry: '#connection' } }));",
   '  return { statusCode: 200 };',
   '};',
 ].join('\n');
@@ -425,6 +425,16 @@ async function prepareWorld(bench: BenchBackend): Promise<World> {
     ],
     ['disconnect', (i) => disconnectEvent(facts(`cold-conn-${i}`), `req-disconnect-${i}`, Date.now(), 1000, '')],
     ['default', (i) => messageEvent(facts(senderId), '$default', `req-default-${i}`, `msg-${i}`, Date.now(), '{"action":"nope"}')],
+    // The sender subscribes again (idempotent); the unsubscribe names a conversation it is not in, so the others keep
+    // their subscription.
+    [
+      'subscribe',
+      (i) => messageEvent(facts(senderId), 'subscribe', `req-subscribe-${i}`, `msg-${i}`, Date.now(), JSON.stringify({ action: 'subscribe', conversationIds: [conversationId] })),
+    ],
+    [
+      'unsubscribe',
+      (i) => messageEvent(facts(senderId), 'unsubscribe', `req-unsubscribe-${i}`, `msg-${i}`, Date.now(), JSON.stringify({ action: 'unsubscribe', conversationIds: ['cold-other'] })),
+    ],
     ['typing', frame('typing', {})],
     ['sendMessage', (i) => frame('sendMessage', { clientMessageId: `cold-${Date.now().toString(36)}-${i}`, body: 'cold start' })(i)],
     ['ack', frame('ack', { messageIds: ['not-a-message'] })],
@@ -460,6 +470,8 @@ async function prepareWorld(bench: BenchBackend): Promise<World> {
     ['ack', answerType('acked')],
     ['getUnacked', answerType('unacked')],
     ['getHistory', answerType('history')],
+    ['subscribe', answerType('subscribed')],
+    ['unsubscribe', answerType('unsubscribed')],
     [
       'fanoutWorker',
       (result) =>
@@ -471,6 +483,8 @@ async function prepareWorld(bench: BenchBackend): Promise<World> {
     HOME: process.env.HOME,
     ...backend.env,
     LOG_LEVEL: 'SILENT',
+    // Every sample's $connect is a new connection of the same user (none of them ever closes).
+    MAX_CONNECTIONS_PER_USER: '100000',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
   return {

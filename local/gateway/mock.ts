@@ -61,7 +61,7 @@ const JS_ESCAPES: Readonly<Record<string, string>> = {
 
 /**
  * `$util.escapeJavaScript`: Java's StringEscapeUtils.escapeJavaScript, which API Gateway documents. It escapes `'` as
- * `\'` too (not valid inside a JSON string, as AWS warns), and every character past U+007F as `\uXXXX`.
+ * `\'` too (not valid inside a JSON string, as AWS warns), and every character past U+007F as a `\u` escape of four hex digits.
  */
 export function escapeJavaScript(value: unknown): string {
   const text = value === null || value === undefined ? '' : String(value);

@@ -1,4 +1,4 @@
-import { BatchGetCommand, BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { UnavailableError } from '../errors.js';
 import { callAws } from './aws-errors.js';
 
@@ -68,5 +68,21 @@ export async function getAll(
       pending = result.UnprocessedKeys?.[tableName]?.Keys ?? [];
     }
   }
+  return items;
+}
+
+/** Every item a Query matches, following LastEvaluatedKey page by page (a page stops at 1 MB). */
+export async function queryAll(
+  db: DynamoDBDocumentClient,
+  what: string,
+  input: Omit<QueryCommandInput, 'ExclusiveStartKey'>,
+): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await callAws(what, () => db.send(new QueryCommand({ ...input, ExclusiveStartKey: startKey })));
+    items.push(...(page.Items ?? []));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey !== undefined);
   return items;
 }

@@ -1,7 +1,7 @@
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Membership, MembershipStore } from '../ports.js';
 import { callAws } from './aws-errors.js';
-import { getAll } from './dynamo-batch.js';
+import { getAll, queryAll } from './dynamo-batch.js';
 
 const WHAT = 'the membership table';
 const sinceSeqOf = (value: unknown) => (typeof value === 'number' && Number.isSafeInteger(value) ? value : 0);
@@ -39,25 +39,14 @@ export class DynamoMembershipStore implements MembershipStore {
   }
 
   async list(conversationId: string): Promise<string[]> {
-    const users: string[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await callAws(WHAT, () =>
-        this.db.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            KeyConditionExpression: 'conversationId = :c',
-            ExpressionAttributeValues: { ':c': conversationId },
-            ProjectionExpression: 'userId',
-            ConsistentRead: true,
-            ExclusiveStartKey: startKey,
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) if (typeof item.userId === 'string') users.push(item.userId);
-      startKey = page.LastEvaluatedKey;
-    } while (startKey !== undefined);
-    return users;
+    const items = await queryAll(this.db, WHAT, {
+      TableName: this.tableName,
+      KeyConditionExpression: 'conversationId = :c',
+      ExpressionAttributeValues: { ':c': conversationId },
+      ProjectionExpression: 'userId',
+      ConsistentRead: true,
+    });
+    return items.flatMap((item) => (typeof item.userId === 'string' ? [item.userId] : []));
   }
 
   async isMember(conversationId: string, userId: string): Promise<boolean> {

@@ -2,14 +2,13 @@ import {
   DeleteCommand,
   GetCommand,
   PutCommand,
-  QueryCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import type { Clock, ConnectionRecord, ConnectionRegistry, Subscription } from '../ports.js';
 import { CONVERSATION_INDEX } from '../../deploy/tables.js';
 import { callAws, isConditionFailure } from './aws-errors.js';
-import { getAll, writeAll } from './dynamo-batch.js';
+import { getAll, queryAll, writeAll } from './dynamo-batch.js';
 
 const RECORD_CACHE_LIMIT = 10_000;
 const CONNECTION_ENTRY = '#connection';
@@ -91,26 +90,15 @@ export class DynamoConnectionRegistry implements ConnectionRegistry {
   }
 
   async subscriptionsOf(connectionId: string): Promise<string[]> {
-    const conversations: string[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await callAws(WHAT, () =>
-        this.db.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            KeyConditionExpression: 'connectionId = :id AND begins_with(#entry, :prefix)',
-            ExpressionAttributeNames: { '#entry': 'entry' },
-            ExpressionAttributeValues: { ':id': connectionId, ':prefix': SUBSCRIPTION_PREFIX },
-            ProjectionExpression: 'conversationId',
-            ConsistentRead: true,
-            ExclusiveStartKey: startKey,
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) if (typeof item.conversationId === 'string') conversations.push(item.conversationId);
-      startKey = page.LastEvaluatedKey;
-    } while (startKey !== undefined);
-    return conversations;
+    const items = await queryAll(this.db, WHAT, {
+      TableName: this.tableName,
+      KeyConditionExpression: 'connectionId = :id AND begins_with(#entry, :prefix)',
+      ExpressionAttributeNames: { '#entry': 'entry' },
+      ExpressionAttributeValues: { ':id': connectionId, ':prefix': SUBSCRIPTION_PREFIX },
+      ProjectionExpression: 'conversationId',
+      ConsistentRead: true,
+    });
+    return items.flatMap((item) => (typeof item.conversationId === 'string' ? [item.conversationId] : []));
   }
 
   async subscribe(record: ConnectionRecord, conversationIds: readonly string[], now: number): Promise<void> {
@@ -134,58 +122,37 @@ export class DynamoConnectionRegistry implements ConnectionRegistry {
   }
 
   async listByConversation(conversationId: string): Promise<Subscription[]> {
-    const subscriptions: Subscription[] = [];
-    let startKey: Record<string, unknown> | undefined;
     // Expired rows are filtered here, so correctness never waits for TTL (which dynalite does not have).
-    const nowSeconds = Math.floor(this.clock.now() / 1000);
-    do {
-      const page = await callAws(WHAT, () =>
-        this.db.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            IndexName: CONVERSATION_INDEX,
-            KeyConditionExpression: 'conversationId = :c',
-            FilterExpression: 'expiresAt > :now',
-            ExpressionAttributeValues: { ':c': conversationId, ':now': nowSeconds },
-            ExclusiveStartKey: startKey,
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        const subscription = toSubscription(item);
-        if (subscription !== undefined) subscriptions.push(subscription);
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey !== undefined);
-    return subscriptions;
+    const items = await queryAll(this.db, WHAT, {
+      TableName: this.tableName,
+      IndexName: CONVERSATION_INDEX,
+      KeyConditionExpression: 'conversationId = :c',
+      FilterExpression: 'expiresAt > :now',
+      ExpressionAttributeValues: { ':c': conversationId, ':now': Math.floor(this.clock.now() / 1000) },
+    });
+    return items.flatMap((item) => {
+      const subscription = toSubscription(item);
+      return subscription === undefined ? [] : [subscription];
+    });
   }
 
   async remove(connectionId: string): Promise<void> {
     this.records.delete(connectionId);
+    const items = await queryAll(this.db, WHAT, {
+      TableName: this.tableName,
+      KeyConditionExpression: 'connectionId = :id',
+      ExpressionAttributeNames: { '#entry': 'entry' },
+      ExpressionAttributeValues: { ':id': connectionId },
+      ProjectionExpression: '#entry, userId',
+      ConsistentRead: true,
+    });
     const keys: { connectionId: string; entry: string }[] = [];
     let userId: string | undefined;
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await callAws(WHAT, () =>
-        this.db.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            KeyConditionExpression: 'connectionId = :id',
-            ExpressionAttributeNames: { '#entry': 'entry' },
-            ExpressionAttributeValues: { ':id': connectionId },
-            ProjectionExpression: '#entry, userId',
-            ConsistentRead: true,
-            ExclusiveStartKey: startKey,
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        if (typeof item.entry !== 'string') continue;
-        keys.push({ connectionId, entry: item.entry });
-        if (item.entry === CONNECTION_ENTRY && typeof item.userId === 'string') userId = item.userId;
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey !== undefined);
+    for (const item of items) {
+      if (typeof item.entry !== 'string') continue;
+      keys.push({ connectionId, entry: item.entry });
+      if (item.entry === CONNECTION_ENTRY && typeof item.userId === 'string') userId = item.userId;
+    }
     // Subscriptions first, the record last: a removal cut short leaves a record that `remove` can find again.
     const ordered = [...keys.filter((k) => k.entry !== CONNECTION_ENTRY), ...keys.filter((k) => k.entry === CONNECTION_ENTRY)];
     await writeAll(this.db, this.tableName, WHAT, ordered.map((Key) => ({ DeleteRequest: { Key } })));

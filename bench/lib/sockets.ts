@@ -26,7 +26,7 @@ export class SocketSet {
   async open(urls: readonly string[], concurrency: number, onOpened: (opened: number) => void = () => undefined): Promise<void> {
     let opened = 0;
     await mapLimit(urls, concurrency, async (url) => {
-      const ws = await openOne(url);
+      const ws = await openSocket(url);
       ws.on('message', () => {
         const at = now();
         if (this.received === 0) this.firstAt = at;
@@ -74,13 +74,14 @@ export class SocketSet {
   }
 }
 
-function openOne(url: string): Promise<WebSocket> {
+/** Opens a socket (no compression), failing on a refused upgrade or after `timeoutMs`. */
+export function openSocket(url: string, timeoutMs: number = OPEN_TIMEOUT_MS): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false });
     const timer = setTimeout(() => {
       ws.terminate();
       reject(new Error('socket did not open in time'));
-    }, OPEN_TIMEOUT_MS);
+    }, timeoutMs);
     ws.once('open', () => {
       clearTimeout(timer);
       resolve(ws);

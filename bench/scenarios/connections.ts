@@ -8,6 +8,7 @@ import { spawnRedis } from '../../local/redis-server.js';
 import { BenchBackend, LOCAL_CREDENTIALS } from '../lib/backend.js';
 import { DynamoCountingProxy, type DynamoCounts } from '../lib/dynamo-proxy.js';
 import { mapLimit, now, pollUntil, sleep } from '../lib/limit.js';
+import { openSocket } from '../lib/sockets.js';
 import { PRICES, costPerMillion } from '../lib/prices.js';
 import type { Progress } from '../lib/progress.js';
 import { RedisCommandCounter } from '../lib/redis-monitor.js';
@@ -173,31 +174,12 @@ class FrameSocket {
   }
 
   /** Opens the socket; `openMs` is `new WebSocket` → `open` (the whole handshake, $connect included). */
-  static open(url: string, timeoutMs: number): Promise<{ socket: FrameSocket; openMs: number }> {
-    return new Promise((resolve, reject) => {
-      const started = now();
-      const ws = new WebSocket(url, { perMessageDeflate: false });
-      const timer = setTimeout(() => {
-        ws.terminate();
-        reject(new Error('socket did not open in time'));
-      }, timeoutMs);
-      ws.once('open', () => {
-        const openMs = now() - started;
-        clearTimeout(timer);
-        resolve({ socket: new FrameSocket(ws), openMs });
-      });
-      ws.once('unexpected-response', (_req, res) => {
-        clearTimeout(timer);
-        res.resume();
-        ws.terminate();
-        reject(new Error(`upgrade refused with HTTP ${res.statusCode ?? 0}`));
-      });
-      ws.on('error', (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
-    });
+  static async open(url: string, timeoutMs: number): Promise<{ socket: FrameSocket; openMs: number }> {
+    const started = now();
+    const ws = await openSocket(url, timeoutMs);
+    return { socket: new FrameSocket(ws), openMs: now() - started };
   }
+
 
   /** Sends a frame; returns when it was sent (for latencies). */
   send(frame: Frame): number {

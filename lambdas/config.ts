@@ -101,6 +101,8 @@ const subscriptions = {
   /** Conversations one connection may be subscribed to at once. */
   MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt(100),
 };
+/** Above this many members typing is not fanned out and presence is sent as an occupancy count. */
+const conversationSize = { LARGE_CONVERSATION_MEMBERS: positiveInt(100) };
 const limits = {
   /** Frames per second (and burst) of one connection. */
   RATE_LIMIT_PER_SECOND: positiveInt(20),
@@ -160,7 +162,7 @@ export const functionEnvironments = {
   default: environment({ ...base }),
   subscribe: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...positions, ...redis, ...appSecret, ...limits, ...subscriptions, ...posting }),
   unsubscribe: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits }),
-  typing: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery }),
+  typing: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize }),
   sendMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery }),
   ack: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...limits }),
   getUnacked: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...limits }),

@@ -43,6 +43,11 @@ export interface SubscriptionSettings {
   maxSubscriptionsPerConnection: number;
 }
 
+/** Above this many members a conversation is "large": typing is not fanned out, presence is an occupancy count. */
+export interface ConversationSizeSettings {
+  largeConversationMembers: number;
+}
+
 /** Everything the domain can be given. A route's services pick what that route uses, each member present. */
 export interface Services {
   limits: RateSettings;
@@ -136,6 +141,8 @@ export interface MemberRoster {
   isMember(conversationId: string, userId: string): Promise<boolean>;
   /** The members among these users. */
   membersAmong(conversationId: string, userIds: readonly string[]): Promise<Set<string>>;
+  /** How many members the conversation has (as of the roster's last read): what the size limits compare. */
+  count(conversationId: string): Promise<number>;
 }
 
 export type PostOutcome = 'delivered' | 'gone' | 'failed';

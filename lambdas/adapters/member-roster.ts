@@ -44,6 +44,10 @@ export class CachedMemberRoster implements MemberRoster {
     return new Set(userIds.filter((userId) => snapshot.members.has(userId)));
   }
 
+  async count(conversationId: string): Promise<number> {
+    return (await this.snapshotOf(conversationId)).members.size;
+  }
+
   /** Forgets what this container knows of a conversation (after it changed the membership itself). */
   forget(conversationId: string): void {
     this.snapshots.delete(conversationId);

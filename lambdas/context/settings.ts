@@ -1,4 +1,4 @@
-import type { DeliverySettings, HandshakeSettings, RateSettings, SubscriptionSettings } from '../ports.js';
+import type { ConversationSizeSettings, DeliverySettings, HandshakeSettings, RateSettings, SubscriptionSettings } from '../ports.js';
 
 /** The domain's settings from a function's config (each function reads only the variables it uses). */
 
@@ -34,6 +34,10 @@ export function handshakeSettings(config: {
 
 export function subscriptionSettings(config: { MAX_SUBSCRIPTIONS_PER_CONNECTION: number }): SubscriptionSettings {
   return { maxSubscriptionsPerConnection: config.MAX_SUBSCRIPTIONS_PER_CONNECTION };
+}
+
+export function conversationSizeSettings(config: { LARGE_CONVERSATION_MEMBERS: number }): ConversationSizeSettings {
+  return { largeConversationMembers: config.LARGE_CONVERSATION_MEMBERS };
 }
 
 export const systemClock = { now: () => Date.now() };

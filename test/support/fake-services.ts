@@ -121,6 +121,7 @@ export function fakeServices(overrides: Partial<RateSettings & DeliverySettings 
     roster: {
       isMember: vi.fn(async (_conversationId: string, _userId: string) => true),
       membersAmong: vi.fn(async (_conversationId: string, userIds: readonly string[]) => new Set(userIds)),
+      count: vi.fn(async (_conversationId: string) => 2),
     },
     members: {
       get: vi.fn(async (conversationId: string, userId: string): Promise<Membership | undefined> => ({ conversationId, userId, sinceSeq: 0 })),

@@ -97,6 +97,20 @@ describe('CachedMemberRoster', () => {
     expect(r.members.list).toHaveBeenCalledTimes(2);
   });
 
+  it('counts the members from the cached list, re-read once it is older than the cache age', async () => {
+    // Prepare
+    const r = roster({ conv: ['alice', 'bob'] });
+    // Act
+    const first = await r.roster.count('conv');
+    r.add('conv', 'carol');
+    const cached = await r.roster.count('conv');
+    r.advance(MAX_AGE_MS + 1);
+    const reread = await r.roster.count('conv');
+    // Assess
+    expect([first, cached, reread]).toEqual([2, 2, 3]);
+    expect(r.members.list).toHaveBeenCalledTimes(2);
+  });
+
   it('finds a user added after the snapshot at once, with one get, and remembers them', async () => {
     // Prepare
     const r = roster({ conv: ['alice'] });

@@ -103,6 +103,20 @@ export const routes: readonly RouteSpec[] = [
     },
   },
   {
+    routeKey: 'editMessage',
+    name: 'editMessage',
+    entry: 'lambdas/handlers/edit-message.ts',
+    twoWay: true,
+    access: { tables: { connections: 'readwrite', members: 'read', messages: 'readwrite' }, enqueue: true, posts: true, redis: true },
+  },
+  {
+    routeKey: 'deleteMessage',
+    name: 'deleteMessage',
+    entry: 'lambdas/handlers/delete-message.ts',
+    twoWay: true,
+    access: { tables: { connections: 'readwrite', members: 'read', messages: 'readwrite' }, enqueue: true, posts: true, redis: true },
+  },
+  {
     routeKey: 'ack',
     name: 'ack',
     entry: 'lambdas/handlers/ack.ts',

@@ -164,6 +164,8 @@ export const functionEnvironments = {
   unsubscribe: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits }),
   typing: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize }),
   sendMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery }),
+  editMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery }),
+  deleteMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...limits, ...delivery }),
   ack: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...limits }),
   getUnacked: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...limits }),
   getHistory: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits }),

@@ -5,8 +5,8 @@ import type { SealedFields, Sealer } from './ports.js';
 /**
  * Message bodies at rest: AES-256-GCM under a per-conversation key derived with HKDF-SHA256 from a master key.
  * The nonce is random per message. The associated data binds every field of the message (conversation, id,
- * seq, sender, sender device, clientMessageId, sentAt), so a sealed body moved to another message, or a message
- * whose metadata was altered, fails to open.
+ * seq, sender, sender device, clientMessageId, sentAt, and `editedAt` once edited), so a sealed body moved to
+ * another message, an edit replayed over a later one, or a message whose metadata was altered, fails to open.
  *
  * Sealed form: `v2.<key id>.<nonce b64url>.<ciphertext+tag b64url>`. The key id names the master key that sealed
  * it, so a keyring (the current key first, older keys after it) opens messages sealed before a rotation.
@@ -38,6 +38,8 @@ function associatedData(fields: SealedFields): Buffer {
       fields.senderDevice,
       fields.clientMessageId,
       fields.sentAt,
+      // Only edited bodies bind editedAt: bodies sealed before edits existed keep opening unchanged.
+      ...(fields.editedAt === undefined ? [] : [fields.editedAt]),
     ]),
     'utf8',
   );

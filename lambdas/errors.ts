@@ -32,6 +32,11 @@ export class ForbiddenError extends DomainError {
   readonly code = 'forbidden';
 }
 
+export class NotFoundError extends DomainError {
+  override readonly name = 'NotFoundError';
+  readonly code = 'not_found';
+}
+
 export class PayloadTooLargeError extends DomainError {
   override readonly name = 'PayloadTooLargeError';
   readonly code = 'payload_too_large';

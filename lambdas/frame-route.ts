@@ -96,8 +96,16 @@ function clientFrameRoute<S extends ConnectionFrameServices, F extends z.ZodMini
   };
 }
 
-/** Every answer to a frame carries the frame's `requestId`; frames that are not answers (message, typing) do not. */
+/** Every answer to a frame carries the frame's `requestId`; frames pushed to others (message, typing…) do not. */
 function withRequestId(frame: ServerFrame | undefined, requestId: string | undefined): ServerFrame | undefined {
-  if (frame === undefined || requestId === undefined || frame.type === 'message' || frame.type === 'typing') return frame;
-  return { ...frame, requestId };
+  if (frame === undefined || requestId === undefined) return frame;
+  switch (frame.type) {
+    case 'message':
+    case 'typing':
+    case 'messageEdited':
+    case 'messageDeleted':
+      return frame;
+    default:
+      return { ...frame, requestId };
+  }
 }

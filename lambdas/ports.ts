@@ -160,7 +160,9 @@ export interface Device {
 /** A batch of deliveries handed to the fan-out worker through the queue. */
 export type FanoutJob =
   | { kind: 'message'; endpoint: string; conversationId: string; seq: number; messageId: string; connectionIds: string[] }
-  | { kind: 'frame'; endpoint: string; frame: string; connectionIds: string[] };
+  | { kind: 'frame'; endpoint: string; frame: string; connectionIds: string[] }
+  /** An edit, reloaded by the worker (the job never carries a body). */
+  | { kind: 'edited'; endpoint: string; conversationId: string; seq: number; messageId: string; connectionIds: string[] };
 
 export interface FanoutQueue {
   enqueue(jobs: readonly FanoutJob[]): Promise<void>;
@@ -192,9 +194,24 @@ export interface LogEntry {
   senderDevice: string;
   clientMessageId: string;
   sentAt: number;
+  /** Set when the sender edited the message (the sealed body is then the edited one). */
+  editedAt?: number;
+  /** A tombstone: the sender deleted the message; it keeps its seq and its body is erased (`sealed` is empty). */
+  deleted?: true;
   /** The sealed body (see encryption): its associated data binds every field above. */
   sealed: string;
 }
+
+/** What the sender changes in a stored message: a new body (sealed for the new `editedAt`), or its deletion. */
+export type LogChange = { kind: 'edit'; editedAt: number; sealed: string } | { kind: 'delete'; deletedAt: number };
+
+export type ChangeOutcome =
+  /** The change is stored: the entry as it now is. */
+  | { status: 'changed'; entry: LogEntry }
+  /** The message is deleted (by this change's earlier run, or another one): nothing was written. */
+  | { status: 'deleted'; entry: LogEntry }
+  /** No such message at that seq (or another one holds it), or it is not this sender's. */
+  | { status: 'missing' };
 
 /** What the sender asks to store; the log assigns the seq. */
 export interface MessageDraft {
@@ -248,6 +265,11 @@ export interface MessageLog {
     conversationId: string,
     range: { afterSeq?: number; beforeSeq?: number; limit: number; maxBytes: number; newestFirst: boolean },
   ): Promise<LogPage>;
+  /**
+   * Edits or deletes the message at `seq`, in one conditional write: only while it is still that message, by
+   * that sender, and not deleted. A delete erases the sealed body at rest. The seq never changes.
+   */
+  change(conversationId: string, seq: number, by: { messageId: string; senderId: string }, change: LogChange): Promise<ChangeOutcome>;
 }
 
 /** Where one device of a member stands in one conversation. */

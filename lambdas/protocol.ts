@@ -60,18 +60,35 @@ export const typingFrameSchema = z.object({
   state: z._default(z.enum(['start', 'stop']), 'start'),
 });
 
+const bodySchema = z.string().check(
+  z.refine((b) => Buffer.byteLength(b, 'utf8') <= MAX_BODY_BYTES, {
+    message: `body must be at most ${MAX_BODY_BYTES} bytes of UTF-8`,
+    abort: true,
+  }),
+  wellFormed,
+);
+
 export const sendMessageFrameSchema = z.object({
   action: z.literal('sendMessage'),
   requestId: z.optional(requestIdSchema),
   conversationId: conversationIdSchema,
   clientMessageId: text(1, 64),
-  body: z.string().check(
-    z.refine((b) => Buffer.byteLength(b, 'utf8') <= MAX_BODY_BYTES, {
-      message: `body must be at most ${MAX_BODY_BYTES} bytes of UTF-8`,
-      abort: true,
-    }),
-    wellFormed,
-  ),
+  body: bodySchema,
+});
+
+export const editMessageFrameSchema = z.object({
+  action: z.literal('editMessage'),
+  requestId: z.optional(requestIdSchema),
+  conversationId: conversationIdSchema,
+  messageId: text(1, 128),
+  body: bodySchema,
+});
+
+export const deleteMessageFrameSchema = z.object({
+  action: z.literal('deleteMessage'),
+  requestId: z.optional(requestIdSchema),
+  conversationId: conversationIdSchema,
+  messageId: text(1, 128),
 });
 
 export const ackFrameSchema = z
@@ -169,6 +186,8 @@ export type SubscribeFrame = z.output<typeof subscribeFrameSchema>;
 export type UnsubscribeFrame = z.output<typeof unsubscribeFrameSchema>;
 export type TypingFrame = z.output<typeof typingFrameSchema>;
 export type SendMessageFrame = z.output<typeof sendMessageFrameSchema>;
+export type EditMessageFrame = z.output<typeof editMessageFrameSchema>;
+export type DeleteMessageFrame = z.output<typeof deleteMessageFrameSchema>;
 export type AckFrame = z.output<typeof ackFrameSchema>;
 export type GetUnackedFrame = z.output<typeof getUnackedFrameSchema>;
 export type GetHistoryFrame = z.output<typeof getHistoryFrameSchema>;
@@ -179,6 +198,8 @@ export const clientFrameSchemas = {
   ping: pingFrameSchema,
   typing: typingFrameSchema,
   sendMessage: sendMessageFrameSchema,
+  editMessage: editMessageFrameSchema,
+  deleteMessage: deleteMessageFrameSchema,
   ack: ackFrameSchema,
   getUnacked: getUnackedFrameSchema,
   getHistory: getHistoryFrameSchema,
@@ -196,6 +217,18 @@ export interface MessageData {
   clientMessageId: string;
   body: string;
   sentAt: number;
+  /** Set once the sender edited it: `body` is the edited text. */
+  editedAt?: number;
+}
+/** A message its sender deleted: it keeps its seq (a tombstone), and has no body. */
+export interface DeletedMessageData {
+  conversationId: string;
+  messageId: string;
+  seq: number;
+  senderId: string;
+  clientMessageId: string;
+  sentAt: number;
+  deleted: true;
 }
 export type MessageFrame = { type: 'message' } & MessageData;
 /** A stored message whose body could not be opened: the client can still ack it and move on. */
@@ -206,7 +239,7 @@ export interface UndecryptableMessage {
   error: 'undecryptable';
 }
 /** An entry of an `unacked` or `history` page. */
-export type PageEntry = MessageData | UndecryptableMessage;
+export type PageEntry = MessageData | DeletedMessageData | UndecryptableMessage;
 export interface TypingEventFrame {
   type: 'typing';
   conversationId: string;
@@ -269,6 +302,32 @@ export interface HistoryFrame extends Answer {
   messages: PageEntry[];
   hasMore: boolean;
 }
+/** What an edit changed: the new body and when (answer `edited`, pushed `messageEdited`). */
+export interface EditData {
+  conversationId: string;
+  messageId: string;
+  seq: number;
+  body: string;
+  editedAt: number;
+}
+export interface EditedFrame extends Answer, EditData {
+  type: 'edited';
+}
+export interface MessageEditedFrame extends EditData {
+  type: 'messageEdited';
+}
+/** Which message is now a tombstone (answer `deleted`, pushed `messageDeleted`). */
+export interface DeleteData {
+  conversationId: string;
+  messageId: string;
+  seq: number;
+}
+export interface DeletedFrame extends Answer, DeleteData {
+  type: 'deleted';
+}
+export interface MessageDeletedFrame extends DeleteData {
+  type: 'messageDeleted';
+}
 export interface ErrorFrame {
   type: 'error';
   code: ErrorCode;
@@ -286,6 +345,10 @@ export type ServerFrame =
   | SubscribedFrame
   | UnsubscribedFrame
   | PongFrame
+  | EditedFrame
+  | MessageEditedFrame
+  | DeletedFrame
+  | MessageDeletedFrame
   | ErrorFrame;
 
 /** UTF-8 size of a frame as it goes on the wire. */

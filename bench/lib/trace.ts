@@ -1,6 +1,6 @@
 import type { ConnectionPoster } from '../../lambdas/ports.js';
 import { now } from './limit.js';
-import { registryVia, type Patch, type Seamed } from './whatif.js';
+import { messagesVia, registryVia, type Patch, type Seamed } from './whatif.js';
 
 export interface Span {
   name: 'registry.get' | 'registry.query' | 'limiter.admit' | 'seqCache.get' | 'messages.append' | 'post';
@@ -31,11 +31,8 @@ export function tracingPatch(spans: Span[]): Patch {
           listByConversation: (id) => timed('registry.query', () => registry.listByConversation(id)),
         },
         messages: {
+          ...messagesVia(() => messages),
           append: (draft, seal, hint) => timed('messages.append', () => messages.append(draft, seal, hint)),
-          lastSeq: (c) => messages.lastSeq(c),
-          get: (c, seq) => messages.get(c, seq),
-          seqsOf: (c, ids) => messages.seqsOf(c, ids),
-          page: (c, range) => messages.page(c, range),
         },
         limiter: { admit: (buckets) => timed('limiter.admit', () => limiter.admit(buckets)) },
         seqCache: {

@@ -35,13 +35,7 @@ export class BenchSeams {
   /** The delegates to hand to the backend: they call whatever is installed when the handler calls them. */
   readonly services: Seamed = {
     registry: registryVia(() => this.now().registry),
-    messages: {
-      append: (draft, seal, hint) => this.now().messages.append(draft, seal, hint),
-      lastSeq: (c) => this.now().messages.lastSeq(c),
-      get: (c, seq) => this.now().messages.get(c, seq),
-      seqsOf: (c, ids) => this.now().messages.seqsOf(c, ids),
-      page: (c, range) => this.now().messages.page(c, range),
-    },
+    messages: messagesVia(() => this.now().messages),
     positions: {
       register: (c, device, after, at) => this.now().positions.register(c, device, after, at),
       get: (c, device) => this.now().positions.get(c, device),
@@ -91,6 +85,18 @@ export function registryVia(target: () => ConnectionRegistry): ConnectionRegistr
     unsubscribe: (id, ids) => target().unsubscribe(id, ids),
     listByConversation: (c) => target().listByConversation(c),
     remove: (id) => target().remove(id),
+  };
+}
+
+/** The message log, forwarding every call (and every argument) to whichever log is installed now. */
+export function messagesVia(target: () => MessageLog): MessageLog {
+  return {
+    append: (...args) => target().append(...args),
+    lastSeq: (...args) => target().lastSeq(...args),
+    get: (...args) => target().get(...args),
+    seqsOf: (...args) => target().seqsOf(...args),
+    page: (...args) => target().page(...args),
+    change: (...args) => target().change(...args),
   };
 }
 

@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { MESSAGE_ID_INDEX } from '../../deploy/tables.js';
 import { CorruptRecordError, UnavailableError } from '../errors.js';
-import type { AppendOutcome, Clock, LogEntry, LogPage, MessageDraft, MessageLog, SealFor } from '../ports.js';
+import type { AppendOutcome, ChangeOutcome, Clock, LogChange, LogEntry, LogPage, MessageDraft, MessageLog, SealFor } from '../ports.js';
 import { callAws, isConditionFailure } from './aws-errors.js';
 
 const DEFAULT_IDEMPOTENCY_WINDOW_SECONDS = 7 * 24 * 3600;
@@ -251,6 +251,40 @@ export class DynamoMessageLog implements MessageLog {
     return { entries, hasMore };
   }
 
+  async change(conversationId: string, seq: number, by: { messageId: string; senderId: string }, change: LogChange): Promise<ChangeOutcome> {
+    if (seq <= HEAD_SEQ) return { status: 'missing' };
+    // An edit replaces the sealed body and its editedAt together (the body is sealed for that editedAt); a
+    // delete removes the sealed body: the tombstone keeps the ids, the seq and the sender, never the text.
+    const update =
+      change.kind === 'edit'
+        ? { expression: 'SET sealed = :sealed, editedAt = :at', values: { ':sealed': change.sealed, ':at': change.editedAt } }
+        : { expression: 'SET deleted = :deleted, deletedAt = :at REMOVE sealed, editedAt', values: { ':deleted': true, ':at': change.deletedAt } };
+    try {
+      const result = await callAws('the message log', () =>
+        this.db.send(
+          new UpdateCommand({
+            TableName: this.tables.messages,
+            Key: { conversationId, seq },
+            UpdateExpression: update.expression,
+            ConditionExpression:
+              'messageId = :m AND senderId = :u AND attribute_not_exists(deleted) AND (attribute_not_exists(expiresAt) OR expiresAt > :now)',
+            ExpressionAttributeValues: { ...update.values, ':m': by.messageId, ':u': by.senderId, ':now': this.nowSeconds() },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      if (result.Attributes === undefined) throw new CorruptRecordError(`message ${conversationId}/${seq} came back empty from its update`);
+      return { status: 'changed', entry: toEntry(result.Attributes) };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+    // Refused: find out why (rare, so the read is not paid on the common path).
+    const item = await this.logItem(conversationId, seq);
+    if (item === undefined || !this.isLive(item) || item.messageId !== by.messageId || item.senderId !== by.senderId) return { status: 'missing' };
+    if (item.deleted === true) return { status: 'deleted', entry: toEntry(item) };
+    throw new UnavailableError('the message changed during the update; retry');
+  }
+
   /** Step 2: the claim. Ours if absent or past its window; else the earlier attempt's, which this call completes. */
   private async claim(draft: MessageDraft, key: string, attempt: number): Promise<{ claim: Claim; adopted: boolean }> {
     const claim: Claim = { messageId: draft.messageId, sentAt: draft.sentAt, attempt };
@@ -449,7 +483,7 @@ function headValue(item: Record<string, unknown>): number {
  * answer it `undecryptable` and it never blocks the messages around it. Only an item without its keys is refused.
  */
 function toEntry(item: Record<string, unknown>): LogEntry {
-  const { conversationId, seq, messageId, senderId, senderDevice, clientMessageId, sentAt, sealed } = item;
+  const { conversationId, seq, messageId, senderId, senderDevice, clientMessageId, sentAt, sealed, editedAt, deleted } = item;
   if (typeof conversationId !== 'string' || typeof seq !== 'number' || typeof messageId !== 'string') {
     throw new CorruptRecordError(`message item ${String(conversationId)}/${String(seq)} has no keys`);
   }
@@ -462,6 +496,8 @@ function toEntry(item: Record<string, unknown>): LogEntry {
     senderDevice: text(senderDevice),
     clientMessageId: text(clientMessageId),
     sentAt: typeof sentAt === 'number' ? sentAt : 0,
+    ...(typeof editedAt === 'number' ? { editedAt } : {}),
+    ...(deleted === true ? { deleted: true as const } : {}),
     sealed: text(sealed),
   };
 }

@@ -1,7 +1,7 @@
 import { DecryptionError, errorSummary } from '../errors.js';
-import type { FanoutJob, Services, Subscription } from '../ports.js';
-import type { UnsubscribedFrame } from '../protocol.js';
-import { messageFrameOf } from './message-frames.js';
+import type { FanoutJob, LogEntry, Services, Subscription } from '../ports.js';
+import type { MessageEditedFrame, UnsubscribedFrame } from '../protocol.js';
+import { messageDataOf, messageFrameOf } from './message-frames.js';
 
 /** What posting needs: the poster, and the registry to prune gone connections. */
 export type PostingServices = Pick<Services, 'posterFor' | 'log'> & { registry: Pick<Services['registry'], 'remove'> };
@@ -17,10 +17,13 @@ export interface DeliveryReport {
   queued: number;
 }
 
-/** What goes out: a ready frame (typing), or a stored message that the worker can reload by id. */
+/**
+ * What goes out: a ready frame without a body (typing, a deletion), or a stored message or edit that the worker
+ * reloads by id (a queued job never carries a body).
+ */
 export type Delivery =
   | { kind: 'frame'; frame: string }
-  | { kind: 'message'; conversationId: string; seq: number; messageId: string; frame: string };
+  | { kind: 'message' | 'edited'; conversationId: string; seq: number; messageId: string; frame: string };
 
 /**
  * Delivers live to `recipients`: posted inline up to the fan-out threshold, above it split into batches
@@ -40,9 +43,9 @@ export async function deliver(
   for (let start = 0; start < connectionIds.length; start += services.delivery.fanoutBatchSize) {
     const batch = connectionIds.slice(start, start + services.delivery.fanoutBatchSize);
     jobs.push(
-      delivery.kind === 'message'
-        ? { kind: 'message', endpoint, conversationId: delivery.conversationId, seq: delivery.seq, messageId: delivery.messageId, connectionIds: batch }
-        : { kind: 'frame', endpoint, frame: delivery.frame, connectionIds: batch },
+      delivery.kind === 'frame'
+        ? { kind: 'frame', endpoint, frame: delivery.frame, connectionIds: batch }
+        : { kind: delivery.kind, endpoint, conversationId: delivery.conversationId, seq: delivery.seq, messageId: delivery.messageId, connectionIds: batch },
     );
   }
   await services.fanout.enqueue(jobs);
@@ -120,19 +123,32 @@ export async function prune(services: PostingServices, connectionId: string): Pr
 export async function runFanoutJob(services: FanoutJobServices, job: FanoutJob): Promise<DeliveryReport> {
   if (job.kind === 'frame') return { ...(await postAll(services, job.endpoint, job.frame, job.connectionIds)), queued: 0 };
   const entry = await services.messages.get(job.conversationId, job.seq);
+  const ids = { conversationId: job.conversationId, seq: job.seq, messageId: job.messageId };
   if (entry === undefined || entry.messageId !== job.messageId) {
     // Gone past the history retention (or a job that names another message): nothing to deliver live.
-    services.log.warn('fan-out message not in the log', { conversationId: job.conversationId, seq: job.seq, messageId: job.messageId });
+    services.log.warn('fan-out message not in the log', ids);
+    return { delivered: 0, gone: 0, failed: 0, queued: 0 };
+  }
+  const { editedAt } = entry;
+  if (entry.deleted === true || (job.kind === 'edited' && editedAt === undefined)) {
+    // Deleted since (its `messageDeleted` went out on its own): the text must not go out now.
+    services.log.info('fan-out message deleted before delivery', ids);
     return { delivered: 0, gone: 0, failed: 0, queued: 0 };
   }
   let frame: string;
   try {
-    frame = JSON.stringify(messageFrameOf(services, entry));
+    frame = JSON.stringify(job.kind === 'edited' && editedAt !== undefined ? editedFrameOf(services, entry, editedAt) : messageFrameOf(services, entry));
   } catch (error) {
     if (!(error instanceof DecryptionError)) throw error;
     // Retrying cannot open it: it stays pending, and getUnacked answers it as undecryptable so it can be acked.
-    services.log.error('fan-out message did not open', { conversationId: job.conversationId, seq: job.seq, messageId: job.messageId });
+    services.log.error('fan-out message did not open', ids);
     return { delivered: 0, gone: 0, failed: job.connectionIds.length, queued: 0 };
   }
   return { ...(await postAll(services, job.endpoint, frame, job.connectionIds)), queued: 0 };
+}
+
+/** The `messageEdited` frame of an edited entry, its body opened (the current version: a later edit wins). */
+function editedFrameOf(services: Pick<Services, 'sealer'>, entry: LogEntry, editedAt: number): MessageEditedFrame {
+  const { conversationId, messageId, seq, body } = messageDataOf(services, entry);
+  return { type: 'messageEdited', conversationId, messageId, seq, body, editedAt };
 }

@@ -1,6 +1,6 @@
-import { DecryptionError, errorSummary } from '../errors.js';
+import { DecryptionError, PayloadTooLargeError, errorSummary } from '../errors.js';
 import type { LogEntry, Log, Sealer } from '../ports.js';
-import { MAX_ANSWER_BYTES, frameBytes, type MessageData, type MessageFrame, type PageEntry } from '../protocol.js';
+import { MAX_ANSWER_BYTES, frameBytes, type DeletedMessageData, type MessageData, type MessageFrame, type PageEntry } from '../protocol.js';
 
 /** The fields a sealed body is bound to: the entry without its body. */
 function sealedFieldsOf(entry: LogEntry) {
@@ -18,7 +18,32 @@ export function messageDataOf(services: { sealer: Sealer }, entry: LogEntry): Me
     clientMessageId: entry.clientMessageId,
     body: services.sealer.open(sealedFieldsOf(entry), entry.sealed),
     sentAt: entry.sentAt,
+    ...(entry.editedAt === undefined ? {} : { editedAt: entry.editedAt }),
   };
+}
+
+/** A deleted message as clients get it: its ids and seq, no body. */
+export function tombstoneOf(entry: LogEntry): DeletedMessageData {
+  return {
+    conversationId: entry.conversationId,
+    messageId: entry.messageId,
+    seq: entry.seq,
+    senderId: entry.senderId,
+    clientMessageId: entry.clientMessageId,
+    sentAt: entry.sentAt,
+    deleted: true,
+  };
+}
+
+/**
+ * Refuses a body whose `message` frame (measured with the widest seq and an `editedAt`) would not fit API
+ * Gateway's limit once encoded, so the delivered frame, and a page of one, always fit.
+ */
+export function assertBodyFits(fields: Pick<MessageData, 'conversationId' | 'messageId' | 'senderId' | 'clientMessageId' | 'sentAt'>, body: string): void {
+  const widest: MessageFrame = { type: 'message', ...fields, seq: Number.MAX_SAFE_INTEGER, body, editedAt: Number.MAX_SAFE_INTEGER };
+  if (frameBytes(widest) > MAX_ANSWER_BYTES - 256) {
+    throw new PayloadTooLargeError('message too large once encoded; send a shorter body');
+  }
 }
 
 export function messageFrameOf(services: { sealer: Sealer }, entry: LogEntry): MessageFrame {
@@ -30,6 +55,7 @@ export function messageFrameOf(services: { sealer: Sealer }, entry: LogEntry): M
  * record) — its ids marked `undecryptable`, so one bad record never blocks the rest. Logged by id only.
  */
 export function pageEntryOf(services: { sealer: Sealer; log: Log }, entry: LogEntry): PageEntry {
+  if (entry.deleted === true) return tombstoneOf(entry);
   try {
     return messageDataOf(services, entry);
   } catch (error) {

@@ -1,8 +1,7 @@
-import { ForbiddenError, PayloadTooLargeError, UnavailableError, errorSummary } from '../errors.js';
+import { ForbiddenError, UnavailableError, errorSummary } from '../errors.js';
 import type { Binding, Device, DevicePosition, LogEntry, Membership, Services, Subscription } from '../ports.js';
 import {
   MAX_ANSWER_BYTES,
-  frameBytes,
   type AckFrame,
   type AckedFrame,
   type GetHistoryFrame,
@@ -16,7 +15,7 @@ import {
   type UnackedFrame,
 } from '../protocol.js';
 import { deliver, liveRecipients, prune, type DeliveryServices } from './delivery.js';
-import { fitEntries, pageEntryOf } from './message-frames.js';
+import { assertBodyFits, fitEntries, pageEntryOf } from './message-frames.js';
 import { isOwn, overOwn, samePosition, withAcks } from './positions.js';
 import { requestIdOf } from './request-id.js';
 
@@ -81,11 +80,7 @@ export async function sendMessage(
     messageId: services.newMessageId(),
     sentAt: services.clock.now(),
   };
-  const widest: MessageFrame = { type: 'message', ...draft, seq: Number.MAX_SAFE_INTEGER, body: frame.body };
-  // Measured with the widest seq, so the delivered frame (and a page of one) always fits API Gateway's limit.
-  if (frameBytes(widest) > MAX_ANSWER_BYTES - 256) {
-    throw new PayloadTooLargeError('message too large once encoded; send a shorter body');
-  }
+  assertBodyFits(draft, frame.body);
   // The recipients' lookup runs while the message is stored; its failure costs only live delivery.
   const connections = services.registry.listByConversation(conversationId).then(
     (list) => ({ ok: true as const, list }),

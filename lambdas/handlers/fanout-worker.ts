@@ -19,15 +19,19 @@ import { conversationIdSchema } from '../protocol.js';
 const connectionIds = z
   .array(z.string().check(z.minLength(1), z.maxLength(128), z.regex(/^[A-Za-z0-9+/=_-]+$/)))
   .check(z.minLength(1), z.maxLength(1000));
-const fanoutJobSchema = z.discriminatedUnion('kind', [
+/** A stored message (`message`) or its edit (`edited`), named by its ids: the worker reloads it. */
+const storedJob = <K extends 'message' | 'edited'>(kind: K) =>
   z.object({
-    kind: z.literal('message'),
+    kind: z.literal(kind),
     endpoint: z.url(),
     conversationId: conversationIdSchema,
     seq: z.int().check(z.minimum(1), z.maximum(Number.MAX_SAFE_INTEGER)),
     messageId: z.string().check(z.minLength(1), z.maxLength(128)),
     connectionIds,
-  }),
+  });
+const fanoutJobSchema = z.discriminatedUnion('kind', [
+  storedJob('message'),
+  storedJob('edited'),
   z.object({ kind: z.literal('frame'), endpoint: z.url(), frame: z.string().check(z.minLength(2)), connectionIds }),
 ]);
 

@@ -77,6 +77,8 @@ const routes: Record<Route, (event: unknown) => Promise<{ statusCode: number; bo
   ping,
   typing,
   sendMessage,
+  editMessage: lambdas.editMessage,
+  deleteMessage: lambdas.deleteMessage,
   ack,
   getUnacked,
   getHistory: lambdas.getHistory,

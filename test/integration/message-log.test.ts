@@ -510,3 +510,72 @@ describe('DynamoMessageLog: retention', () => {
     expect(next.seq).toBe(4);
   });
 });
+
+describe('DynamoMessageLog: change (edit and delete)', () => {
+  async function oneMessage() {
+    const conversationId = `conv-${randomUUID()}`;
+    const entry = stored(await log.append(draft(conversationId), seal));
+    return { conversationId, entry, by: { messageId: entry.messageId, senderId: entry.senderId } };
+  }
+  const rawItem = async (conversationId: string, seq: number) =>
+    (await dynamo.doc.send(new GetCommand({ TableName: TABLES.messages, Key: { conversationId, seq }, ConsistentRead: true }))).Item;
+
+  it('edits in one conditional write: same seq, new sealed body, editedAt; get reads the edit back', async () => {
+    // Prepare
+    const { conversationId, entry, by } = await oneMessage();
+    sent.length = 0;
+    // Act
+    const outcome = await recordedLog.change(conversationId, entry.seq, by, { kind: 'edit', editedAt: START + 5, sealed: 'sealed(edit)' });
+    // Assess
+    expect(outcome).toEqual({ status: 'changed', entry: { ...entry, editedAt: START + 5, sealed: 'sealed(edit)' } });
+    expect(await log.get(conversationId, entry.seq)).toEqual({ ...entry, editedAt: START + 5, sealed: 'sealed(edit)' });
+    expect(sent.map((c) => c.command)).toEqual(['UpdateItemCommand']);
+  });
+
+  it('deletes into a tombstone: the item keeps its keys and seq, the sealed body is gone from the table', async () => {
+    // Prepare
+    const { conversationId, entry, by } = await oneMessage();
+    await log.change(conversationId, entry.seq, by, { kind: 'edit', editedAt: START + 5, sealed: 'sealed(edit)' });
+    // Act
+    const outcome = await log.change(conversationId, entry.seq, by, { kind: 'delete', deletedAt: START + 9 });
+    const raw = await rawItem(conversationId, entry.seq);
+    // Assess
+    expect(outcome.status).toBe('changed');
+    expect(raw).toMatchObject({ conversationId, seq: entry.seq, messageId: entry.messageId, deleted: true, deletedAt: START + 9 });
+    expect(raw).not.toHaveProperty('sealed');
+    expect(raw).not.toHaveProperty('editedAt');
+    expect(JSON.stringify(raw)).not.toContain('sealed(');
+    expect(await log.get(conversationId, entry.seq)).toMatchObject({ seq: entry.seq, deleted: true, sealed: '' });
+    expect(await log.lastSeq(conversationId)).toBe(entry.seq);
+  });
+
+  it('answers deleted (writing nothing) for a change to a deleted message', async () => {
+    // Prepare
+    const { conversationId, entry, by } = await oneMessage();
+    await log.change(conversationId, entry.seq, by, { kind: 'delete', deletedAt: START });
+    // Act
+    const edit = await log.change(conversationId, entry.seq, by, { kind: 'edit', editedAt: START + 1, sealed: 'sealed(late)' });
+    const again = await log.change(conversationId, entry.seq, by, { kind: 'delete', deletedAt: START + 2 });
+    // Assess
+    expect([edit.status, again.status]).toEqual(['deleted', 'deleted']);
+    expect(await rawItem(conversationId, entry.seq)).toMatchObject({ deletedAt: START });
+    expect(await rawItem(conversationId, entry.seq)).not.toHaveProperty('sealed');
+  });
+
+  it('answers missing for another sender, another message id, an unknown seq and the head seq', async () => {
+    // Prepare
+    const { conversationId, entry, by } = await oneMessage();
+    const edit = { kind: 'edit', editedAt: START + 1, sealed: 'sealed(x)' } as const;
+    // Act
+    const outcomes = await Promise.all([
+      log.change(conversationId, entry.seq, { ...by, senderId: 'mallory' }, edit),
+      log.change(conversationId, entry.seq, { ...by, messageId: randomUUID() }, edit),
+      log.change(conversationId, entry.seq + 1, by, edit),
+      log.change(conversationId, 0, by, edit),
+    ]);
+    // Assess
+    expect(outcomes.map((o) => o.status)).toEqual(['missing', 'missing', 'missing', 'missing']);
+    expect(await log.get(conversationId, entry.seq)).toEqual(entry);
+    expect(await rawItem(conversationId, entry.seq + 1)).toBeUndefined();
+  });
+});

@@ -1,5 +1,6 @@
 import { vi } from 'vitest';
 import { MessageCipher } from '../../lambdas/encryption.js';
+import { changeEntry } from './fake-log-changes.js';
 import type {
   AppendOutcome,
   ConnectionRecord,
@@ -8,6 +9,7 @@ import type {
   DevicePosition,
   FanoutJob,
   HandshakeSettings,
+  LogChange,
   LogEntry,
   LogPage,
   Membership,
@@ -164,6 +166,9 @@ export function fakeServices(overrides: Partial<RateSettings & DeliverySettings 
         const hasMore = taken.length < inRange.length;
         return { entries: range.newestFirst ? taken.reverse() : taken, hasMore };
       }),
+      change: vi.fn(async (conversationId: string, seq: number, by: { messageId: string; senderId: string }, change: LogChange) =>
+        changeEntry(entries, conversationId, seq, by, change),
+      ),
     },
     positions: {
       register: vi.fn(async (conversationId: string, device: Device, startAfterSeq: number, now: number): Promise<DevicePosition> => {

@@ -9,6 +9,7 @@ import type {
   MessageLog,
   SealFor,
 } from '../../lambdas/ports.js';
+import { changeEntry } from './fake-log-changes.js';
 
 /**
  * In-memory stand-ins for the DynamoDB message log and device positions, for handler unit tests that isolate a
@@ -54,6 +55,9 @@ export function fakeMessageLog(): MessageLog & { entries: LogEntry[] } {
         bytes += entry.sealed.length;
       }
       return { entries: range.newestFirst ? taken.reverse() : taken, hasMore: taken.length < ordered.length };
+    },
+    async change(conversationId, seq, by, change) {
+      return changeEntry(entries, conversationId, seq, by, change);
     },
   };
 }

@@ -1,7 +1,9 @@
 import { lazyServices, Scope, type Route, type ServiceSource } from '../../lambdas/context/lazy.js';
 import { route as ack } from '../../lambdas/handlers/ack.js';
 import { route as connect } from '../../lambdas/handlers/connect.js';
+import { route as deleteMessage } from '../../lambdas/handlers/delete-message.js';
 import { route as disconnect } from '../../lambdas/handlers/disconnect.js';
+import { route as editMessage } from '../../lambdas/handlers/edit-message.js';
 import { route as fanoutWorker } from '../../lambdas/handlers/fanout-worker.js';
 import { route as getHistory } from '../../lambdas/handlers/get-history.js';
 import { route as getUnacked } from '../../lambdas/handlers/get-unacked.js';
@@ -35,6 +37,8 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
     unsubscribe: slot(unsubscribe),
     typing: slot(typing),
     sendMessage: slot(sendMessage),
+    editMessage: slot(editMessage),
+    deleteMessage: slot(deleteMessage),
     ack: slot(ack),
     getUnacked: slot(getUnacked),
     getHistory: slot(getHistory),
@@ -47,6 +51,8 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
     unsubscribe: slots.unsubscribe.handler,
     typing: slots.typing.handler,
     sendMessage: slots.sendMessage.handler,
+    editMessage: slots.editMessage.handler,
+    deleteMessage: slots.deleteMessage.handler,
     ack: slots.ack.handler,
     getUnacked: slots.getUnacked.handler,
     getHistory: slots.getHistory.handler,

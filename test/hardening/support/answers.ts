@@ -41,6 +41,9 @@ const VOCABULARY = new Set([
   'sendMessage',
   'getUnacked',
   'getHistory',
+  'editMessage',
+  'deleteMessage',
+  'messageId',
   'upToSeq',
   'beforeSeq',
   'ack',
@@ -87,7 +90,19 @@ export function errorFrameProblems(frame: Frame, sentText: string): string[] {
 // ---- routes ----------------------------------------------------------------------------------------------
 
 /** The routes a client frame can select (deploy/routes.ts: Lambda routes and the MOCK `ping`), and `$default`. */
-export const ROUTES = ['subscribe', 'unsubscribe', 'ping', 'typing', 'sendMessage', 'ack', 'getUnacked', 'getHistory', '$default'] as const;
+export const ROUTES = [
+  'subscribe',
+  'unsubscribe',
+  'ping',
+  'typing',
+  'sendMessage',
+  'editMessage',
+  'deleteMessage',
+  'ack',
+  'getUnacked',
+  'getHistory',
+  '$default',
+] as const;
 export type Route = (typeof ROUTES)[number];
 
 const isRoute = (key: string | undefined): key is Route => (ROUTES as readonly (string | undefined)[]).includes(key);
@@ -266,6 +281,10 @@ export function expectedAnswer(route: Route, text: string, session: Session): Ex
       return { kind: 'answer', type: 'unacked' };
     case 'getHistory':
       return { kind: 'answer', type: 'history' };
+    case 'editMessage':
+    case 'deleteMessage':
+      // The fuzzed ids name no stored message (the fuzz never learns the ids of what it sent).
+      return { kind: 'error', codes: ['not_found'] };
   }
 }
 

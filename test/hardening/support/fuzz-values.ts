@@ -251,7 +251,7 @@ export function deepNesting(conversationId: string, maxDepth: number): fc.Arbitr
 
 // ---- valid frames with one field mutated -----------------------------------------------------------------
 
-export const ACTIONS = ['subscribe', 'unsubscribe', 'ping', 'typing', 'sendMessage', 'ack', 'getUnacked', 'getHistory'] as const;
+export const ACTIONS = ['subscribe', 'unsubscribe', 'ping', 'typing', 'sendMessage', 'editMessage', 'deleteMessage', 'ack', 'getUnacked', 'getHistory'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export interface Binding {
@@ -434,6 +434,12 @@ function validFrame(binding: Binding, maxBytes: number): fc.Arbitrary<[string, F
         ['clientMessageId', clientMessageId],
         ['body', body],
       ]),
+    fc
+      .record({ messageId: fc.oneof(fc.uuid(), fc.string({ unit: edgeUnit, minLength: 1, maxLength: 128 })), body: bodyArb })
+      .map(({ messageId, body }): [string, FuzzValue][] => [['action', 'editMessage'], conv, ['messageId', messageId], ['body', body]]),
+    fc
+      .oneof(fc.uuid(), fc.string({ unit: edgeUnit, minLength: 1, maxLength: 128 }))
+      .map((messageId): [string, FuzzValue][] => [['action', 'deleteMessage'], conv, ['messageId', messageId]]),
     fc
       .array(fc.oneof(fc.uuid(), fc.string({ unit: edgeUnit, minLength: 1, maxLength: 128 })), { minLength: 1, maxLength: 5 })
       .map((ids): [string, FuzzValue][] => [['action', 'ack'], conv, ['messageIds', ids]]),

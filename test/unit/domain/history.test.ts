@@ -125,7 +125,7 @@ describe('getHistory', () => {
     const answer = await getHistory(fake.services, alice, historyFrame());
     // Assess
     expect(answer.messages[0]).toEqual({ conversationId: 'conv', messageId: bad.messageId, seq: 1, error: 'undecryptable' });
-    expect(answer.messages.slice(1).map((m) => ('body' in m ? m.body : m.error))).toEqual(['message 2', 'message 3']);
+    expect(answer.messages.slice(1).map((m) => ('body' in m ? m.body : 'error' in m ? m.error : 'deleted'))).toEqual(['message 2', 'message 3']);
     expect(fake.logs.filter((l) => l.level === 'error').map((l) => l.fields?.messageId)).toEqual([bad.messageId]);
   });
 });

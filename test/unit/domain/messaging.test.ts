@@ -555,7 +555,7 @@ describe('getUnacked', () => {
     // Act
     const answer = await getUnacked(fake.services, alice, unackedFrame());
     // Assess
-    expect(answer.messages.map((m) => ('body' in m ? m.body : m.error))).toEqual(['bob 1', 'undecryptable', 'bob 3']);
+    expect(answer.messages.map((m) => ('body' in m ? m.body : 'error' in m ? m.error : 'deleted'))).toEqual(['bob 1', 'undecryptable', 'bob 3']);
     expect(answer.messages[1]).toEqual({ conversationId: 'conv', messageId: bad.messageId, seq: 2, error: 'undecryptable' });
     const errors = fake.logs.filter((l) => l.level === 'error');
     expect(errors).toHaveLength(1);

@@ -1,0 +1,44 @@
+import { createLog } from '../adapters/log.js';
+import { loadConfig } from '../config.js';
+import { documentClient } from '../context/dynamo.js';
+import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
+import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { postersFor } from '../context/posters.js';
+import { redisHelpers } from '../context/redis.js';
+import { deliverySettings, rateSettings, systemClock } from '../context/settings.js';
+import { fanoutQueue } from '../context/sqs.js';
+import { messageLog } from '../context/store.js';
+import { deleteMessage, type DeleteServices } from '../domain/edits.js';
+import { frameRoute, type FrameHandler, type FrameServices } from '../frame-route.js';
+import { deleteMessageFrameSchema } from '../protocol.js';
+import { callbackEndpoint } from '../proxy-event.js';
+
+export type DeleteMessageRouteServices = DeleteServices & FrameServices & { callbackUrl: string | undefined };
+
+/** Route `deleteMessage`: the sender takes a message back (a tombstone, body erased); answers `deleted`, members get `messageDeleted`. */
+export const route: Route<DeleteMessageRouteServices, FrameHandler> = {
+  async build(env, scope, given = {}) {
+    const config = loadConfig('deleteMessage', env);
+    const log = given.log ?? createLog(config.LOG_LEVEL);
+    const db = once(() => documentClient(config, scope, env));
+    return {
+      log,
+      roster: given.roster ?? memberRoster(config, membershipStore(config, db())),
+      callbackUrl: config.CALLBACK_URL,
+      limits: given.limits ?? rateSettings(config),
+      delivery: given.delivery ?? deliverySettings(config),
+      clock: given.clock ?? systemClock,
+      registry: given.registry ?? connectionRegistry(config, db()),
+      messages: given.messages ?? messageLog(config, db()),
+      limiter: given.limiter ?? (await redisHelpers(config, scope, env, log)).limiter,
+      fanout: given.fanout ?? fanoutQueue(config, scope, env),
+      posterFor: given.posterFor ?? postersFor(config, scope, env, log),
+    };
+  },
+  create: (services: ServiceSource<DeleteMessageRouteServices>) =>
+    frameRoute('deleteMessage', deleteMessageFrameSchema, services, (built, binding, frame, event) =>
+      deleteMessage(built, binding, frame, callbackEndpoint({ CALLBACK_URL: built.callbackUrl }, event)),
+    ),
+};
+
+export const handler = lambdaHandler(route);

@@ -32,7 +32,14 @@ export interface BenchConfig {
     posterPosts: number;
     runTimeoutMs: number;
   };
-  typing: { members: number; samples: number; spacingMs: number; timeoutMs: number };
+  typing: {
+    members: number;
+    samples: number;
+    spacingMs: number;
+    timeoutMs: number;
+    /** Posts per typing frame: `sockets` devices of one user, `framesPerSocket` starts each within `spreadMs`, to each size of `recipients`. */
+    burst: { sockets: number; framesPerSocket: number; spreadMs: number; recipients: readonly number[] };
+  };
   cold: { samples: number; timeoutMs: number };
   ops: {
     sizes: readonly number[];
@@ -80,7 +87,14 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
       posterPosts: quick ? 2_000 : 6_000,
       runTimeoutMs: 60_000,
     },
-    typing: { members: 10, samples: quick ? 200 : 400, spacingMs: 3, timeoutMs: 2_000 },
+    typing: {
+      members: 10,
+      samples: quick ? 200 : 400,
+      spacingMs: 3,
+      timeoutMs: 2_000,
+      // 99 recipients: 100 members, at the size limit (coalesced); 100 recipients: 101 members, above it (nothing).
+      burst: { sockets: 5, framesPerSocket: 20, spreadMs: 1_000, recipients: quick ? [99, 100] : [10, 99, 100] },
+    },
     cold: { samples: quick ? 3 : 9, timeoutMs: 20_000 },
     ops: { sizes: [2, 10, 100], repeats: quick ? 3 : 10, pending: quick ? 300 : 1_000, scanTableRows: 10_000, contention: { inFlight: 8, rounds: quick ? 2 : 4 } },
     sent: sentSettings(quick),

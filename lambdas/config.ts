@@ -103,6 +103,14 @@ const subscriptions = {
 };
 /** Above this many members typing is not fanned out and presence is sent as an occupancy count. */
 const conversationSize = { LARGE_CONVERSATION_MEMBERS: positiveInt(100) };
+/**
+ * Typing: a user's repeated state goes out at most once per TYPING_COALESCE_MS (0: every frame); a start expires
+ * on the receivers TYPING_EXPIRES_MS after it (more than the window, so a refreshed start never lapses).
+ */
+const typingTimes = {
+  TYPING_COALESCE_MS: z._default(z.coerce.number().check(z.int(), z.nonnegative()), 2000),
+  TYPING_EXPIRES_MS: positiveInt(6000),
+};
 const limits = {
   /** Frames per second (and burst) of one connection. */
   RATE_LIMIT_PER_SECOND: positiveInt(20),
@@ -149,6 +157,10 @@ const crossChecks = (variables: ReadonlySet<string>) => z.superRefine((env: Env,
       ctx.addIssue({ code: 'custom', path: [burstName], message: `must be at least ${rateName}`, input: burst });
     }
   }
+  // A start must outlive the window: else a user typing steadily flickers on the receivers between refreshes.
+  if (typeof env.TYPING_EXPIRES_MS === 'number' && typeof env.TYPING_COALESCE_MS === 'number' && env.TYPING_EXPIRES_MS <= env.TYPING_COALESCE_MS) {
+    ctx.addIssue({ code: 'custom', path: ['TYPING_EXPIRES_MS'], message: 'must be greater than TYPING_COALESCE_MS', input: env.TYPING_EXPIRES_MS });
+  }
 });
 
 function environment<T extends z.core.$ZodLooseShape>(shape: T) {
@@ -162,7 +174,7 @@ export const functionEnvironments = {
   default: environment({ ...base }),
   subscribe: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...positions, ...redis, ...appSecret, ...limits, ...subscriptions, ...posting }),
   unsubscribe: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits }),
-  typing: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize }),
+  typing: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize, ...typingTimes }),
   sendMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery }),
   editMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery }),
   deleteMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...limits, ...delivery }),

@@ -70,6 +70,9 @@ export interface Services {
   /** The Management API poster of one endpoint (kept per endpoint by whoever builds it). */
   posterFor(endpoint: string): ConnectionPoster;
   newMessageId(): string;
+  conversationSize: ConversationSizeSettings;
+  typing: TypingSettings;
+  typingGate: TypingGate;
 }
 
 /** Who a connection is: fixed at $connect (a connection is one device of one user), never changed. */
@@ -319,4 +322,27 @@ export interface SeqCache {
   get(conversationId: string): Promise<number | undefined>;
   /** Raises the cached value to `seq` (never lowers it). */
   raise(conversationId: string, seq: number): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Typing: coalesced on the server (shared by every container and every device of a user), expiring on clients.
+// ---------------------------------------------------------------------------------------------------------
+
+export type TypingState = 'start' | 'stop';
+
+export interface TypingSettings {
+  /** A user's repeated state in a conversation goes out at most once per this many ms (0: every frame goes out). */
+  coalesceMs: number;
+  /** A `start` counts on the receivers until `at` + this many ms (the frame's `expiresAt`), unless refreshed. */
+  expiresMs: number;
+}
+
+/**
+ * Which typing frames go out. A frame goes out when its state differs from the last one that went out for this
+ * user in this conversation, or when that one went out at least the coalescing window ago (by the callers'
+ * clocks, `now`); then it is the new "last one". Shared by every container (Redis), this container's own while
+ * Redis is down (it fails open: a gate that knows nothing lets the frame out).
+ */
+export interface TypingGate {
+  shouldSend(conversationId: string, userId: string, state: TypingState, now: number): Promise<boolean>;
 }

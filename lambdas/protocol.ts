@@ -246,6 +246,8 @@ export interface TypingEventFrame {
   userId: string;
   state: 'start' | 'stop';
   at: number;
+  /** Epoch ms after which receivers clear this state: `at` + TYPING_EXPIRES_MS for `start`, `at` for `stop`. */
+  expiresAt: number;
 }
 /** What an answer to a client frame carries: the frame's `requestId`, when it sent one. */
 export interface Answer {

@@ -107,6 +107,29 @@ export function renderReport(r: BenchResults): string {
         ),
       );
     }
+    const b = t.burst;
+    if (b !== undefined) {
+      out.push(
+        '',
+        `Typing under a burst (${b.sockets} sockets of one user × ${b.framesPerSocket} starts within ${b.spreadMs} ms; coalesced on the server, ` +
+          `nothing fanned out above ${b.largeConversationMembers} members):`,
+        '',
+      );
+      out.push(
+        table(
+          ['recipients', 'members', 'frames', 'posts', 'posts per frame', 'posts before (every frame to every recipient)', 'Redis round trips per frame'],
+          b.rows.map((row) => [
+            row.recipients,
+            `${row.members}${row.aboveSizeLimit ? ' (above the limit)' : ''}`,
+            row.frames,
+            row.posts,
+            row.postsPerFrame,
+            row.postsBefore,
+            row.redisPerFrame,
+          ]),
+        ),
+      );
+    }
   }
 
   const c = r.cold;

@@ -446,7 +446,8 @@ async function measureRoom(
     progress.finish(`${calls}; ${first.redis.roundTrips} Redis; ${first.posts} posts`);
   };
 
-  await run('typing', room.actor, () => ({}));
+  // Alternating states (the warm-up sent a start): each counted frame is a change, so each one goes out.
+  await run('typing', room.actor, (i) => ({ state: i % 2 === 0 ? 'stop' : 'start' }));
   await run('sendMessage', room.actor, () => ({ clientMessageId: randomUUID(), body: BODY }));
   const sent = await newestMessages(bench, room.conversationId, repeats);
   const messages = (first: Sample) => {

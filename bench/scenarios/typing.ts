@@ -1,8 +1,9 @@
 import { WebSocket } from 'ws';
 import type { BenchConfig } from '../config.js';
 import { uniqueId, type BenchBackend } from '../lib/backend.js';
-import { mapLimit, now, sleep } from '../lib/limit.js';
+import { mapLimit, now, pollUntil, sleep } from '../lib/limit.js';
 import type { Progress } from '../lib/progress.js';
+import { RedisCommandCounter } from '../lib/redis-monitor.js';
 import { Sender } from '../lib/sender.js';
 import { median, percentile, round } from '../lib/stats.js';
 import { compose, tracingPatch, type Span } from '../lib/trace.js';
@@ -35,12 +36,39 @@ export interface Waterfall {
   total: number;
 }
 
+/** One burst: `sockets` devices of one user each sending `framesPerSocket` starts within `spreadMs`. */
+export interface BurstRow {
+  recipients: number;
+  /** Members of the conversation (the typist and the recipients): above the size limit nothing is fanned out. */
+  members: number;
+  aboveSizeLimit: boolean;
+  frames: number;
+  /** Typing frames that reached the recipients: one Management API post each. */
+  posts: number;
+  postsPerFrame: number;
+  /** Without coalescing every frame went to every recipient. */
+  postsBefore: number;
+  /** Commands sent to Redis during the burst (the rate limit's admit and the typing gate: one script call each). */
+  redisRoundTrips: number;
+  redisPerFrame: number;
+}
+
+export interface BurstSummary {
+  sockets: number;
+  framesPerSocket: number;
+  spreadMs: number;
+  largeConversationMembers: number;
+  rows: BurstRow[];
+}
+
 export interface TypingResult {
   members: number;
   spacingMs: number;
   latency: LatencySummary;
   whatIf: { variant: string; latency: LatencySummary; applied: boolean }[];
   waterfalls: Waterfall[];
+  /** Absent when the backend ran without Redis (nothing to count). */
+  burst?: BurstSummary;
 }
 
 const WARM_UP = 20;
@@ -75,7 +103,9 @@ class Listener {
 
 /**
  * Typing latency: one member's `typing` frame to each other member's receipt, one frame at a time (light load),
- * through the gateway, the typing handler (binding, rate limit, registry query) and the Management API posts.
+ * through the gateway, the typing handler (binding, rate limit, typing gate, registry query) and the Management
+ * API posts. Frames alternate start and stop, so every one is a change of state and goes out (a repeated start
+ * would be coalesced). Then the burst: what coalescing saves.
  */
 export async function runTyping(config: BenchConfig, bench: BenchBackend, progress: Progress, whatIf: boolean): Promise<TypingResult> {
   const settings = config.typing;
@@ -84,7 +114,8 @@ export async function runTyping(config: BenchConfig, bench: BenchBackend, progre
   await bench.addMembers(conversationId, ['typist', ...others]);
   const listeners = await mapLimit(others, 8, async (userId) => Listener.open(await bench.connectUrl(conversationId, userId, 'd')));
   const typist = await Sender.open(await bench.connectUrl(conversationId, 'typist', 'd'));
-  const frame = JSON.stringify({ action: 'typing', conversationId });
+  const frames = [JSON.stringify({ action: 'typing', conversationId, state: 'start' }), JSON.stringify({ action: 'typing', conversationId, state: 'stop' })];
+  let framesSent = 0;
   const stages = new Map<keyof Omit<Waterfall, 'variant'>, number[]>();
   const measure = async (samples: number, label: string, spans?: Span[]): Promise<LatencySummary> => {
     const each: number[] = [];
@@ -96,7 +127,8 @@ export async function runTyping(config: BenchConfig, bench: BenchBackend, progre
       for (const listener of listeners) listener.arrivals = [];
       spans?.splice(0);
       const sentAt = now();
-      typist.sendRaw(frame);
+      typist.sendRaw(frames[framesSent % 2] ?? '');
+      framesSent += 1;
       const deadline = Date.now() + settings.timeoutMs;
       while (listeners.some((l) => l.arrivals.length === 0) && Date.now() < deadline) await sleep(0.2);
       if (i >= WARM_UP) {
@@ -123,6 +155,7 @@ export async function runTyping(config: BenchConfig, bench: BenchBackend, progre
     progress.finish(`p50 ${summary.p50} ms, p95 ${summary.p95} ms, p99 ${summary.p99} ms`);
     return summary;
   };
+  let result: TypingResult;
   try {
     const latency = await measure(settings.samples, `typing ${settings.members} members`);
     const variants: TypingResult['whatIf'] = [];
@@ -151,11 +184,84 @@ export async function runTyping(config: BenchConfig, bench: BenchBackend, progre
         destroy();
       }
     }
-    return { members: settings.members, spacingMs: settings.spacingMs, latency, whatIf: variants, waterfalls };
+    result = { members: settings.members, spacingMs: settings.spacingMs, latency, whatIf: variants, waterfalls };
   } finally {
     await typist.close();
     for (const listener of listeners) listener.ws.close();
   }
+  const burst = await runBursts(config, bench, progress);
+  return burst === undefined ? result : { ...result, burst };
+}
+
+/**
+ * Posts per typing frame under a burst: `sockets` devices of one user send `framesPerSocket` starts each, spread
+ * over `spreadMs`, to every other member's connection; counted are the typing frames the recipients get (one
+ * post each) and the commands Redis gets (MONITOR on the backend's own redis-server).
+ */
+async function runBursts(config: BenchConfig, bench: BenchBackend, progress: Progress): Promise<BurstSummary | undefined> {
+  const settings = config.typing.burst;
+  if (bench.backend.redisKind === 'none') return undefined;
+  const largeConversationMembers = Number(bench.backend.env.LARGE_CONVERSATION_MEMBERS ?? '100');
+  const monitor = await RedisCommandCounter.start(bench.backend.redisUrl);
+  const rows: BurstRow[] = [];
+  try {
+    for (const recipients of settings.recipients) {
+      const frames = settings.sockets * settings.framesPerSocket;
+      progress.start(`typing burst: ${settings.sockets} sockets × ${settings.framesPerSocket} frames to ${recipients} recipients`, frames, 'frames');
+      const conversationId = uniqueId('typing-burst');
+      const others = Array.from({ length: recipients }, (_, i) => `r${i}`);
+      await bench.addMembers(conversationId, ['typist', ...others]);
+      const listeners = await mapLimit(others, 8, async (userId) => Listener.open(await bench.connectUrl(conversationId, userId, 'd')));
+      const typists = await mapLimit(
+        Array.from({ length: settings.sockets }, (_, i) => `d${i}`),
+        settings.sockets,
+        async (deviceId) => Sender.open(await bench.connectUrl(conversationId, 'typist', deviceId)),
+      );
+      try {
+        const frame = JSON.stringify({ action: 'typing', conversationId, state: 'start' });
+        await monitor.settle();
+        monitor.reset();
+        monitor.counting = true;
+        const stepMs = settings.spreadMs / settings.framesPerSocket;
+        for (let i = 0; i < settings.framesPerSocket; i += 1) {
+          for (const typist of typists) typist.sendRaw(frame);
+          progress.update((i + 1) * settings.sockets);
+          await sleep(stepMs);
+        }
+        const arrived = () => listeners.reduce((sum, l) => sum + l.arrivals.length, 0);
+        // Done when nothing more arrives for a while (a frame held back never arrives: there is no answer to wait for).
+        let last = -1;
+        await pollUntil(() => {
+          const count = arrived();
+          const quiet = count === last;
+          last = count;
+          return quiet;
+        }, 10_000, 300);
+        const redis = await monitor.settle();
+        monitor.counting = false;
+        const posts = arrived();
+        const members = recipients + 1;
+        rows.push({
+          recipients,
+          members,
+          aboveSizeLimit: members > largeConversationMembers,
+          frames,
+          posts,
+          postsPerFrame: round(posts / frames, 3),
+          postsBefore: frames * recipients,
+          redisRoundTrips: redis.roundTrips,
+          redisPerFrame: round(redis.roundTrips / frames, 2),
+        });
+        progress.finish(`${posts} posts (${round(posts / frames, 3)} per frame; ${frames * recipients} before), ${round(redis.roundTrips / frames, 2)} Redis round trips per frame`);
+      } finally {
+        for (const typist of typists) await typist.close();
+        for (const listener of listeners) listener.ws.close();
+      }
+    }
+  } finally {
+    monitor.close();
+  }
+  return { sockets: settings.sockets, framesPerSocket: settings.framesPerSocket, spreadMs: settings.spreadMs, largeConversationMembers, rows };
 }
 
 type Stages = Map<keyof Omit<Waterfall, 'variant'>, number[]>;

@@ -1,4 +1,4 @@
-import type { ConversationSizeSettings, DeliverySettings, HandshakeSettings, RateSettings, SubscriptionSettings } from '../ports.js';
+import type { ConversationSizeSettings, DeliverySettings, HandshakeSettings, RateSettings, SubscriptionSettings, TypingSettings } from '../ports.js';
 
 /** The domain's settings from a function's config (each function reads only the variables it uses). */
 
@@ -38,6 +38,10 @@ export function subscriptionSettings(config: { MAX_SUBSCRIPTIONS_PER_CONNECTION:
 
 export function conversationSizeSettings(config: { LARGE_CONVERSATION_MEMBERS: number }): ConversationSizeSettings {
   return { largeConversationMembers: config.LARGE_CONVERSATION_MEMBERS };
+}
+
+export function typingSettings(config: { TYPING_COALESCE_MS: number; TYPING_EXPIRES_MS: number }): TypingSettings {
+  return { coalesceMs: config.TYPING_COALESCE_MS, expiresMs: config.TYPING_EXPIRES_MS };
 }
 
 export const systemClock = { now: () => Date.now() };

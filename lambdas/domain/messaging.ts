@@ -19,7 +19,7 @@ import { assertBodyFits, fitEntries, pageEntryOf } from './message-frames.js';
 import { isOwn, overOwn, samePosition, withAcks } from './positions.js';
 import { requestIdOf } from './request-id.js';
 
-export type TypingServices = DeliveryServices & Pick<Services, 'clock' | 'registry' | 'roster'>;
+export type TypingServices = DeliveryServices & Pick<Services, 'clock' | 'registry' | 'roster' | 'conversationSize' | 'typing' | 'typingGate'>;
 export type SendMessageServices = DeliveryServices &
   Pick<Services, 'clock' | 'registry' | 'roster' | 'sealer' | 'newMessageId' | 'messages' | 'seqCache'>;
 export type AckServices = Pick<Services, 'messages' | 'positions' | 'seqCache' | 'log'>;
@@ -41,21 +41,32 @@ export async function lastSeqOf(services: Pick<Services, 'messages' | 'seqCache'
   return (await services.seqCache.get(conversationId)) ?? (await services.messages.lastSeq(conversationId));
 }
 
-/** `typing`: broadcast to every other user's connections. */
+/**
+ * `typing`: to every other user's connections, coalesced: a repeated state of the user in the conversation goes
+ * out at most once per window, a change of state at once (the gate, shared by every container and so by every
+ * device of the user). A `start` expires on the receivers at `expiresAt`; a `stop` is over at once. Above the
+ * size limit nothing goes out, and that is checked first: the roster's count costs no round trip (it is this
+ * container's snapshot), and a frame that cannot go out must not count as sent in the gate.
+ */
 export async function typing(services: TypingServices, binding: Binding, frame: TypingFrame, endpoint: string): Promise<void> {
   if (frame.userId !== undefined && frame.userId !== binding.userId) {
     throw new ForbiddenError('userId does not match this connection');
   }
+  const conversationId = binding.conversationId;
+  if ((await services.roster.count(conversationId)) > services.conversationSize.largeConversationMembers) return;
+  const at = services.clock.now();
+  if (!(await services.typingGate.shouldSend(conversationId, binding.userId, frame.state, at))) return;
   const out: TypingEventFrame = {
     type: 'typing',
-    conversationId: binding.conversationId,
+    conversationId,
     userId: binding.userId,
     state: frame.state,
-    at: services.clock.now(),
+    at,
+    expiresAt: frame.state === 'start' ? at + services.typing.expiresMs : at,
   };
-  const subscriptions = await services.registry.listByConversation(binding.conversationId);
+  const subscriptions = await services.registry.listByConversation(conversationId);
   const others = subscriptions.filter((c) => c.userId !== binding.userId);
-  const recipients = await liveRecipients(services, binding.conversationId, others, endpoint);
+  const recipients = await liveRecipients(services, conversationId, others, endpoint);
   await deliver(services, endpoint, { kind: 'frame', frame: JSON.stringify(out) }, recipients);
 }
 

@@ -5,7 +5,7 @@ import { connectionRegistry, memberRoster, membershipStore } from '../context/me
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { postersFor } from '../context/posters.js';
 import { redisHelpers } from '../context/redis.js';
-import { deliverySettings, rateSettings, systemClock } from '../context/settings.js';
+import { conversationSizeSettings, deliverySettings, rateSettings, systemClock, typingSettings } from '../context/settings.js';
 import { fanoutQueue } from '../context/sqs.js';
 import { typing, type TypingServices } from '../domain/messaging.js';
 import { frameRoute, type FrameHandler, type FrameServices } from '../frame-route.js';
@@ -14,12 +14,14 @@ import { callbackEndpoint } from '../proxy-event.js';
 
 export type TypingRouteServices = TypingServices & FrameServices & { callbackUrl: string | undefined };
 
-/** Route `typing`: tell every other user in the conversation. Answers only on error. */
+/** Route `typing`: tell every other user in the conversation (coalesced, not above the size limit). Answers only on error. */
 export const route: Route<TypingRouteServices, FrameHandler> = {
   async build(env, scope, given = {}) {
     const config = loadConfig('typing', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
     const db = once(() => documentClient(config, scope, env));
+    const redis = once(() => redisHelpers(config, scope, env, log));
+    const typing = given.typing ?? typingSettings(config);
     return {
       log,
       roster: given.roster ?? memberRoster(config, membershipStore(config, db())),
@@ -28,7 +30,10 @@ export const route: Route<TypingRouteServices, FrameHandler> = {
       delivery: given.delivery ?? deliverySettings(config),
       clock: given.clock ?? systemClock,
       registry: given.registry ?? connectionRegistry(config, db()),
-      limiter: given.limiter ?? (await redisHelpers(config, scope, env, log)).limiter,
+      limiter: given.limiter ?? (await redis()).limiter,
+      conversationSize: given.conversationSize ?? conversationSizeSettings(config),
+      typing,
+      typingGate: given.typingGate ?? (await redis()).typingGate(typing),
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
       posterFor: given.posterFor ?? postersFor(config, scope, env, log),
     };

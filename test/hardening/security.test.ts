@@ -398,7 +398,8 @@ describe('5. the rate limits, per connection and per user', () => {
   describe('with the defaults (20/s, burst 40)', () => {
     let restore: () => Promise<void>;
     beforeEach(async () => {
-      restore = await switchEnv({ RATE_LIMIT_PER_SECOND: undefined, RATE_LIMIT_BURST: undefined }, backend, lambdas);
+      // Every typing frame would go out but for the limits (no coalescing), so bob's count is what was admitted.
+      restore = await switchEnv({ RATE_LIMIT_PER_SECOND: undefined, RATE_LIMIT_BURST: undefined, TYPING_COALESCE_MS: '0' }, backend, lambdas);
     });
     afterEach(async () => restore());
 

@@ -4,6 +4,7 @@ import { changeEntry } from './fake-log-changes.js';
 import type {
   AppendOutcome,
   ConnectionRecord,
+  ConversationSizeSettings,
   DeliverySettings,
   Device,
   DevicePosition,
@@ -21,6 +22,8 @@ import type {
   Services,
   Subscription,
   SubscriptionSettings,
+  TypingSettings,
+  TypingState,
 } from '../../lambdas/ports.js';
 
 /** The master key of every fake's sealer (tests that need another keyring build their own cipher). */
@@ -36,7 +39,9 @@ const positionKey = (conversationId: string, device: Device) => `${conversationI
  * semantics (seq = last + 1, idempotent on sender + clientMessageId, versioned saves), not twins: the adapters
  * have their own contract tests.
  */
-export function fakeServices(overrides: Partial<RateSettings & DeliverySettings & HandshakeSettings & SubscriptionSettings> = {}) {
+export function fakeServices(
+  overrides: Partial<RateSettings & DeliverySettings & HandshakeSettings & SubscriptionSettings & ConversationSizeSettings & TypingSettings> = {},
+) {
   /** Open connections (their records). */
   const records: ConnectionRecord[] = [];
   /** Subscriptions: one per (connection, conversation). */
@@ -84,6 +89,10 @@ export function fakeServices(overrides: Partial<RateSettings & DeliverySettings 
       fanoutBatchSize: overrides.fanoutBatchSize ?? 100,
       postConcurrency: overrides.postConcurrency ?? 4,
     },
+    conversationSize: { largeConversationMembers: overrides.largeConversationMembers ?? 100 },
+    typing: { coalesceMs: overrides.coalesceMs ?? 2000, expiresMs: overrides.expiresMs ?? 6000 },
+    /** Lets every frame out; tests of coalescing give it a real gate's behaviour. */
+    typingGate: { shouldSend: vi.fn(async (_conversationId: string, _userId: string, _state: TypingState, _now: number) => true) },
     handshake: {
       connectionTtlSeconds: overrides.connectionTtlSeconds ?? 3600,
       originAllowList: overrides.originAllowList ?? [],

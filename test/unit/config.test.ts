@@ -36,6 +36,15 @@ describe('loadConfig', () => {
     expect(variablesOf('default')).not.toContain('CONNECTIONS_TABLE');
   });
 
+  it('reads the typing times in the typing function only: defaults, 0 to send every frame, a start outliving the window', () => {
+    expect(loadConfig('typing', completeEnv('redis://x'))).toMatchObject({ TYPING_COALESCE_MS: 2000, TYPING_EXPIRES_MS: 6000, LARGE_CONVERSATION_MEMBERS: 100 });
+    expect(loadConfig('typing', { ...completeEnv('redis://x'), TYPING_COALESCE_MS: '0' }).TYPING_COALESCE_MS).toBe(0);
+    expect(() => loadConfig('typing', { ...completeEnv('redis://x'), TYPING_COALESCE_MS: '-1' })).toThrowError(/TYPING_COALESCE_MS/);
+    expect(() => loadConfig('typing', { ...completeEnv('redis://x'), TYPING_COALESCE_MS: '6000' })).toThrowError(/TYPING_EXPIRES_MS: must be greater than TYPING_COALESCE_MS/);
+    const readers = (Object.keys(functionEnvironments) as FunctionName[]).filter((fn) => variablesOf(fn).includes('TYPING_COALESCE_MS'));
+    expect(readers).toEqual(['typing']);
+  });
+
   it('names every invalid variable and never prints a value', () => {
     const env = { ...completeEnv('redis://x'), FANOUT_QUEUE_URL: 'not a url', RATE_LIMIT_BURST: 'lots', APP_SECRET_JSON: 'hunter2-secret' };
     try {

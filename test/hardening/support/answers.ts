@@ -415,7 +415,12 @@ function pageProblems(page: Frame, afterSeq: number | undefined): string[] {
 export function pushedFrameProblems(frame: Frame, conversationId: string): string[] {
   if (frame.conversationId !== conversationId) return [`pushed frame of another conversation: ${String(frame.conversationId)}`];
   if (frame.type === 'typing') {
-    return typeof frame.userId === 'string' && (frame.state === 'start' || frame.state === 'stop') && typeof frame.at === 'number'
+    const expiresAt = frame.state === 'start' ? Number(frame.at) + 1 : Number(frame.at);
+    return typeof frame.userId === 'string' &&
+      (frame.state === 'start' || frame.state === 'stop') &&
+      typeof frame.at === 'number' &&
+      typeof frame.expiresAt === 'number' &&
+      frame.expiresAt >= expiresAt
       ? []
       : ['malformed typing frame'];
   }

@@ -105,6 +105,8 @@ describe('typing', () => {
     expect(result).toEqual({ statusCode: 200 });
     expect(aws.posts.map((p) => p.connectionId)).toEqual(['B1']);
     expect(aws.posts[0]?.frame).toMatchObject({ type: 'typing', conversationId, userId: 'alice', state: 'start' });
+    const posted = aws.posts[0]?.frame;
+    expect(posted?.expiresAt).toBe(Number(posted?.at) + 6000);
     expect(recipientQueries()).toHaveLength(1);
     // The roster is read once and serves both the sender's check and the recipients' filter.
     expect(rosterQueries()).toHaveLength(1);
@@ -112,12 +114,20 @@ describe('typing', () => {
   });
 
   it('reads a connection\'s record once per container; its subscription (which can change) on every frame', async () => {
-    for (let i = 0; i < 3; i += 1) await typing(messageEvent('A1', { action: 'typing', conversationId }, 'typing'));
+    // Alternating states: each one goes out (a repeated start would be coalesced and read no recipients).
+    for (const state of ['start', 'stop', 'start']) await typing(messageEvent('A1', { action: 'typing', conversationId, state }, 'typing'));
     expect(recordReads()).toHaveLength(1);
     expect(subscriptionReads()).toHaveLength(3);
     expect(aws.dynamo.commandCalls(GetCommand)).toHaveLength(4);
     expect(recipientQueries()).toHaveLength(3);
     expect(rosterQueries()).toHaveLength(1);
+  });
+
+  it('coalesces repeated starts through Redis: one post, one recipient query, until the state changes', async () => {
+    for (let i = 0; i < 5; i += 1) await typing(messageEvent(i % 2 === 0 ? 'A1' : 'A2', { action: 'typing', conversationId }, 'typing'));
+    await typing(messageEvent('A1', { action: 'typing', conversationId, state: 'stop' }, 'typing'));
+    expect(aws.postsTo('B1').map((f) => f.state)).toEqual(['start', 'stop']);
+    expect(recipientQueries()).toHaveLength(2);
   });
 
   it('carries state stop', async () => {

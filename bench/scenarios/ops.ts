@@ -50,7 +50,7 @@ function invoker(bench: BenchBackend, name: string): FrameHandler {
   };
 }
 
-export const OPS_ROUTES = ['typing', 'sendMessage', 'getUnacked', 'ack', 'getHistory'] as const;
+export const OPS_ROUTES = ['typing', 'sendMessage', 'getUnacked', 'ack', 'getHistory', 'editMessage', 'deleteMessage'] as const;
 export type OpsRoute = (typeof OPS_ROUTES)[number];
 
 export interface OpsRow {
@@ -429,7 +429,7 @@ async function measureRoom(
     const row: OpsRow = {
       route,
       members: room.members,
-      recipients: route === 'typing' || route === 'sendMessage' ? room.members - 1 : 0,
+      recipients: route === 'getUnacked' || route === 'ack' || route === 'getHistory' ? 0 : room.members - 1,
       dynamo: first.dynamo,
       registryQueries: first.dynamo.calls.Query ?? 0,
       scans: first.dynamo.calls.Scan ?? 0,
@@ -457,6 +457,12 @@ async function measureRoom(
   await run('getUnacked', room.reader, () => ({ limit: 50 }), messages);
   await run('ack', room.reader, (i) => ({ messageIds: [sent[i]?.messageId ?? 'missing'] }), () => 'one messageId, the next in order');
   await run('getHistory', room.reader, () => ({ limit: 50 }), messages);
+  // The sender takes back what it sent: each of its messages edited once, then deleted (warmed on the warm-up message).
+  const [warmMessage] = await newestMessages(bench, room.conversationId, repeats + 1);
+  await handler('editMessage')(frameEvent(room, room.actor, 'editMessage', 'warm', { messageId: warmMessage?.messageId ?? 'missing', body: `${BODY}!` }));
+  await handler('deleteMessage')(frameEvent(room, room.actor, 'deleteMessage', 'warm', { messageId: warmMessage?.messageId ?? 'missing' }));
+  await run('editMessage', room.actor, (i) => ({ messageId: sent[i]?.messageId ?? 'missing', body: `${BODY} (edited)` }), () => 'one message, edited once');
+  await run('deleteMessage', room.actor, (i) => ({ messageId: sent[i]?.messageId ?? 'missing' }), () => 'one message');
 
   // What one message leaves in DynamoDB: the log item, its index entry, its idempotency item.
   const newest = sent[sent.length - 1];

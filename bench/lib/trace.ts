@@ -36,6 +36,8 @@ export function tracingPatch(spans: Span[]): Patch {
           get: (c, seq) => messages.get(c, seq),
           seqsOf: (c, ids) => messages.seqsOf(c, ids),
           page: (c, range) => messages.page(c, range),
+          latest: (c) => messages.latest(c),
+          countByOthers: (c, after, userId) => messages.countByOthers(c, after, userId),
         },
         limiter: { admit: (buckets) => timed('limiter.admit', () => limiter.admit(buckets)) },
         seqCache: {

@@ -41,6 +41,8 @@ export class BenchSeams {
       get: (c, seq) => this.now().messages.get(c, seq),
       seqsOf: (c, ids) => this.now().messages.seqsOf(c, ids),
       page: (c, range) => this.now().messages.page(c, range),
+      latest: (c) => this.now().messages.latest(c),
+      countByOthers: (c, after, userId) => this.now().messages.countByOthers(c, after, userId),
     },
     positions: {
       register: (c, device, after, at) => this.now().positions.register(c, device, after, at),

@@ -42,6 +42,16 @@ export async function lastSeqOf(services: Pick<Services, 'messages' | 'seqCache'
   return (await services.seqCache.get(conversationId)) ?? (await services.messages.lastSeq(conversationId));
 }
 
+/**
+ * `seq`, or the conversation's last seq when the log ends below it. The cache may lag the log (a raise that
+ * failed): only the log can say a seq is past the end, so it is asked whenever the cache is below `seq`.
+ */
+export async function atMostLastSeq(services: Pick<Services, 'messages' | 'seqCache'>, conversationId: string, seq: number): Promise<number> {
+  const cached = await services.seqCache.get(conversationId);
+  if (cached !== undefined && cached >= seq) return seq;
+  return Math.min(seq, await services.messages.lastSeq(conversationId));
+}
+
 /** `typing`: broadcast to every other user's connections. */
 export async function typing(services: TypingServices, binding: Binding, frame: TypingFrame, endpoint: string): Promise<void> {
   if (frame.userId !== undefined && frame.userId !== binding.userId) {
@@ -185,12 +195,7 @@ export async function ack(services: AckServices, binding: Binding, frame: AckFra
     // A device with no position (never registered, or not seen for the device TTL) has nothing pending.
     if (position === undefined) break;
     seqs ??= frame.messageIds.length === 0 ? [] : [...(await services.messages.seqsOf(conversationId, frame.messageIds, position.ackedThrough)).values()];
-    if (upToSeq !== undefined && upToSeq > position.ackedThrough) {
-      // The cache may lag the log (a raise that failed): only the log can say a seq is past the end.
-      const cached = await services.seqCache.get(conversationId);
-      const last = cached !== undefined && cached >= upToSeq ? cached : await services.messages.lastSeq(conversationId);
-      upToSeq = Math.min(upToSeq, last);
-    }
+    if (upToSeq !== undefined && upToSeq > position.ackedThrough) upToSeq = await atMostLastSeq(services, conversationId, upToSeq);
     let next = withAcks(position, seqs, upToSeq);
     if (next.acked.length > 0) {
       // The device's own messages are never acked: walk over them (and the acks above) in one bounded read.

@@ -55,6 +55,13 @@ export function fakeMessageLog(): MessageLog & { entries: LogEntry[] } {
       }
       return { entries: range.newestFirst ? taken.reverse() : taken, hasMore: taken.length < ordered.length };
     },
+    async latest(conversationId) {
+      const top = of(conversationId).at(-1);
+      return top === undefined ? { lastSeq: 0 } : { lastSeq: top.seq, lastMessageAt: top.sentAt };
+    },
+    async countByOthers(conversationId, afterSeq, userId) {
+      return of(conversationId).filter((e) => e.seq > afterSeq && e.senderId !== userId && !('deleted' in e && e.deleted === true)).length;
+    },
   };
 }
 

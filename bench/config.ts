@@ -1,4 +1,5 @@
 import { connectionsSettings, type ConnectionsSettings } from './scenarios/connections.js';
+import { readsSettings, type ReadsSettings } from './scenarios/reads.js';
 import { sentSettings, type SentSettings } from './scenarios/sent.js';
 
 /** What one `npm run bench` (or `bench:quick`, BENCH_QUICK=1) measures, and how long each part may take. */
@@ -54,9 +55,11 @@ export interface BenchConfig {
   sent: SentSettings;
   /** $connect, subscribe and $disconnect of protocol v2 (scenarios/connections.ts). */
   connections: ConnectionsSettings;
+  /** getConversations and markRead (scenarios/reads.ts). */
+  reads: ReadsSettings;
 }
 
-export const SCENARIOS = ['fanout', 'typing', 'cold', 'sent', 'ops', 'connections'] as const;
+export const SCENARIOS = ['fanout', 'typing', 'cold', 'sent', 'ops', 'connections', 'reads'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 function isScenario(name: string): name is ScenarioName {
@@ -99,5 +102,6 @@ export function loadBenchConfig(env: NodeJS.ProcessEnv = process.env): BenchConf
     ops: { sizes: [2, 10, 100], repeats: quick ? 3 : 10, pending: quick ? 300 : 1_000, scanTableRows: 10_000, contention: { inFlight: 8, rounds: quick ? 2 : 4 } },
     sent: sentSettings(quick),
     connections: connectionsSettings(quick),
+    reads: readsSettings(quick),
   };
 }

@@ -15,12 +15,13 @@ import { runColdStart } from './scenarios/coldstart.js';
 import { runConnections } from './scenarios/connections.js';
 import { runFanout } from './scenarios/fanout.js';
 import { runOps } from './scenarios/ops.js';
+import { runReads } from './scenarios/reads.js';
 import { runSent } from './scenarios/sent.js';
 import { runTyping } from './scenarios/typing.js';
 
 /**
- * `npm run bench` (BENCH_QUICK=1: `npm run bench:quick`; BENCH_ONLY=fanout,typing,cold,sent,ops,connections for a
- * part): fan-out throughput against a raw `ws` ceiling and the naive SDK fan-out, typing latency, cold start, time to
+ * `npm run bench` (BENCH_QUICK=1: `npm run bench:quick`; BENCH_ONLY=fanout,typing,cold,sent,ops,connections,reads
+ * for a part): fan-out throughput against a raw `ws` ceiling and the naive SDK fan-out, typing latency, cold start, time to
  * `sent` (with and without a modelled Management API delay), operations and cost per event, and the work of
  * `$connect` / `subscribe` / `$disconnect` (one socket per device against v1's one per conversation). Progress on stderr; tables on stdout; bench/results/latest.json (+ latest.md) and bench/fanout.svg.
  */
@@ -84,6 +85,9 @@ try {
   });
   await attempt('connections', async () => {
     results.connections = await runConnections(config.connections, services, progress);
+  });
+  await attempt('reads', async () => {
+    results.reads = await runReads(config.reads, services, progress);
   });
 } finally {
   await services.stop();

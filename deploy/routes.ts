@@ -137,6 +137,21 @@ export const routes: readonly RouteSpec[] = [
     twoWay: true,
     access: { tables: { connections: 'readwrite', members: 'read', messages: 'read' }, enqueue: false, posts: false, redis: true },
   },
+  {
+    routeKey: 'markRead',
+    name: 'markRead',
+    entry: 'lambdas/handlers/mark-read.ts',
+    twoWay: true,
+    // members: the read position is written there; connections: a gone recipient's rows are pruned.
+    access: { tables: { connections: 'readwrite', members: 'readwrite', messages: 'read' }, enqueue: true, posts: true, redis: true },
+  },
+  {
+    routeKey: 'getConversations',
+    name: 'getConversations',
+    entry: 'lambdas/handlers/get-conversations.ts',
+    twoWay: true,
+    access: { tables: { connections: 'read', members: 'read', messages: 'read' }, enqueue: false, posts: false, redis: true },
+  },
 ];
 
 /** The SQS consumer that posts large fan-outs in batches. */

@@ -31,6 +31,8 @@ export interface TableShape {
 export const CONVERSATION_INDEX = 'byConversation';
 /** messages: messageId → seq within a conversation (KEYS_ONLY). */
 export const MESSAGE_ID_INDEX = 'byMessageId';
+/** members: a user's conversations, by (userId, conversationId): what `getConversations` pages. */
+export const MEMBER_USER_INDEX = 'byUser';
 
 /**
  * Connections, their subscriptions and each user's set of open connections, in one table keyed by
@@ -56,10 +58,21 @@ export const connectionsTable = {
   ttlAttribute: 'expiresAt',
 } as const satisfies TableShape;
 
+/**
+ * Membership: one small item per (conversationId, userId) holding `sinceSeq`, `addedAt` and the user's read
+ * position `readSeq`. The user index (projecting ALL: the items are a few attributes, nothing to leave out) lists a
+ * user's conversations in conversationId order.
+ */
 export const membersTable = {
   partitionKey: { name: 'conversationId', type: 'S' },
   sortKey: { name: 'userId', type: 'S' },
-  indexes: [],
+  indexes: [
+    {
+      name: MEMBER_USER_INDEX,
+      partitionKey: { name: 'userId', type: 'S' },
+      sortKey: { name: 'conversationId', type: 'S' },
+    },
+  ],
 } as const satisfies TableShape;
 
 /**

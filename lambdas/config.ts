@@ -181,6 +181,8 @@ export const functionEnvironments = {
   ack: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...limits }),
   getUnacked: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...limits }),
   getHistory: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits }),
+  markRead: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...limits, ...delivery }),
+  getConversations: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...redis, ...limits }),
   fanoutWorker: environment({ ...base, ...dynamo, ...connections, ...messages, ...appSecret, ...posting }),
 } as const;
 

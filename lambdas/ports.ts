@@ -121,6 +121,21 @@ export interface Membership {
   conversationId: string;
   userId: string;
   sinceSeq: number;
+  /** The user's read position (messages through it are read); absent = 0. Only ever moves forward. */
+  readSeq?: number;
+}
+
+/** One page of a user's memberships, in conversationId order. */
+export interface MembershipPage {
+  memberships: Membership[];
+  /** The conversationId to continue after, only when there really are more. */
+  nextAfter?: string;
+}
+
+/** The outcome of raising a read position: where it stands now, and whether this call moved it. */
+export interface ReadMark {
+  readSeq: number;
+  moved: boolean;
 }
 
 export interface MembershipStore {
@@ -131,9 +146,22 @@ export interface MembershipStore {
   /** Every member of a conversation (a paginated, strongly consistent Query of its partition). */
   list(conversationId: string): Promise<string[]>;
   isMember(conversationId: string, userId: string): Promise<boolean>;
-  /** (Re-)adds a member: their devices collect the messages after `sinceSeq`. */
+  /**
+   * (Re-)adds a member: their devices collect the messages after `sinceSeq`. A new member's read position
+   * starts at `sinceSeq`; a re-add of a current member keeps theirs (it never moves backwards).
+   */
   add(conversationId: string, userId: string, sinceSeq: number): Promise<void>;
   remove(conversationId: string, userId: string): Promise<void>;
+  /**
+   * The user's memberships, `limit` at most, in conversationId order after `after` (the user index: eventually
+   * consistent, so a change shows there within about a second).
+   */
+  listByUser(userId: string, page: { limit: number; after?: string }): Promise<MembershipPage>;
+  /**
+   * Raises the user's read position to `seq` if it is below (a conditional write: it never moves backwards).
+   * Undefined when the user is not a member.
+   */
+  raiseReadSeq(conversationId: string, userId: string, seq: number): Promise<ReadMark | undefined>;
 }
 
 /**
@@ -273,6 +301,22 @@ export interface MessageLog {
    * that sender, and not deleted. A delete erases the sealed body at rest. The seq never changes.
    */
   change(conversationId: string, seq: number, by: { messageId: string; senderId: string }, change: LogChange): Promise<ChangeOutcome>;
+  /**
+   * The conversation's last seq (as `lastSeq`) and the `sentAt` of its newest readable message (absent when there
+   * is none): one read of the log's top item (and of its head item with a retention).
+   */
+  latest(conversationId: string): Promise<LogTop>;
+  /**
+   * How many readable messages with seq > afterSeq were sent by someone other than `userId`; deleted messages
+   * (tombstones) do not count. Reads only the items above `afterSeq`.
+   */
+  countByOthers(conversationId: string, afterSeq: number, userId: string): Promise<number>;
+}
+
+/** The end of a conversation's log. */
+export interface LogTop {
+  lastSeq: number;
+  lastMessageAt?: number;
 }
 
 /** Where one device of a member stands in one conversation. */

@@ -182,6 +182,28 @@ export const pingFrameSchema = z.object({
   requestId: z.optional(requestIdSchema),
 });
 
+/** `markRead`: everything through `seq` is read by this user (their read position, one per conversation). */
+export const markReadFrameSchema = z.object({
+  action: z.literal('markRead'),
+  requestId: z.optional(requestIdSchema),
+  conversationId: conversationIdSchema,
+  seq: seqSchema,
+});
+
+/** The opaque cursor of `getConversations` (base64url; what it holds is checked when it is read). */
+export const CONVERSATIONS_CURSOR_MAX = 256;
+export const getConversationsFrameSchema = z.object({
+  action: z.literal('getConversations'),
+  requestId: z.optional(requestIdSchema),
+  limit: z._default(z.int().check(z.minimum(1), z.maximum(100)), 50),
+  cursor: z.optional(
+    z.string().check(z.minLength(1), z.maxLength(CONVERSATIONS_CURSOR_MAX), z.regex(/^[A-Za-z0-9_-]+$/, 'must be a cursor from a conversations answer')),
+  ),
+});
+
+export type MarkReadFrame = z.output<typeof markReadFrameSchema>;
+export type GetConversationsFrame = z.output<typeof getConversationsFrameSchema>;
+
 export type SubscribeFrame = z.output<typeof subscribeFrameSchema>;
 export type UnsubscribeFrame = z.output<typeof unsubscribeFrameSchema>;
 export type TypingFrame = z.output<typeof typingFrameSchema>;
@@ -203,6 +225,8 @@ export const clientFrameSchemas = {
   ack: ackFrameSchema,
   getUnacked: getUnackedFrameSchema,
   getHistory: getHistoryFrameSchema,
+  markRead: markReadFrameSchema,
+  getConversations: getConversationsFrameSchema,
 } as const;
 export type ClientAction = keyof typeof clientFrameSchemas;
 
@@ -330,6 +354,30 @@ export interface DeletedFrame extends Answer, DeleteData {
 export interface MessageDeletedFrame extends DeleteData {
   type: 'messageDeleted';
 }
+/** A user's read position in a conversation: the answer to `markRead`, and posted when it moved. */
+export interface ReadFrame extends Answer {
+  type: 'read';
+  conversationId: string;
+  userId: string;
+  seq: number;
+  at: number;
+}
+/** One conversation of a `conversations` page. */
+export interface ConversationSummary {
+  conversationId: string;
+  lastSeq: number;
+  readSeq: number;
+  /** Messages by others after `readSeq` (deleted ones excluded). */
+  unreadCount: number;
+  /** `sentAt` of the newest readable message; null when there is none. */
+  lastMessageAt: number | null;
+}
+export interface ConversationsFrame extends Answer {
+  type: 'conversations';
+  conversations: ConversationSummary[];
+  /** Only when there are more: give it back to get the next page. */
+  cursor?: string;
+}
 export interface ErrorFrame {
   type: 'error';
   code: ErrorCode;
@@ -351,6 +399,8 @@ export type ServerFrame =
   | MessageEditedFrame
   | DeletedFrame
   | MessageDeletedFrame
+  | ReadFrame
+  | ConversationsFrame
   | ErrorFrame;
 
 /** UTF-8 size of a frame as it goes on the wire. */

@@ -120,6 +120,8 @@ async function main(): Promise<void> {
       '  {"action":"typing","conversationId":"demo"}',
       '  {"action":"getUnacked","conversationId":"demo"}',
       '  {"action":"getHistory","conversationId":"demo"}',
+      '  {"action":"markRead","conversationId":"demo","seq":1}',
+      '  {"action":"getConversations"}',
       '  {"action":"ping"}',
       '',
       `More members and tokens: PORT=${backend.port} npm run admin -- add-member <conversationId> <userId> | token <userId> [--ttl 1h]`,

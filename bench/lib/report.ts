@@ -342,6 +342,28 @@ export function renderReport(r: BenchResults): string {
     );
   }
 
+  const reads = r.reads;
+  if (reads !== undefined) {
+    out.push('', `## Reads: getConversations and markRead (a user in ${reads.settings.conversations} conversations of ${reads.settings.messages} messages, ${reads.unreadConversations} with unread; warm containers)`, '');
+    out.push(
+      table(
+        ['event', 'samples', 'p50 / p99 ms', 'DynamoDB calls', 'by operation', 'RRU', 'WRU', 'Redis round trips', 'posts', 'note'],
+        reads.rows.map((row) => [
+          `${row.label}${row.steady ? '' : ' (varied)'}`,
+          row.samples,
+          `${row.p50Ms} / ${row.p99Ms}`,
+          Object.values(row.dynamo.calls).reduce((sum, n) => sum + n, 0),
+          Object.entries(row.dynamo.calls).map(([op, n]) => `${n} ${op}`).join(', ') || '0',
+          round(row.dynamo.readUnits, 1),
+          round(row.dynamo.writeUnits, 1),
+          row.redisRoundTrips,
+          row.posts,
+          row.note,
+        ]),
+      ),
+    );
+  }
+
   out.push('', '## Targets', '');
   out.push(
     table(

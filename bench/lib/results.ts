@@ -2,6 +2,7 @@ import type { ColdResult } from '../scenarios/coldstart.js';
 import type { ConnectionsResult } from '../scenarios/connections.js';
 import type { FanoutResult } from '../scenarios/fanout.js';
 import type { OpsResult } from '../scenarios/ops.js';
+import type { ReadsResult } from '../scenarios/reads.js';
 import type { SentResult } from '../scenarios/sent.js';
 import type { TypingResult } from '../scenarios/typing.js';
 import type { Machine } from './machine.js';
@@ -33,6 +34,7 @@ export interface BenchResults {
   sent?: SentResult;
   ops?: OpsResult;
   connections?: ConnectionsResult;
+  reads?: ReadsResult;
   errors: { scenario: string; message: string }[];
   targets: Target[];
 }

@@ -97,6 +97,8 @@ export function messagesVia(target: () => MessageLog): MessageLog {
     seqsOf: (...args) => target().seqsOf(...args),
     page: (...args) => target().page(...args),
     change: (...args) => target().change(...args),
+    latest: (...args) => target().latest(...args),
+    countByOthers: (...args) => target().countByOthers(...args),
   };
 }
 

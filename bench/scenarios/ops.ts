@@ -38,7 +38,7 @@ const MESSAGE_DAYS = 30.4;
 const IDEMPOTENCY_DAYS = 7;
 
 /** A function of the bench backend, invoked directly (as `aws lambda invoke` would), answering a route response. */
-function invoker(bench: BenchBackend, name: string): FrameHandler {
+export function invoker(bench: BenchBackend, name: string): FrameHandler {
   return async (event) => {
     const invoke = bench.backend.functions[name];
     if (invoke === undefined) throw new TypeError(`the backend has no function ${name}`);

@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { MESSAGE_ID_INDEX } from '../../deploy/tables.js';
 import { CorruptRecordError, UnavailableError } from '../errors.js';
-import type { AppendOutcome, ChangeOutcome, Clock, LogChange, LogEntry, LogPage, MessageDraft, MessageLog, SealFor } from '../ports.js';
+import type { AppendOutcome, ChangeOutcome, Clock, LogChange, LogEntry, LogPage, LogTop, MessageDraft, MessageLog, SealFor } from '../ports.js';
 import { callAws, isConditionFailure } from './aws-errors.js';
 
 const DEFAULT_IDEMPOTENCY_WINDOW_SECONDS = 7 * 24 * 3600;
@@ -130,12 +130,7 @@ export class DynamoMessageLog implements MessageLog {
   }
 
   async lastSeq(conversationId: string): Promise<number> {
-    const top = this.topSeq(conversationId);
-    if (this.retentionSeconds === undefined) return top;
-    // TTL deletes expired messages in no particular order: the top item left may sit below a deleted one, so
-    // the head item (raised after every write) is read too.
-    const [fromTop, fromHead] = await Promise.all([top, this.headSeq(conversationId)]);
-    return Math.max(fromTop, fromHead);
+    return (await this.latest(conversationId)).lastSeq;
   }
 
   async get(conversationId: string, seq: number): Promise<LogEntry | undefined> {
@@ -285,6 +280,46 @@ export class DynamoMessageLog implements MessageLog {
     throw new UnavailableError('the message changed during the update; retry');
   }
 
+  async latest(conversationId: string): Promise<LogTop> {
+    // TTL deletes expired messages in no particular order: the top item left may sit below a deleted one, so
+    // with a retention the head item (raised after every write) is read too.
+    const [top, fromHead] = await Promise.all([
+      this.topItem(conversationId),
+      this.retentionSeconds === undefined ? Promise.resolve(0) : this.headSeq(conversationId),
+    ]);
+    if (top === undefined) return { lastSeq: fromHead };
+    if (top.seq === HEAD_SEQ) return { lastSeq: Math.max(headValue(top), fromHead) };
+    const lastSeq = Math.max(seqOf(top), fromHead);
+    // An expired top item means nothing readable is left (messages expire in the order they were written).
+    return this.isLive(top) && typeof top.sentAt === 'number' ? { lastSeq, lastMessageAt: top.sentAt } : { lastSeq };
+  }
+
+  async countByOthers(conversationId: string, afterSeq: number, userId: string): Promise<number> {
+    const live = this.retentionSeconds === undefined ? '' : ' AND (attribute_not_exists(expiresAt) OR expiresAt > :now)';
+    const input: Omit<QueryCommandInput, 'ExclusiveStartKey'> = {
+      TableName: this.tables.messages,
+      KeyConditionExpression: 'conversationId = :c AND seq > :after',
+      // Tombstones (`deleted`) and the reader's own messages are never unread.
+      FilterExpression: `senderId <> :me AND attribute_not_exists(deleted)${live}`,
+      ExpressionAttributeValues: {
+        ':c': conversationId,
+        ':after': Math.max(afterSeq, HEAD_SEQ),
+        ':me': userId,
+        ...(this.retentionSeconds === undefined ? {} : { ':now': this.nowSeconds() }),
+      },
+      Select: 'COUNT',
+      ConsistentRead: true,
+    };
+    let count = 0;
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const result = await callAws('the message log', () => this.db.send(new QueryCommand({ ...input, ExclusiveStartKey: startKey })));
+      count += result.Count ?? 0;
+      startKey = result.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return count;
+  }
+
   /** Step 2: the claim. Ours if absent or past its window; else the earlier attempt's, which this call completes. */
   private async claim(draft: MessageDraft, key: string, attempt: number): Promise<{ claim: Claim; adopted: boolean }> {
     const claim: Claim = { messageId: draft.messageId, sentAt: draft.sentAt, attempt };
@@ -401,7 +436,8 @@ export class DynamoMessageLog implements MessageLog {
     }
   }
 
-  private async topSeq(conversationId: string): Promise<number> {
+  /** The item with the highest seq (the head item when the log holds no message), in one consistent read. */
+  private async topItem(conversationId: string): Promise<Record<string, unknown> | undefined> {
     const result = await callAws('the message log', () =>
       this.db.send(
         new QueryCommand({
@@ -414,9 +450,7 @@ export class DynamoMessageLog implements MessageLog {
         }),
       ),
     );
-    const top = result.Items?.[0];
-    if (top === undefined) return 0;
-    return top.seq === HEAD_SEQ ? headValue(top) : seqOf(top);
+    return result.Items?.[0];
   }
 
   /**

@@ -42,6 +42,16 @@ export async function lastSeqOf(services: Pick<Services, 'messages' | 'seqCache'
 }
 
 /**
+ * `seq`, or the conversation's last seq when the log ends below it. The cache may lag the log (a raise that
+ * failed): only the log can say a seq is past the end, so it is asked whenever the cache is below `seq`.
+ */
+export async function atMostLastSeq(services: Pick<Services, 'messages' | 'seqCache'>, conversationId: string, seq: number): Promise<number> {
+  const cached = await services.seqCache.get(conversationId);
+  if (cached !== undefined && cached >= seq) return seq;
+  return Math.min(seq, await services.messages.lastSeq(conversationId));
+}
+
+/**
  * `typing`: to every other user's connections, coalesced: a repeated state of the user in the conversation goes
  * out at most once per window, a change of state at once (the gate, shared by every container and so by every
  * device of the user). A `start` expires on the receivers at `expiresAt`; a `stop` is over at once. Above the
@@ -191,12 +201,7 @@ export async function ack(services: AckServices, binding: Binding, frame: AckFra
     // A device with no position (never registered, or not seen for the device TTL) has nothing pending.
     if (position === undefined) break;
     seqs ??= frame.messageIds.length === 0 ? [] : [...(await services.messages.seqsOf(conversationId, frame.messageIds, position.ackedThrough)).values()];
-    if (upToSeq !== undefined && upToSeq > position.ackedThrough) {
-      // The cache may lag the log (a raise that failed): only the log can say a seq is past the end.
-      const cached = await services.seqCache.get(conversationId);
-      const last = cached !== undefined && cached >= upToSeq ? cached : await services.messages.lastSeq(conversationId);
-      upToSeq = Math.min(upToSeq, last);
-    }
+    if (upToSeq !== undefined && upToSeq > position.ackedThrough) upToSeq = await atMostLastSeq(services, conversationId, upToSeq);
     let next = withAcks(position, seqs, upToSeq);
     if (next.acked.length > 0) {
       // The device's own messages are never acked: walk over them (and the acks above) in one bounded read.

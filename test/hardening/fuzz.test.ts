@@ -82,6 +82,8 @@ const routes: Record<Route, (event: unknown) => Promise<{ statusCode: number; bo
   ack,
   getUnacked,
   getHistory: lambdas.getHistory,
+  markRead: lambdas.markRead,
+  getConversations: lambdas.getConversations,
   $default: defaultRoute,
 };
 /** The routes that run a handler (all but the MOCK `ping`). */

@@ -9,7 +9,7 @@ import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fanoutWorker, mockRoutes, routes } from '../../deploy/routes.js';
-import { connectionsTable, membersTable } from '../../deploy/tables.js';
+import { connectionsTable, MEMBER_USER_INDEX, membersTable } from '../../deploy/tables.js';
 import { ACCESS_LOG_FIELDS } from '../../lib/api.js';
 import { ESM_REQUIRE_BANNER } from '../../lib/functions.js';
 import { FanoutQueues } from '../../lib/queues.js';
@@ -247,12 +247,22 @@ describe('tables', () => {
     });
   });
 
-  it('builds the membership table from lambdas/tables.ts', () => {
+  it('builds the membership table from lambdas/tables.ts: GSI by user (ALL) for the conversations list', () => {
+    const [index] = membersTable.indexes;
     synth.template.hasResourceProperties('AWS::DynamoDB::Table', {
       KeySchema: keySchema(membersTable),
       BillingMode: 'PAY_PER_REQUEST',
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
-      GlobalSecondaryIndexes: Match.absent(),
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: MEMBER_USER_INDEX,
+          KeySchema: [
+            { AttributeName: index.partitionKey.name, KeyType: 'HASH' },
+            { AttributeName: index.sortKey.name, KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ],
     });
   });
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DynamoMessageLog, idempotencyKey } from '../../lambdas/adapters/dynamo-message-log.js';
 import type { AppendOutcome, LogEntry, MessageDraft, SealFor } from '../../lambdas/ports.js';
 import { MESSAGE_ID_INDEX } from '../../deploy/tables.js';
@@ -577,5 +577,104 @@ describe('DynamoMessageLog: change (edit and delete)', () => {
     expect(outcomes.map((o) => o.status)).toEqual(['missing', 'missing', 'missing', 'missing']);
     expect(await log.get(conversationId, entry.seq)).toEqual(entry);
     expect(await rawItem(conversationId, entry.seq + 1)).toBeUndefined();
+  });
+});
+
+describe('DynamoMessageLog: latest and countByOthers (unread counts)', () => {
+  /** A deleted message as the edit/delete path stores it: the item stays at its seq, `deleted`, without a body. */
+  async function tombstone(conversationId: string, seq: number, senderId: string): Promise<void> {
+    await dynamo.doc.send(
+      new PutCommand({
+        TableName: TABLES.messages,
+        Item: { conversationId, seq, messageId: randomUUID(), senderId, senderDevice: 'phone', clientMessageId: randomUUID(), sentAt: nowMs, deleted: true },
+      }),
+    );
+  }
+
+  it('counts exactly the messages by others above the seq: own messages and tombstones never count', async () => {
+    // Prepare
+    const conversationId = randomUUID();
+    const senders = ['bob', 'alice', 'bob', 'carol', 'alice', 'bob', 'bob', 'carol'];
+    for (const [i, senderId] of senders.entries()) stored(await log.append(draft(conversationId, { senderId }), seal, i));
+    // seq 9 is a deleted message by bob, seq 10 one by alice.
+    await tombstone(conversationId, 9, 'bob');
+    await tombstone(conversationId, 10, 'alice');
+    stored(await log.append(draft(conversationId, { senderId: 'bob' }), seal, 10));
+    // Act
+    const counts = await Promise.all([0, 3, 7, 10, 11].map((after) => log.countByOthers(conversationId, after, 'alice')));
+    const forBob = await log.countByOthers(conversationId, 0, 'bob');
+    // Assess
+    // Others' live messages: seqs 1, 3, 4, 6, 7, 8, 11.
+    expect(counts).toEqual([7, 5, 2, 1, 0]);
+    // Others for bob: alice (2, 5), carol (4, 8).
+    expect(forBob).toBe(4);
+    await expect(log.countByOthers(randomUUID(), 0, 'alice')).resolves.toBe(0);
+  });
+
+  it('counts across Query pages (1 MB each)', async () => {
+    // Prepare
+    const conversationId = randomUUID();
+    await appendMany(log, conversationId, 30, padded(60_000));
+    // Act
+    const count = await log.countByOthers(conversationId, 0, 'bob');
+    // Assess
+    expect(count).toBe(30);
+  });
+
+  it('reads only the items above the seq, in one consistent COUNT Query', async () => {
+    // Prepare
+    const conversationId = randomUUID();
+    await appendMany(log, conversationId, 5);
+    const send = vi.spyOn(recorder.doc, 'send');
+    // Act
+    const count = await recordedLog.countByOthers(conversationId, 3, 'bob');
+    const inputs = send.mock.calls.map((call) => call[0].input);
+    send.mockRestore();
+    // Assess
+    expect(count).toBe(2);
+    expect(inputs).toHaveLength(1);
+    expect(inputs[0]).toMatchObject({
+      KeyConditionExpression: 'conversationId = :c AND seq > :after',
+      ExpressionAttributeValues: { ':after': 3 },
+      Select: 'COUNT',
+      ConsistentRead: true,
+    });
+  });
+
+  it('latest is the last seq and the newest message\'s sentAt, in one read; nothing for an empty conversation', async () => {
+    // Prepare
+    const conversationId = randomUUID();
+    await appendMany(log, conversationId, 2);
+    nowMs += 5_000;
+    const last = stored(await log.append(draft(conversationId), seal, 2));
+    const send = vi.spyOn(recorder.doc, 'send');
+    // Act
+    const top = await recordedLog.latest(conversationId);
+    const inputs = send.mock.calls.map((call) => call[0].input);
+    send.mockRestore();
+    const empty = await log.latest(randomUUID());
+    // Assess
+    expect(top).toEqual({ lastSeq: 3, lastMessageAt: last.sentAt });
+    expect(inputs).toHaveLength(1);
+    expect(inputs[0]).toMatchObject({ Limit: 1, ScanIndexForward: false, ConsistentRead: true });
+    expect(empty).toEqual({ lastSeq: 0 });
+  });
+
+  it('with a retention, latest keeps the head\'s last seq and has no sentAt once everything expired; expired messages are not counted', async () => {
+    // Prepare
+    const retained = new DynamoMessageLog(dynamo.doc, TABLES, clock, { retentionSeconds: HOUR });
+    const conversationId = randomUUID();
+    await appendMany(retained, conversationId, 3);
+    const live = await retained.latest(conversationId);
+    nowMs += (HOUR + 60) * 1000;
+    // TTL removed the newest first; the two others are expired but still stored.
+    await dynamo.doc.send(new DeleteCommand({ TableName: TABLES.messages, Key: { conversationId, seq: 3 } }));
+    // Act
+    const expired = await retained.latest(conversationId);
+    const unread = await retained.countByOthers(conversationId, 0, 'bob');
+    // Assess
+    expect(live).toEqual({ lastSeq: 3, lastMessageAt: START });
+    expect(expired).toEqual({ lastSeq: 3 });
+    expect(unread).toBe(0);
   });
 });

@@ -13,11 +13,14 @@ import type {
   LogChange,
   LogEntry,
   LogPage,
+  LogTop,
   Membership,
+  MembershipPage,
   MessageDraft,
   PostOutcome,
   RateBucket,
   RateSettings,
+  ReadMark,
   SealFor,
   Services,
   Subscription,
@@ -75,6 +78,12 @@ export function fakeServices(
 
   const positions = new Map<string, DevicePosition>();
   const seqCache = new Map<string, number>();
+  /** Memberships `join` made: what `listByUser` pages (`get` answers for anyone unless a test says otherwise). */
+  const memberships: Membership[] = [];
+  /** Read positions `raiseReadSeq` stored, by conversation and user. */
+  const readSeqs = new Map<string, number>();
+  const memberKey = (conversationId: string, userId: string) => `${conversationId}\n${userId}`;
+  const withReadSeq = (m: Membership): Membership => ({ ...m, readSeq: readSeqs.get(memberKey(m.conversationId, m.userId)) ?? m.readSeq ?? 0 });
 
   const services = {
     limits: {
@@ -148,6 +157,24 @@ export function fakeServices(
       isMember: vi.fn(async (_conversationId: string, _userId: string) => true),
       add: vi.fn(async (_conversationId: string, _userId: string, _sinceSeq: number) => undefined),
       remove: vi.fn(async (_conversationId: string, _userId: string) => undefined),
+      listByUser: vi.fn(async (userId: string, page: { limit: number; after?: string }): Promise<MembershipPage> => {
+        const after = page.after;
+        const mine = memberships
+          .filter((m) => m.userId === userId && (after === undefined || m.conversationId > after))
+          .sort((a, b) => (a.conversationId < b.conversationId ? -1 : 1))
+          .map(withReadSeq);
+        const listed = mine.slice(0, page.limit);
+        const last = listed[listed.length - 1];
+        return mine.length > page.limit && last !== undefined ? { memberships: listed, nextAfter: last.conversationId } : { memberships: listed };
+      }),
+      raiseReadSeq: vi.fn(async (conversationId: string, userId: string, seq: number): Promise<ReadMark | undefined> => {
+        const membership = await services.members.get(conversationId, userId);
+        if (membership === undefined) return undefined;
+        const stored = withReadSeq(membership).readSeq ?? 0;
+        if (seq <= stored) return { readSeq: stored, moved: false };
+        readSeqs.set(memberKey(conversationId, userId), seq);
+        return { readSeq: seq, moved: true };
+      }),
     },
     messages: {
       append: vi.fn(async (draft: MessageDraft, seal: SealFor, _lastSeqHint?: number): Promise<AppendOutcome> => appendEntry(draft, seal)),
@@ -177,6 +204,14 @@ export function fakeServices(
       }),
       change: vi.fn(async (conversationId: string, seq: number, by: { messageId: string; senderId: string }, change: LogChange) =>
         changeEntry(entries, conversationId, seq, by, change),
+      ),
+      latest: vi.fn(async (conversationId: string): Promise<LogTop> => {
+        const lastSeq = lastSeqIn(conversationId);
+        const top = inConversation(conversationId).find((e) => e.seq === lastSeq);
+        return top === undefined ? { lastSeq } : { lastSeq, lastMessageAt: top.sentAt };
+      }),
+      countByOthers: vi.fn(async (conversationId: string, afterSeq: number, userId: string) =>
+        inConversation(conversationId).filter((e) => e.seq > afterSeq && e.senderId !== userId && e.deleted !== true).length,
       ),
     },
     positions: {
@@ -245,6 +280,14 @@ export function fakeServices(
     entries,
     /** The stored device positions, keyed by conversation, user and device. */
     positions,
+    /** Makes the user a member `listByUser` lists (with a read position, when given). */
+    join(conversationId: string, userId: string, readSeq?: number): void {
+      memberships.push({ conversationId, userId, sinceSeq: 0, ...(readSeq === undefined ? {} : { readSeq }) });
+    },
+    /** The read position `raiseReadSeq` stored for a user, or undefined. */
+    readSeqOf(conversationId: string, userId: string): number | undefined {
+      return readSeqs.get(memberKey(conversationId, userId));
+    },
     maxInFlight: () => maxInFlight,
     /** A live connection; its device gets a position at the conversation's current last seq (as $connect does). */
     connect(connectionId: string, userId: string, deviceId: string, conversationId = 'conv'): Subscription {

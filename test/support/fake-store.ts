@@ -59,6 +59,13 @@ export function fakeMessageLog(): MessageLog & { entries: LogEntry[] } {
     async change(conversationId, seq, by, change) {
       return changeEntry(entries, conversationId, seq, by, change);
     },
+    async latest(conversationId) {
+      const top = of(conversationId).at(-1);
+      return top === undefined ? { lastSeq: 0 } : { lastSeq: top.seq, lastMessageAt: top.sentAt };
+    },
+    async countByOthers(conversationId, afterSeq, userId) {
+      return of(conversationId).filter((e) => e.seq > afterSeq && e.senderId !== userId && e.deleted !== true).length;
+    },
   };
 }
 

@@ -6,7 +6,9 @@ import { route as disconnect } from '../../lambdas/handlers/disconnect.js';
 import { route as editMessage } from '../../lambdas/handlers/edit-message.js';
 import { route as fanoutWorker } from '../../lambdas/handlers/fanout-worker.js';
 import { route as getHistory } from '../../lambdas/handlers/get-history.js';
+import { route as getConversations } from '../../lambdas/handlers/get-conversations.js';
 import { route as getUnacked } from '../../lambdas/handlers/get-unacked.js';
+import { route as markRead } from '../../lambdas/handlers/mark-read.js';
 import { route as sendMessage } from '../../lambdas/handlers/send-message.js';
 import { route as subscribe } from '../../lambdas/handlers/subscribe.js';
 import { route as typing } from '../../lambdas/handlers/typing.js';
@@ -42,6 +44,8 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
     ack: slot(ack),
     getUnacked: slot(getUnacked),
     getHistory: slot(getHistory),
+    markRead: slot(markRead),
+    getConversations: slot(getConversations),
     fanoutWorker: slot(fanoutWorker),
   };
   return {
@@ -56,6 +60,8 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
     ack: slots.ack.handler,
     getUnacked: slots.getUnacked.handler,
     getHistory: slots.getHistory.handler,
+    markRead: slots.markRead.handler,
+    getConversations: slots.getConversations.handler,
     fanoutWorker: slots.fanoutWorker.handler,
     /** The services a route built (or builds now), as its handler sees them. */
     services: {
@@ -68,6 +74,8 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
       ack: slots.ack.services,
       getUnacked: slots.getUnacked.services,
       getHistory: slots.getHistory.services,
+      markRead: slots.markRead.services,
+      getConversations: slots.getConversations.services,
       fanoutWorker: slots.fanoutWorker.services,
     },
     async reset(): Promise<void> {

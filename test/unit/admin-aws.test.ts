@@ -1,7 +1,7 @@
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
-import { BatchWriteCommand, DeleteCommand, DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, DeleteCommand, DynamoDBDocumentClient, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TokenVerifier } from '../../lambdas/auth.js';
@@ -37,6 +37,7 @@ beforeEach(() => {
   });
   secrets.on(GetSecretValueCommand, { SecretId: 'arn:aws:secretsmanager:eu-west-1:1:secret:app' }).resolves({ SecretString: SECRET });
   dynamo.on(PutCommand).resolves({});
+  dynamo.on(UpdateCommand).resolves({});
   // The message log's last seq (the re-add point of a member): 7 messages so far in every conversation.
   dynamo.on(QueryCommand, { TableName: 'RelayWs-dev-Messages' }).resolves({ Items: [{ conversationId: 'team-1', seq: 7 }] });
   dynamo.on(QueryCommand, { TableName: 'explicit-messages' }).resolves({ Items: [] });
@@ -58,10 +59,12 @@ async function admin(...argv: string[]): Promise<string> {
 describe('npm run admin against a deployed stage (STAGE=dev)', () => {
   it('reads the stack outputs and adds the member to the stage\'s table', async () => {
     expect(await admin('add-member', 'team-1', 'alice')).toMatch(/RelayWs-dev/);
-    // A member collects what is sent after their (re-)add: sinceSeq is the log's last seq then.
-    expect(dynamo.commandCalls(PutCommand)[0]?.args[0].input).toMatchObject({
+    // A member collects what is sent after their (re-)add: sinceSeq is the log's last seq then (an update, so a
+    // current member's read position is kept).
+    expect(dynamo.commandCalls(UpdateCommand)[0]?.args[0].input).toMatchObject({
       TableName: 'RelayWs-dev-Members',
-      Item: { conversationId: 'team-1', userId: 'alice', sinceSeq: 7 },
+      Key: { conversationId: 'team-1', userId: 'alice' },
+      ExpressionAttributeValues: { ':s': 7 },
     });
   });
 
@@ -82,7 +85,7 @@ describe('npm run admin against a deployed stage (STAGE=dev)', () => {
     });
     await admin('add-member', 'team-2', 'bob');
     expect(cloudFormation.commandCalls(DescribeStacksCommand)).toHaveLength(0);
-    expect(dynamo.commandCalls(PutCommand)[0]?.args[0].input.TableName).toBe('explicit-members');
+    expect(dynamo.commandCalls(UpdateCommand)[0]?.args[0].input.TableName).toBe('explicit-members');
   });
 
   it('reports a stack without the outputs', async () => {

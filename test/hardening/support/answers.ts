@@ -1,7 +1,7 @@
 import { mockRoutes, routes as deployedRoutes } from '../../../deploy/routes.js';
 import { selectRoute } from '../../../local/gateway/routing.js';
 import { clientFrameSchemas, MAX_MESSAGE_BYTES } from '../../../lambdas/protocol.js';
-import { isRequestId, stringLeaves, type Binding } from './fuzz-values.js';
+import { conversationsCursor, isRequestId, stringLeaves, type Binding } from './fuzz-values.js';
 
 /** The protocol's error codes (shared PROTOCOL.md). */
 export const ERROR_CODES: readonly string[] = [
@@ -44,6 +44,9 @@ const VOCABULARY = new Set([
   'editMessage',
   'deleteMessage',
   'messageId',
+  'markRead',
+  'getConversations',
+  'cursor',
   'upToSeq',
   'beforeSeq',
   'ack',
@@ -101,6 +104,8 @@ export const ROUTES = [
   'ack',
   'getUnacked',
   'getHistory',
+  'markRead',
+  'getConversations',
   '$default',
 ] as const;
 export type Route = (typeof ROUTES)[number];
@@ -188,7 +193,7 @@ export interface ConversationExpectation {
 /** What the contract says a route answers to a frame text from the fuzzed connection. */
 export type Expected =
   | { kind: 'silent' }
-  | { kind: 'answer'; type: 'sent' | 'acked' | 'unacked' | 'history' }
+  | { kind: 'answer'; type: 'sent' | 'acked' | 'unacked' | 'history' | 'read' | 'conversations' }
   /** `subscribed`, then (for each `ok` conversation with an `afterSeq`) one `unacked` page, in that order. */
   | { kind: 'subscribed'; conversations: ConversationExpectation[]; resumes: { conversationId: string; afterSeq: number }[] }
   | { kind: 'unsubscribed'; conversationIds: string[] }
@@ -262,6 +267,9 @@ export function expectedAnswer(route: Route, text: string, session: Session): Ex
     }
     case 'unsubscribe':
       return { kind: 'unsubscribed', conversationIds: frame.conversationIds };
+    case 'getConversations':
+      // About the user, not a conversation: never forbidden. A cursor the server did not make is refused.
+      return frame.cursor === undefined || isServersCursor(frame.cursor) ? { kind: 'answer', type: 'conversations' } : { kind: 'error', codes: ['bad_request'] };
     default:
       break;
   }
@@ -285,7 +293,16 @@ export function expectedAnswer(route: Route, text: string, session: Session): Ex
     case 'deleteMessage':
       // The fuzzed ids name no stored message (the fuzz never learns the ids of what it sent).
       return { kind: 'error', codes: ['not_found'] };
+    case 'markRead':
+      return { kind: 'answer', type: 'read' };
   }
+}
+
+/** A cursor the server makes: the tagged base64url of a conversation id, and nothing else decodes to one. */
+function isServersCursor(cursor: string): boolean {
+  const text = Buffer.from(cursor, 'base64url').toString('utf8');
+  const conversationId = text.startsWith('c:') ? text.slice(2) : '';
+  return /^[A-Za-z0-9_-]{1,128}$/.test(conversationId) && conversationsCursor(conversationId) === cursor;
 }
 
 // ---- checking answers ------------------------------------------------------------------------------------
@@ -348,6 +365,8 @@ const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   subscribed: ['type', 'conversations', 'requestId'],
   unsubscribed: ['type', 'conversations', 'requestId'],
   pong: ['type', 'at', 'requestId'],
+  read: ['type', 'conversationId', 'userId', 'seq', 'at', 'requestId'],
+  conversations: ['type', 'conversations', 'cursor', 'requestId'],
 };
 
 /** Shape checks of the normal answers against the frame that asked. */
@@ -393,6 +412,33 @@ function normalAnswerProblems(frame: Frame, sentText: string, expected: Expected
   if (frame.type === 'acked' && JSON.stringify(frame.messageIds) !== JSON.stringify(request.messageIds ?? [])) problems.push('acked ids differ');
   if (frame.type === 'acked' && frame.upToSeq !== request.upToSeq) problems.push('acked upToSeq differs');
   if (frame.type === 'unacked' || frame.type === 'history') problems.push(...pageProblems(frame, undefined));
+  if (frame.type === 'read') {
+    // The position now stored: the frame's seq (clamped to the log's end), or a higher one stored before.
+    if (!Number.isSafeInteger(frame.seq) || Number(frame.seq) < 0) problems.push(`read seq ${String(frame.seq)} is not a seq`);
+    if (typeof frame.userId !== 'string' || typeof frame.at !== 'number') problems.push('read without userId or at');
+  }
+  if (frame.type === 'conversations') problems.push(...conversationsProblems(frame, request));
+  return problems;
+}
+
+/** A `conversations` page: at most `limit` entries in conversationId order, each consistent in itself. */
+function conversationsProblems(frame: Frame, request: Frame): string[] {
+  if (!Array.isArray(frame.conversations)) return ['conversations is not an array'];
+  const problems: string[] = [];
+  const entries = (frame.conversations as unknown[]).map((entry) => (typeof entry === 'object' && entry !== null ? (entry as Frame) : {}));
+  const limit = typeof request.limit === 'number' ? request.limit : 50;
+  if (entries.length > limit) problems.push(`${entries.length} conversations, limit ${limit}`);
+  if (frame.cursor !== undefined && (typeof frame.cursor !== 'string' || !isServersCursor(frame.cursor))) problems.push('cursor is not one the server makes');
+  const ids = entries.map((e) => String(e.conversationId));
+  if (ids.some((id, i) => i > 0 && id <= (ids[i - 1] ?? ''))) problems.push('conversations are not in conversationId order');
+  entries.forEach((e, i) => {
+    const at = `conversations[${i}]`;
+    for (const key of Object.keys(e)) if (!['conversationId', 'lastSeq', 'readSeq', 'unreadCount', 'lastMessageAt'].includes(key)) problems.push(`${at}: unexpected key ${key}`);
+    const [lastSeq, readSeq, unread] = [Number(e.lastSeq), Number(e.readSeq), Number(e.unreadCount)];
+    if (![e.lastSeq, e.readSeq, e.unreadCount].every((n) => Number.isSafeInteger(n) && Number(n) >= 0)) problems.push(`${at}: counts are not integers ≥ 0`);
+    else if (readSeq > lastSeq || unread > lastSeq - readSeq) problems.push(`${at}: readSeq or unreadCount beyond lastSeq`);
+    if (e.lastMessageAt !== null && typeof e.lastMessageAt !== 'number') problems.push(`${at}: lastMessageAt is neither a number nor null`);
+  });
   return problems;
 }
 
@@ -411,7 +457,7 @@ function pageProblems(page: Frame, afterSeq: number | undefined): string[] {
   return problems;
 }
 
-/** A frame a passive member may receive: a `message` or a `typing` of its conversation. */
+/** A frame a passive member may receive: a `message`, a `typing` or a `read` of its conversation. */
 export function pushedFrameProblems(frame: Frame, conversationId: string): string[] {
   if (frame.conversationId !== conversationId) return [`pushed frame of another conversation: ${String(frame.conversationId)}`];
   if (frame.type === 'typing') {
@@ -433,6 +479,11 @@ export function pushedFrameProblems(frame: Frame, conversationId: string): strin
       typeof frame.body === 'string' &&
       typeof frame.sentAt === 'number';
     return ok ? [] : ['malformed message frame'];
+  }
+  if (frame.type === 'read') {
+    return typeof frame.userId === 'string' && Number.isSafeInteger(frame.seq) && typeof frame.at === 'number' && frame.requestId === undefined
+      ? []
+      : ['malformed read frame'];
   }
   return [`unexpected pushed frame type ${String(frame.type)}`];
 }

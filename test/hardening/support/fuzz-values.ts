@@ -251,7 +251,20 @@ export function deepNesting(conversationId: string, maxDepth: number): fc.Arbitr
 
 // ---- valid frames with one field mutated -----------------------------------------------------------------
 
-export const ACTIONS = ['subscribe', 'unsubscribe', 'ping', 'typing', 'sendMessage', 'editMessage', 'deleteMessage', 'ack', 'getUnacked', 'getHistory'] as const;
+export const ACTIONS = [
+  'subscribe',
+  'unsubscribe',
+  'ping',
+  'typing',
+  'sendMessage',
+  'editMessage',
+  'deleteMessage',
+  'ack',
+  'getUnacked',
+  'getHistory',
+  'markRead',
+  'getConversations',
+] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export interface Binding {
@@ -463,7 +476,31 @@ function validFrame(binding: Binding, maxBytes: number): fc.Arbitrary<[string, F
         if (afterSeq !== null) entries.push(['afterSeq', afterSeq]);
         return entries;
       }),
+    seqArb.map((seq): [string, FuzzValue][] => [['action', 'markRead'], conv, ['seq', seq]]),
+    fc
+      .record({
+        limit: fc.option(fc.integer({ min: 1, max: 100 })),
+        // A cursor the server makes (after one of the user's conversations or any id), or one it never made.
+        cursor: fc.option(
+          fc.oneof(
+            fc.constantFrom(binding.conversationId, ...binding.alsoMemberOf).map(conversationsCursor),
+            fc.stringMatching(/^[A-Za-z0-9_-]{1,128}$/).map(conversationsCursor),
+            fc.stringMatching(/^[A-Za-z0-9_-]{1,256}$/),
+          ),
+        ),
+      })
+      .map(({ limit, cursor }) => {
+        const entries: [string, FuzzValue][] = [['action', 'getConversations']];
+        if (limit !== null) entries.push(['limit', limit]);
+        if (cursor !== null) entries.push(['cursor', cursor]);
+        return entries;
+      }),
   );
+}
+
+/** The `getConversations` cursor of the page after a conversation, as the protocol defines it (docs/protocol.md). */
+export function conversationsCursor(conversationId: string): string {
+  return Buffer.from(`c:${conversationId}`, 'utf8').toString('base64url');
 }
 
 type Mutation =

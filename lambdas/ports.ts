@@ -70,6 +70,9 @@ export interface Services {
   /** The Management API poster of one endpoint (kept per endpoint by whoever builds it). */
   posterFor(endpoint: string): ConnectionPoster;
   newMessageId(): string;
+  conversationSize: ConversationSizeSettings;
+  /** Who is online in each conversation (Redis; in process without one). */
+  presence: Presence;
 }
 
 /** Who a connection is: fixed at $connect (a connection is one device of one user), never changed. */
@@ -297,4 +300,38 @@ export interface SeqCache {
   get(conversationId: string): Promise<number | undefined>;
   /** Raises the cached value to `seq` (never lowers it). */
   raise(conversationId: string, seq: number): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Presence: who is online in a conversation (Redis, never the record; in process without a Redis).
+// ---------------------------------------------------------------------------------------------------------
+
+/** A user whose last live connection in a conversation lapsed more than the grace window ago. */
+export interface PresenceChange {
+  conversationId: string;
+  userId: string;
+  /** When that last connection stopped being live (epoch ms). */
+  at: number;
+}
+
+/**
+ * Liveness per (conversation, user, connection) with a TTL and a grace window. A user is online in a conversation
+ * from the `touch` that brought them online until every entry of theirs there is older than expiry + grace and a
+ * `sweep` has claimed them: so a reconnect within the grace window neither announces offline nor online.
+ * Implementations with the same semantics: RedisPresence (shared) and MemoryPresence (one process).
+ */
+export interface Presence {
+  /** The connection is live in the conversation until now + TTL; true when the user just came online there. */
+  touch(conversationId: string, userId: string, connectionId: string, now: number): Promise<boolean>;
+  /** As `touch`, but only for a user online there already: activity keeps presence, only touch brings it. */
+  refresh(conversationId: string, userId: string, connectionId: string, now: number): Promise<void>;
+  /** The connection stops being live there (its expiry becomes `now`); the user goes offline after the grace. */
+  leave(conversationId: string, userId: string, connectionId: string, now: number): Promise<void>;
+  /** Claims (each once, whoever else sweeps) up to about `limit` conversations' users that went offline. */
+  sweep(now: number, limit: number): Promise<PresenceChange[]>;
+  /** The users online in the conversation. */
+  online(conversationId: string): Promise<string[]>;
+  count(conversationId: string): Promise<number>;
+  /** True at most once per occupancy interval per conversation: an `occupancy` frame may go out now. */
+  claimOccupancy(conversationId: string, now: number): Promise<boolean>;
 }

@@ -112,8 +112,17 @@ export interface ConnectionRegistry {
   unsubscribe(connectionId: string, conversationIds: readonly string[]): Promise<void>;
   /** Every live subscription to a conversation (a Query on the conversation index, paginated; never a Scan). */
   listByConversation(conversationId: string): Promise<Subscription[]>;
-  /** Forgets the connection: its record, every subscription, its place among its user's open connections. */
-  remove(connectionId: string): Promise<void>;
+  /**
+   * Forgets the connection: its record, every subscription, its place among its user's open connections. Answers
+   * whose connection it was and what it was subscribed to (undefined when nothing was stored).
+   */
+  remove(connectionId: string): Promise<RemovedConnection | undefined>;
+}
+
+/** What `remove` found: the connection's user and the conversations it was subscribed to (for presence). */
+export interface RemovedConnection {
+  userId: string;
+  conversationIds: string[];
 }
 
 /** A member of a conversation; `sinceSeq` is the conversation's last seq when they were (re-)added. */

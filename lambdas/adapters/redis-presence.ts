@@ -117,7 +117,7 @@ export class RedisPresence implements Presence {
   async leave(conversationId: string, userId: string, connectionId: string, now: number): Promise<void> {
     const had = await this.call(() => this.redis.relayPresenceLeave(this.key(conversationId, 'live'), connectionKey(userId, connectionId), String(now)));
     // Lower only: a later due would announce late; an earlier one is the sweeper's to raise.
-    if (had === 1) await this.call(() => this.redis.zadd(this.dueKey(), 'LT', now + this.options.graceMs, conversationId));
+    if (had === 1) await this.call(() => this.redis.zadd(this.dueKey(), 'LT', String(now + this.options.graceMs), conversationId));
   }
 
   /**
@@ -129,7 +129,7 @@ export class RedisPresence implements Presence {
    * due now, and the next sweep finds nothing to claim and re-sets it.
    */
   async sweep(now: number, limit: number): Promise<PresenceChange[]> {
-    const due = await this.call(() => this.redis.zrangebyscore(this.dueKey(), '-inf', now, 'LIMIT', 0, Math.max(1, limit)));
+    const due = await this.call(() => this.redis.zrangebyscore(this.dueKey(), '-inf', String(now), 'LIMIT', 0, Math.max(1, limit)));
     const changes = await Promise.all(due.map((conversationId) => this.sweepOne(conversationId, now)));
     return changes.flat();
   }
@@ -166,7 +166,7 @@ export class RedisPresence implements Presence {
       ),
     );
     // Second, and NX: an existing due is earlier or equal (the sweeper keeps it at the earliest expiry + grace).
-    if ((result & 2) !== 0) await this.call(() => this.redis.zadd(this.dueKey(), 'NX', expiry + this.options.graceMs, conversationId));
+    if ((result & 2) !== 0) await this.call(() => this.redis.zadd(this.dueKey(), 'NX', String(expiry + this.options.graceMs), conversationId));
     return (result & 1) !== 0;
   }
 
@@ -176,9 +176,9 @@ export class RedisPresence implements Presence {
       this.redis.relayPresenceSweep(live, this.key(conversationId, 'users'), String(now - this.options.graceMs)),
     );
     if (earliest === '') await this.call(() => this.redis.zrem(this.dueKey(), conversationId));
-    else await this.call(() => this.redis.zadd(this.dueKey(), Number(earliest) + this.options.graceMs, conversationId));
-    const [, again] = await this.call(() => this.redis.zrange(live, 0, 0, 'WITHSCORES'));
-    if (again !== undefined) await this.call(() => this.redis.zadd(this.dueKey(), 'LT', Number(again) + this.options.graceMs, conversationId));
+    else await this.call(() => this.redis.zadd(this.dueKey(), String(Number(earliest) + this.options.graceMs), conversationId));
+    const [, again] = await this.call(() => this.redis.zrange(live, '0', '0', 'WITHSCORES'));
+    if (again !== undefined) await this.call(() => this.redis.zadd(this.dueKey(), 'LT', String(Number(again) + this.options.graceMs), conversationId));
     const changes: PresenceChange[] = [];
     for (let i = 0; i + 1 < gone.length; i += 2) {
       changes.push({ conversationId, userId: decodeURIComponent(gone[i] ?? ''), at: Number(gone[i + 1]) });

@@ -4,6 +4,7 @@ import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { postersFor } from '../context/posters.js';
+import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
 import { deliverySettings, rateSettings, systemClock } from '../context/settings.js';
 import { fanoutQueue } from '../context/sqs.js';
@@ -20,6 +21,7 @@ export const route: Route<TypingRouteServices, FrameHandler> = {
     const config = loadConfig('typing', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
     const db = once(() => documentClient(config, scope, env));
+    const redis = once(() => redisHelpers(config, scope, env, log));
     return {
       log,
       roster: given.roster ?? memberRoster(config, membershipStore(config, db())),
@@ -28,7 +30,8 @@ export const route: Route<TypingRouteServices, FrameHandler> = {
       delivery: given.delivery ?? deliverySettings(config),
       clock: given.clock ?? systemClock,
       registry: given.registry ?? connectionRegistry(config, db()),
-      limiter: given.limiter ?? (await redisHelpers(config, scope, env, log)).limiter,
+      limiter: given.limiter ?? (await redis()).limiter,
+      presence: given.presence ?? presenceOf(await redis(), config),
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
       posterFor: given.posterFor ?? postersFor(config, scope, env, log),
     };

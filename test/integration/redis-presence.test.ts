@@ -37,7 +37,7 @@ describe('RedisPresence on redis-server', () => {
 
     await presence.touch(conversationId, 'ann', 'phone', T0);
 
-    expect(await redis.zrange(`${prefix}:{${conversationId}}:live`, 0, -1, 'WITHSCORES')).toEqual(['ann|phone', String(T0 + TIMINGS.ttlMs)]);
+    expect(await redis.zrange(`${prefix}:{${conversationId}}:live`, '0', '-1', 'WITHSCORES')).toEqual(['ann|phone', String(T0 + TIMINGS.ttlMs)]);
     expect(await redis.hgetall(`${prefix}:{${conversationId}}:users`)).toEqual({ ann: '1' });
     expect(await redis.zscore(`${prefix}:due`, conversationId)).toBe(String(T0 + TIMINGS.ttlMs + TIMINGS.graceMs));
     expect(await redis.pttl(`${prefix}:{${conversationId}}:live`)).toBeGreaterThan(TIMINGS.ttlMs);

@@ -1,8 +1,10 @@
 import { vi } from 'vitest';
+import { MemoryPresence } from '../../lambdas/adapters/memory-presence.js';
 import { MessageCipher } from '../../lambdas/encryption.js';
 import type {
   AppendOutcome,
   ConnectionRecord,
+  ConversationSizeSettings,
   DeliverySettings,
   Device,
   DevicePosition,
@@ -15,6 +17,7 @@ import type {
   PostOutcome,
   RateBucket,
   RateSettings,
+  RemovedConnection,
   SealFor,
   Services,
   Subscription,
@@ -34,7 +37,7 @@ const positionKey = (conversationId: string, device: Device) => `${conversationI
  * semantics (seq = last + 1, idempotent on sender + clientMessageId, versioned saves), not twins: the adapters
  * have their own contract tests.
  */
-export function fakeServices(overrides: Partial<RateSettings & DeliverySettings & HandshakeSettings & SubscriptionSettings> = {}) {
+export function fakeServices(overrides: Partial<RateSettings & DeliverySettings & HandshakeSettings & SubscriptionSettings & ConversationSizeSettings> = {}) {
   /** Open connections (their records). */
   const records: ConnectionRecord[] = [];
   /** Subscriptions: one per (connection, conversation). */
@@ -112,10 +115,13 @@ export function fakeServices(overrides: Partial<RateSettings & DeliverySettings 
         }
       }),
       listByConversation: vi.fn(async (conversationId: string) => connections.filter((c) => c.conversationId === conversationId)),
-      remove: vi.fn(async (id: string) => {
+      remove: vi.fn(async (id: string): Promise<RemovedConnection | undefined> => {
+        const userId = [...records, ...connections].find((c) => c.connectionId === id)?.userId;
+        const conversationIds = connections.filter((c) => c.connectionId === id).map((c) => c.conversationId);
         for (const list of [records, connections]) {
           for (let i = list.length - 1; i >= 0; i -= 1) if (list[i]?.connectionId === id) list.splice(i, 1);
         }
+        return userId === undefined ? undefined : { userId, conversationIds };
       }),
     },
     roster: {
@@ -217,6 +223,9 @@ export function fakeServices(overrides: Partial<RateSettings & DeliverySettings 
       nextId += 1;
       return `msg-${nextId}`;
     },
+    conversationSize: { largeConversationMembers: overrides.largeConversationMembers ?? 100 },
+    /** The in-process twin (contract-tested like the Redis one), with the default timings. */
+    presence: new MemoryPresence({ ttlMs: 60_000, graceMs: 15_000, occupancyIntervalMs: 5_000 }),
   } satisfies Services;
 
   return {

@@ -4,7 +4,10 @@ import { route as connect } from '../../lambdas/handlers/connect.js';
 import { route as disconnect } from '../../lambdas/handlers/disconnect.js';
 import { route as fanoutWorker } from '../../lambdas/handlers/fanout-worker.js';
 import { route as getHistory } from '../../lambdas/handlers/get-history.js';
+import { route as getPresence } from '../../lambdas/handlers/get-presence.js';
 import { route as getUnacked } from '../../lambdas/handlers/get-unacked.js';
+import { route as ping } from '../../lambdas/handlers/ping.js';
+import { route as presenceSweeper } from '../../lambdas/handlers/presence-sweeper.js';
 import { route as sendMessage } from '../../lambdas/handlers/send-message.js';
 import { route as subscribe } from '../../lambdas/handlers/subscribe.js';
 import { route as typing } from '../../lambdas/handlers/typing.js';
@@ -39,6 +42,9 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
     getUnacked: slot(getUnacked),
     getHistory: slot(getHistory),
     fanoutWorker: slot(fanoutWorker),
+    ping: slot(ping),
+    getPresence: slot(getPresence),
+    presenceSweeper: slot(presenceSweeper),
   };
   return {
     connect: slots.connect.handler,
@@ -51,6 +57,9 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
     getUnacked: slots.getUnacked.handler,
     getHistory: slots.getHistory.handler,
     fanoutWorker: slots.fanoutWorker.handler,
+    ping: slots.ping.handler,
+    getPresence: slots.getPresence.handler,
+    presenceSweeper: slots.presenceSweeper.handler,
     /** The services a route built (or builds now), as its handler sees them. */
     services: {
       connect: slots.connect.services,
@@ -63,6 +72,9 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
       getUnacked: slots.getUnacked.services,
       getHistory: slots.getHistory.services,
       fanoutWorker: slots.fanoutWorker.services,
+      ping: slots.ping.services,
+      getPresence: slots.getPresence.services,
+      presenceSweeper: slots.presenceSweeper.services,
     },
     async reset(): Promise<void> {
       const previous = scope;

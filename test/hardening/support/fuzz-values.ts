@@ -251,7 +251,7 @@ export function deepNesting(conversationId: string, maxDepth: number): fc.Arbitr
 
 // ---- valid frames with one field mutated -----------------------------------------------------------------
 
-export const ACTIONS = ['subscribe', 'unsubscribe', 'ping', 'typing', 'sendMessage', 'ack', 'getUnacked', 'getHistory'] as const;
+export const ACTIONS = ['subscribe', 'unsubscribe', 'ping', 'typing', 'sendMessage', 'ack', 'getUnacked', 'getHistory', 'getPresence'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export interface Binding {
@@ -418,6 +418,7 @@ function validFrame(binding: Binding, maxBytes: number): fc.Arbitrary<[string, F
     // Rarely the bound conversation: frames for it are `forbidden` until a `subscribe` names it again.
     conversationIds(0.15).map((ids): [string, FuzzValue][] => [['action', 'unsubscribe'], ['conversationIds', ids]]),
     fc.constant<[string, FuzzValue][]>([['action', 'ping']]),
+    fc.constant<[string, FuzzValue][]>([['action', 'getPresence'], conv]),
     fc
       .record({ userId: fc.option(fc.constant(binding.userId)), state: fc.option(fc.constantFrom('start', 'stop')) })
       .map(({ userId, state }) => {

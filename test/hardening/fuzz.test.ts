@@ -209,9 +209,10 @@ describe('every route handler, called directly', () => {
   beforeAll(async () => {
     const conversationId = await conversationWith('alice', 'bob');
     binding = sessionOf(conversationId, [await conversationWith('alice')]);
+    // bob first: alice's own stream then holds only what her frames cause (bob's `presence` online came before).
+    bob = await live(conversationId, 'bob', 'phone');
     alice = await live(conversationId, 'alice', 'phone');
     CONNECTION = await connectionIdOf(conversationId, 'alice');
-    bob = await live(conversationId, 'bob', 'phone');
   });
 
   it('answers any frame by contract: a valid error frame, or the normal answer of a valid frame; never throws', async () => {
@@ -515,9 +516,10 @@ describe('through the API Gateway emulator with real ws clients', () => {
   it('answers every frame by contract, keeps the connection open and the process up', async () => {
     const conversationId = await conversationWith('alice', 'bob');
     const binding = sessionOf(conversationId, [await conversationWith('alice')]);
+    // bob first, so that alice's stream holds only answers (bob's `presence` online went out before she came).
+    const bob = await live(conversationId, 'bob', 'phone');
     const alice = await live(conversationId, 'alice', 'phone');
     const aliceConnection = await connectionIdOf(conversationId, 'alice');
-    const bob = await live(conversationId, 'bob', 'phone');
     // Answered `unacked` while the connection is subscribed to the conversation, `forbidden` once it is not.
     const probeFrame = JSON.stringify({ action: 'getUnacked', conversationId, limit: 1 });
     const answersTo = async (expected: Expected): Promise<string[]> => {

@@ -172,7 +172,14 @@ export interface Device {
 /** A batch of deliveries handed to the fan-out worker through the queue. */
 export type FanoutJob =
   | { kind: 'message'; endpoint: string; conversationId: string; seq: number; messageId: string; connectionIds: string[] }
-  | { kind: 'frame'; endpoint: string; frame: string; connectionIds: string[] };
+  | {
+      kind: 'frame';
+      endpoint: string;
+      frame: string;
+      connectionIds: string[];
+      /** False for an ephemeral frame (presence): a 410 may be a connection still in its `$connect`, kept. */
+      pruneGone?: boolean;
+    };
 
 export interface FanoutQueue {
   enqueue(jobs: readonly FanoutJob[]): Promise<void>;

@@ -112,7 +112,9 @@ export async function announce(services: PresenceAnnouncing, endpoint: string, c
   }
   const others = (await services.registry.listByConversation(conversationId)).filter((s) => s.userId !== userId);
   const recipients = await liveRecipients(services, conversationId, others, endpoint);
-  await deliver(services, endpoint, { kind: 'frame', frame: JSON.stringify(frame) }, recipients);
+  // Not pruned on a 410: presence goes out from $connect, when other connections may still be in theirs (API
+  // Gateway answers 410 until a $connect completes); a connection really gone is pruned by a message or expires.
+  await deliver(services, endpoint, { kind: 'frame', frame: JSON.stringify(frame) }, recipients, { pruneGone: false });
 }
 
 /**

@@ -28,7 +28,7 @@ const fanoutJobSchema = z.discriminatedUnion('kind', [
     messageId: z.string().check(z.minLength(1), z.maxLength(128)),
     connectionIds,
   }),
-  z.object({ kind: z.literal('frame'), endpoint: z.url(), frame: z.string().check(z.minLength(2)), connectionIds }),
+  z.object({ kind: z.literal('frame'), endpoint: z.url(), frame: z.string().check(z.minLength(2)), connectionIds, pruneGone: z.optional(z.boolean()) }),
 ]);
 
 function parseJob(record: SQSRecord) {

@@ -60,7 +60,7 @@ async function ask(client: ChatClient, frame: Record<string, unknown>, requestId
   return await client.waitFor((f) => f.requestId === requestId);
 }
 
-const presenceOf = (client: ChatClient, userId: string) => client.frames().filter((f) => f.type === 'presence' && f.userId === userId);
+const presenceOf = (client: ChatClient, userId: string) => client.allFrames().filter((f) => f.type === 'presence' && f.userId === userId);
 const isPresence = (userId: string, state: string) => (f: Frame) => f.type === 'presence' && f.userId === userId && f.state === state;
 
 describe('presence through the emulator', () => {

@@ -43,10 +43,11 @@ export const routes: readonly RouteSpec[] = [
     name: 'connect',
     entry: 'lambdas/handlers/connect.ts',
     twoWay: false,
+    // Posts (and may enqueue) the presence of a v1 connection to the other members.
     access: {
       tables: { connections: 'readwrite', members: 'read', messages: 'read', positions: 'readwrite' },
-      enqueue: false,
-      posts: false,
+      enqueue: true,
+      posts: true,
       redis: true,
     },
   },
@@ -55,7 +56,8 @@ export const routes: readonly RouteSpec[] = [
     name: 'disconnect',
     entry: 'lambdas/handlers/disconnect.ts',
     twoWay: false,
-    access: { tables: { connections: 'readwrite' }, enqueue: false, posts: false, redis: false },
+    // Redis: the connection stops being live for presence.
+    access: { tables: { connections: 'readwrite' }, enqueue: false, posts: false, redis: true },
   },
   {
     routeKey: '$default',
@@ -71,7 +73,7 @@ export const routes: readonly RouteSpec[] = [
     twoWay: true,
     access: {
       tables: { connections: 'readwrite', members: 'read', messages: 'read', positions: 'readwrite' },
-      enqueue: false,
+      enqueue: true,
       posts: true,
       redis: true,
     },
@@ -152,6 +154,21 @@ export const routes: readonly RouteSpec[] = [
     twoWay: true,
     access: { tables: { connections: 'read', members: 'read', messages: 'read' }, enqueue: false, posts: false, redis: true },
   },
+  {
+    // A Lambda route (not a MOCK one): it keeps the connection's presence live, which API Gateway alone cannot.
+    routeKey: 'ping',
+    name: 'ping',
+    entry: 'lambdas/handlers/ping.ts',
+    twoWay: true,
+    access: { tables: { connections: 'readwrite', members: 'read' }, enqueue: true, posts: true, redis: true },
+  },
+  {
+    routeKey: 'getPresence',
+    name: 'getPresence',
+    entry: 'lambdas/handlers/get-presence.ts',
+    twoWay: true,
+    access: { tables: { connections: 'readwrite', members: 'read' }, enqueue: false, posts: false, redis: true },
+  },
 ];
 
 /** The SQS consumer that posts large fan-outs in batches. */
@@ -162,24 +179,9 @@ export const fanoutWorker: FunctionSpec = {
   access: { tables: { connections: 'readwrite', messages: 'read' }, enqueue: false, posts: true, redis: false },
 };
 
-/**
- * A route API Gateway answers itself (a MOCK integration): no Lambda runs, nothing is billed but the message.
- * The emulator renders the same template (local/gateway) so local and cloud answer alike.
- */
-export interface MockRouteSpec {
-  routeKey: string;
-  /** The integration response template (VTL): `$context` is the request context, `$input` the client frame. */
-  responseTemplate: string;
-}
-
-/**
- * `ping` → `pong`: keeps an idle connection open (API Gateway closes one after 10 minutes without a client
- * frame, and does not count WebSocket protocol pings). `requestId` is echoed when the frame has a well-formed one.
- */
-export const PONG_TEMPLATE =
-  '#set($requestId = $input.path(\'$.requestId\'))' +
-  '{"type":"pong","at":$context.requestTimeEpoch' +
-  // Echoed only when well-formed (1–64 of A-Z a-z 0-9 _ -): nothing in it then needs escaping in JSON.
-  '#if($requestId.matches(\'[A-Za-z0-9_-]{1,64}\')),"requestId":"$requestId"#end}';
-
-export const mockRoutes: readonly MockRouteSpec[] = [{ routeKey: 'ping', responseTemplate: PONG_TEMPLATE }];
+/** The scheduled function that announces `offline` once a user's presence lapsed (lib/: every minute). */
+export const presenceSweeper: FunctionSpec = {
+  name: 'presenceSweeper',
+  entry: 'lambdas/handlers/presence-sweeper.ts',
+  access: { tables: { connections: 'readwrite', members: 'read' }, enqueue: true, posts: true, redis: true },
+};

@@ -130,6 +130,18 @@ const delivery = {
   FANOUT_BATCH_SIZE: positiveInt(100),
   ...queue,
 };
+/**
+ * Presence (Redis; in process without one): a touch keeps a connection live for the TTL (clients ping every
+ * ~25 s); a user goes offline once their last connection lapsed more than the grace ago; above the size limit an
+ * occupancy count goes out at most once per interval per conversation.
+ */
+const presence = {
+  PRESENCE_TTL_SECONDS: positiveInt(60),
+  PRESENCE_GRACE_SECONDS: positiveInt(15),
+  PRESENCE_OCCUPANCY_INTERVAL_MS: positiveInt(5000),
+};
+/** The presence sweeper: how often it sweeps, and the Management API it announces through (the stage's). */
+const presenceSweep = { PRESENCE_SWEEP_SECONDS: positiveInt(5), CALLBACK_URL: z.url() };
 
 type Env = Record<string, unknown>;
 
@@ -169,21 +181,24 @@ function environment<T extends z.core.$ZodLooseShape>(shape: T) {
 
 /** The environment of each function, by its name in the deploy manifest (deploy/routes.ts). */
 export const functionEnvironments = {
-  connect: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...positions, ...redis, ...appSecret, ...tokens, ...handshake }),
-  disconnect: environment({ ...base, ...dynamo, ...connections }),
+  connect: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...tokens, ...handshake, ...delivery, ...conversationSize, ...presence }),
+  disconnect: environment({ ...base, ...dynamo, ...connections, ...redis, ...presence }),
   default: environment({ ...base }),
-  subscribe: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...positions, ...redis, ...appSecret, ...limits, ...subscriptions, ...posting }),
-  unsubscribe: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits }),
-  typing: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize, ...typingTimes }),
-  sendMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery }),
-  editMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery }),
-  deleteMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...limits, ...delivery }),
-  ack: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...limits }),
-  getUnacked: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...limits }),
-  getHistory: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits }),
-  markRead: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...limits, ...delivery }),
+  subscribe: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...limits, ...subscriptions, ...delivery, ...conversationSize, ...presence }),
+  unsubscribe: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits, ...presence }),
+  typing: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize, ...typingTimes, ...presence }),
+  sendMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery, ...presence }),
+  editMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery, ...presence }),
+  deleteMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...limits, ...delivery, ...presence }),
+  ack: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...limits, ...presence }),
+  getUnacked: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...limits, ...presence }),
+  getHistory: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...presence }),
+  markRead: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...limits, ...delivery, ...presence }),
   getConversations: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...redis, ...limits }),
   fanoutWorker: environment({ ...base, ...dynamo, ...connections, ...messages, ...appSecret, ...posting }),
+  ping: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize, ...presence }),
+  getPresence: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...conversationSize, ...presence }),
+  presenceSweeper: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...delivery, ...conversationSize, ...presence, ...presenceSweep }),
 } as const;
 
 export type FunctionName = keyof typeof functionEnvironments;

@@ -3,9 +3,10 @@ import './zod.js';
 import { bootLog } from './adapters/log.js';
 import type { ServiceSource } from './context/lazy.js';
 import { admitFrame, bindingFor, connectionFor } from './domain/connection.js';
+import { refreshPresence } from './domain/presence.js';
 import { BadRequestError, causeSummary, errorCodeOf, errorFrameFor, errorSummary } from './errors.js';
 import { answer, bodyText, parseProxyEvent, type ProxyEvent, type RouteResponse } from './proxy-event.js';
-import type { Binding, ConnectionRecord, ConnectionRegistry, Log, Services } from './ports.js';
+import type { Binding, ConnectionRecord, ConnectionRegistry, Log, Presence, Services } from './ports.js';
 import { describeIssues, requestIdIn, type ClientAction, type ServerFrame } from './protocol.js';
 
 export type FrameHandler = (event: unknown) => Promise<RouteResponse>;
@@ -16,9 +17,12 @@ export type ConnectionFrameServices = Pick<Services, 'limits' | 'limiter'> & {
   log: Log;
 };
 
-/** What a frame for one conversation also uses: the subscription and the roster. */
+/** What a frame for one conversation also uses: the subscription, the roster, and presence (activity keeps it). */
 export type FrameServices = ConnectionFrameServices &
-  Pick<Services, 'roster'> & { registry: Pick<ConnectionRegistry, 'connection' | 'subscription' | 'unsubscribe'> };
+  Pick<Services, 'roster' | 'clock'> & {
+    registry: Pick<ConnectionRegistry, 'connection' | 'subscription' | 'unsubscribe'>;
+    presence: Pick<Presence, 'refresh'>;
+  };
 
 type Run<S, F, A> = (services: S, subject: A, frame: F, event: ProxyEvent) => Promise<ServerFrame | undefined>;
 
@@ -33,9 +37,16 @@ export function frameRoute<S extends FrameServices, F extends z.ZodMiniType<{ co
   services: ServiceSource<S>,
   run: Run<S, z.output<F>, Binding>,
 ): FrameHandler {
-  return clientFrameRoute(action, schema, services, async (built, connection, frame, event) =>
-    run(built, await bindingFor(built, connection, frame.conversationId), frame, event),
-  );
+  return clientFrameRoute(action, schema, services, async (built, connection, frame, event) => {
+    const binding = await bindingFor(built, connection, frame.conversationId);
+    // The frame is activity in its conversation: one Redis call, beside the frame's own work; it never fails it.
+    const refreshed = refreshPresence(built, binding);
+    try {
+      return await run(built, binding, frame, event);
+    } finally {
+      await refreshed;
+    }
+  });
 }
 
 /** A client-frame route that is about the connection itself (`subscribe`, `unsubscribe`). */

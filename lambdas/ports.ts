@@ -73,6 +73,8 @@ export interface Services {
   conversationSize: ConversationSizeSettings;
   typing: TypingSettings;
   typingGate: TypingGate;
+  /** Who is online in each conversation (Redis; in process without one). */
+  presence: Presence;
 }
 
 /** Who a connection is: fixed at $connect (a connection is one device of one user), never changed. */
@@ -112,8 +114,17 @@ export interface ConnectionRegistry {
   unsubscribe(connectionId: string, conversationIds: readonly string[]): Promise<void>;
   /** Every live subscription to a conversation (a Query on the conversation index, paginated; never a Scan). */
   listByConversation(conversationId: string): Promise<Subscription[]>;
-  /** Forgets the connection: its record, every subscription, its place among its user's open connections. */
-  remove(connectionId: string): Promise<void>;
+  /**
+   * Forgets the connection: its record, every subscription, its place among its user's open connections. Answers
+   * whose connection it was and what it was subscribed to (undefined when nothing was stored).
+   */
+  remove(connectionId: string): Promise<RemovedConnection | undefined>;
+}
+
+/** What `remove` found: the connection's user and the conversations it was subscribed to (for presence). */
+export interface RemovedConnection {
+  userId: string;
+  conversationIds: string[];
 }
 
 /** A member of a conversation; `sinceSeq` is the conversation's last seq when they were (re-)added. */
@@ -191,7 +202,14 @@ export interface Device {
 /** A batch of deliveries handed to the fan-out worker through the queue. */
 export type FanoutJob =
   | { kind: 'message'; endpoint: string; conversationId: string; seq: number; messageId: string; connectionIds: string[] }
-  | { kind: 'frame'; endpoint: string; frame: string; connectionIds: string[] }
+  | {
+      kind: 'frame';
+      endpoint: string;
+      frame: string;
+      connectionIds: string[];
+      /** False for an ephemeral frame (presence): a 410 may be a connection still in its `$connect`, kept. */
+      pruneGone?: boolean;
+    }
   /** An edit, reloaded by the worker (the job never carries a body). */
   | { kind: 'edited'; endpoint: string; conversationId: string; seq: number; messageId: string; connectionIds: string[] };
 
@@ -389,4 +407,38 @@ export interface TypingSettings {
  */
 export interface TypingGate {
   shouldSend(conversationId: string, userId: string, state: TypingState, now: number): Promise<boolean>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Presence: who is online in a conversation (Redis, never the record; in process without a Redis).
+// ---------------------------------------------------------------------------------------------------------
+
+/** A user whose last live connection in a conversation lapsed more than the grace window ago. */
+export interface PresenceChange {
+  conversationId: string;
+  userId: string;
+  /** When that last connection stopped being live (epoch ms). */
+  at: number;
+}
+
+/**
+ * Liveness per (conversation, user, connection) with a TTL and a grace window. A user is online in a conversation
+ * from the `touch` that brought them online until every entry of theirs there is older than expiry + grace and a
+ * `sweep` has claimed them: so a reconnect within the grace window neither announces offline nor online.
+ * Implementations with the same semantics: RedisPresence (shared) and MemoryPresence (one process).
+ */
+export interface Presence {
+  /** The connection is live in the conversation until now + TTL; true when the user just came online there. */
+  touch(conversationId: string, userId: string, connectionId: string, now: number): Promise<boolean>;
+  /** As `touch`, but only for a user online there already: activity keeps presence, only touch brings it. */
+  refresh(conversationId: string, userId: string, connectionId: string, now: number): Promise<void>;
+  /** The connection stops being live there (its expiry becomes `now`); the user goes offline after the grace. */
+  leave(conversationId: string, userId: string, connectionId: string, now: number): Promise<void>;
+  /** Claims (each once, whoever else sweeps) up to about `limit` conversations' users that went offline. */
+  sweep(now: number, limit: number): Promise<PresenceChange[]>;
+  /** The users online in the conversation. */
+  online(conversationId: string): Promise<string[]>;
+  count(conversationId: string): Promise<number>;
+  /** True at most once per occupancy interval per conversation: an `occupancy` frame may go out now. */
+  claimOccupancy(conversationId: string, now: number): Promise<boolean>;
 }

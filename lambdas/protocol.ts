@@ -176,7 +176,7 @@ export const unsubscribeFrameSchema = z.object({
   conversationIds: conversationIdList,
 });
 
-/** Answered by API Gateway itself (a MOCK route, deploy/routes.ts): listed for `$default` and the docs. */
+/** `ping` → `pong`: keeps an idle connection open, and its presence live in every conversation it is subscribed to. */
 export const pingFrameSchema = z.object({
   action: z.literal('ping'),
   requestId: z.optional(requestIdSchema),
@@ -204,6 +204,15 @@ export const getConversationsFrameSchema = z.object({
 export type MarkReadFrame = z.output<typeof markReadFrameSchema>;
 export type GetConversationsFrame = z.output<typeof getConversationsFrameSchema>;
 
+/** `getPresence`: who is online in a conversation the connection is subscribed to. */
+export const getPresenceFrameSchema = z.object({
+  action: z.literal('getPresence'),
+  requestId: z.optional(requestIdSchema),
+  conversationId: conversationIdSchema,
+});
+export type GetPresenceFrame = z.output<typeof getPresenceFrameSchema>;
+
+export type PingFrame = z.output<typeof pingFrameSchema>;
 export type SubscribeFrame = z.output<typeof subscribeFrameSchema>;
 export type UnsubscribeFrame = z.output<typeof unsubscribeFrameSchema>;
 export type TypingFrame = z.output<typeof typingFrameSchema>;
@@ -227,6 +236,7 @@ export const clientFrameSchemas = {
   getHistory: getHistoryFrameSchema,
   markRead: markReadFrameSchema,
   getConversations: getConversationsFrameSchema,
+  getPresence: getPresenceFrameSchema,
 } as const;
 export type ClientAction = keyof typeof clientFrameSchemas;
 
@@ -385,7 +395,17 @@ export interface ErrorFrame {
   action?: string;
   requestId?: string;
 }
+/**
+ * `presence`: the answer to `getPresence` (`online`), a pushed change of one user (`userId`, `state`, `at`), or, in a
+ * conversation above the size limit, its `occupancy` (answer and push alike).
+ */
+export type PresenceFrame = Answer & { type: 'presence'; conversationId: string } & (
+    | { online: string[] }
+    | { userId: string; state: 'online' | 'offline'; at: number }
+    | { occupancy: number }
+  );
 export type ServerFrame =
+  | PresenceFrame
   | MessageFrame
   | TypingEventFrame
   | SentFrame

@@ -1,18 +1,12 @@
 import { ArnFormat, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { AccessLogFormat, CfnAccount } from 'aws-cdk-lib/aws-apigateway';
-import {
-  CfnIntegrationResponse,
-  LogGroupLogDestination,
-  WebSocketApi,
-  WebSocketIntegration,
-  WebSocketStage,
-} from 'aws-cdk-lib/aws-apigatewayv2';
-import { WebSocketLambdaIntegration, WebSocketMockIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { LogGroupLogDestination, WebSocketApi, WebSocketStage } from 'aws-cdk-lib/aws-apigatewayv2';
+import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import { ManagedPolicy, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import type { MockRouteSpec, RouteSpec } from '../deploy/routes.js';
+import type { RouteSpec } from '../deploy/routes.js';
 import { acknowledge } from './nag.js';
 
 export interface RouteTarget {
@@ -24,8 +18,6 @@ export interface WebSocketGatewayProps {
   name: string;
   stageName: string;
   routes: readonly RouteTarget[];
-  /** Routes API Gateway answers itself (MOCK integrations, two-way): no function behind them. */
-  mockRoutes: readonly MockRouteSpec[];
   throttleRate: number;
   throttleBurst: number;
   logRetention: RetentionDays;
@@ -51,17 +43,7 @@ export const ACCESS_LOG_FIELDS = {
   sourceIp: '$context.identity.sourceIp',
 } as const;
 
-/** The template key and integration response key that always apply. */
-const DEFAULT_KEY = '$default';
-/** A selection expression that evaluates to the static key `$default` (the `$` escaped, as API Gateway documents). */
-const SELECT_DEFAULT = '\\$default';
-/** A MOCK integration answers with the status code its request template gives; 200 selects `$default` below. */
-export const MOCK_REQUEST_TEMPLATE = '{"statusCode":200}';
-
-/**
- * The WebSocket API: routes on `$request.body.action`, one Lambda integration per route, a MOCK integration per
- * mock route, one stage.
- */
+/** The WebSocket API: routes on `$request.body.action`, one Lambda integration per route, one stage. */
 export class WebSocketGateway extends Construct {
   readonly api: WebSocketApi;
   readonly stage: WebSocketStage;
@@ -88,7 +70,6 @@ export class WebSocketGateway extends Construct {
           : 'API Gateway runs authorizers on $connect only; this route serves a connection authenticated there, and its handler checks the registered binding.',
       );
     }
-    for (const mock of props.mockRoutes) this.addMockRoute(mock);
 
     this.accessLogs = new LogGroup(this, 'AccessLogs', {
       retention: props.logRetention,
@@ -121,39 +102,6 @@ export class WebSocketGateway extends Construct {
       const account = new CfnAccount(this, 'Account', { cloudWatchRoleArn: role.roleArn });
       this.stage.node.addDependency(account);
     }
-  }
-
-  /**
-   * A two-way route answered by API Gateway itself: a MOCK integration whose `$default` integration response renders
-   * the route's template, sent to the caller through the `$default` route response. The L2 route makes the
-   * integration and the route response; integration responses have no L2, hence the CfnIntegrationResponse.
-   */
-  private addMockRoute(mock: MockRouteSpec): void {
-    const integrationId = `${mock.routeKey}MockIntegration`;
-    const apiRoute = this.api.addRoute(mock.routeKey, {
-      integration: new WebSocketMockIntegration(integrationId, {
-        requestTemplates: { [DEFAULT_KEY]: MOCK_REQUEST_TEMPLATE },
-        templateSelectionExpression: SELECT_DEFAULT,
-      }),
-      returnResponse: true,
-    });
-    // The route binds its integration in its own scope, under the id given above.
-    const integration = apiRoute.node.tryFindChild(integrationId);
-    if (!(integration instanceof WebSocketIntegration)) {
-      throw new Error(`route ${mock.routeKey}: its MOCK integration was not found under ${apiRoute.node.path}`);
-    }
-    new CfnIntegrationResponse(apiRoute, 'IntegrationResponse', {
-      apiId: this.api.apiId,
-      integrationId: integration.integrationId,
-      integrationResponseKey: DEFAULT_KEY,
-      templateSelectionExpression: SELECT_DEFAULT,
-      responseTemplates: { [DEFAULT_KEY]: mock.responseTemplate },
-    });
-    acknowledge(
-      apiRoute,
-      'AwsSolutions-APIG4',
-      'A MOCK integration: the route runs no code and reads no data, it returns only the server time (and the caller\'s own requestId) on a connection authenticated at $connect, where API Gateway runs authorizers.',
-    );
   }
 
   /** The only Management API calls the functions make: POST to a connection of this stage. */

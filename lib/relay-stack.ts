@@ -1,9 +1,11 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack, Tags, type StackProps } from 'aws-cdk-lib';
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { fanoutWorker, mockRoutes, routes, type FunctionSpec, type RouteSpec } from '../deploy/routes.js';
+import { fanoutWorker, presenceSweeper, routes, type FunctionSpec, type RouteSpec } from '../deploy/routes.js';
 import { variablesOf } from '../lambdas/config.js';
 import { grantAccess } from './access.js';
 import { Alarms } from './alarms.js';
@@ -24,6 +26,9 @@ export const ROUTE_TIMEOUT = Duration.seconds(10);
 /** A batch of 10 jobs × up to FANOUT_BATCH_SIZE posts each. */
 export const WORKER_TIMEOUT = Duration.seconds(30);
 export const WORKER_BATCH_SIZE = 10;
+/** The presence sweeper runs every minute and sweeps until about 5 s before this. */
+export const SWEEPER_TIMEOUT = Duration.seconds(65);
+export const SWEEPER_SCHEDULE = Schedule.rate(Duration.minutes(1));
 export const MEMORY_MB = 512;
 
 export interface RelayStackProps extends StackProps {
@@ -39,6 +44,7 @@ export class RelayStack extends Stack {
   readonly redis: RedisBackend;
   readonly routeFunctions: readonly { route: RouteSpec; relayFunction: RelayFunction }[];
   readonly worker: RelayFunction;
+  readonly sweeper: RelayFunction;
   readonly gateway: WebSocketGateway;
   readonly alarms: Alarms;
 
@@ -97,11 +103,11 @@ export class RelayStack extends Stack {
       ...(settings.jwtAudience === undefined ? {} : { JWT_AUDIENCE: settings.jwtAudience }),
       ...(settings.originAllowList === undefined ? {} : { ORIGIN_ALLOW_LIST: settings.originAllowList }),
     };
-    const makeFunction = (spec: FunctionSpec, timeout: Duration) =>
+    const makeFunction = (spec: FunctionSpec, timeout: Duration, extra: FunctionEnvironment = {}) =>
       new RelayFunction(this, spec.name, {
         namePrefix: this.stackName,
         spec,
-        environment: environmentOf(spec, values),
+        environment: { ...environmentOf(spec, values), ...extra },
         timeout,
         memorySize: MEMORY_MB,
         logRetention,
@@ -119,12 +125,20 @@ export class RelayStack extends Stack {
       name: this.stackName,
       stageName: settings.stage,
       routes: this.routeFunctions.map(({ route, relayFunction }) => ({ route, handler: relayFunction.function })),
-      mockRoutes,
       throttleRate: settings.throttleRate,
       throttleBurst: settings.throttleBurst,
       logRetention,
       logRemovalPolicy: dataRemoval,
       createCloudWatchRole: settings.apiGatewayCloudWatchRole,
+    });
+
+    // The sweeper has no event to take the endpoint from: it is given the stage's (it is no route of the API, so
+    // referring to the stage makes no cycle).
+    this.sweeper = makeFunction(presenceSweeper, SWEEPER_TIMEOUT, { CALLBACK_URL: this.gateway.stage.callbackUrl });
+    new Rule(this, 'PresenceSweepSchedule', {
+      description: 'Runs the presence sweeper (it sweeps every PRESENCE_SWEEP_SECONDS within its invocation)',
+      schedule: SWEEPER_SCHEDULE,
+      targets: [new LambdaFunction(this.sweeper.function, { retryAttempts: 0 })],
     });
 
     for (const relayFunction of this.allFunctions) {
@@ -159,7 +173,7 @@ export class RelayStack extends Stack {
   }
 
   get allFunctions(): readonly RelayFunction[] {
-    return [...this.routeFunctions.map((entry) => entry.relayFunction), this.worker];
+    return [...this.routeFunctions.map((entry) => entry.relayFunction), this.worker, this.sweeper];
   }
 
   private output(key: string, value: string, description: string): void {

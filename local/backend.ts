@@ -4,12 +4,15 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { tableShapes, type TableName, type TableNames } from '../deploy/tables.js';
-import { fanoutWorker, mockRoutes, routes } from '../deploy/routes.js';
+import { fanoutWorker, presenceSweeper, routes } from '../deploy/routes.js';
 import { startLocalGateway, type LocalGatewayOptions, type RouteHandler, type RouteTable } from './gateway.js';
 import { resolveRedis, startDynalite, startSqsServer, type RunningService } from './services.js';
 import { lazyServices, Scope, type Route } from '../lambdas/context/lazy.js';
 import type { Services } from '../lambdas/ports.js';
+import { MemoryPresence } from '../lambdas/adapters/memory-presence.js';
 import { MemoryRateLimiter } from '../lambdas/adapters/memory-rate-limiter.js';
+import { loadConfig } from '../lambdas/config.js';
+import { presenceTimings } from '../lambdas/context/presence.js';
 import { startSqsPoller } from './sqs-poller.js';
 import { ensureTables } from './tables.js';
 
@@ -64,6 +67,10 @@ export interface LocalBackend {
    * services the gateway and the queue poller call.
    */
   functions: Readonly<Record<string, (event: unknown) => Promise<unknown>>>;
+  /** Drops a socket without running `$disconnect` (see LocalGateway.loseConnection). */
+  loseConnection(connectionId: string): boolean;
+  /** Ids of the connections open now. */
+  connectionIds(): string[];
   /** Cold-starts every function, as a redeploy would: each builds its services again, from `env`, on its next event. */
   restartFunctions(): Promise<void>;
   close(): Promise<void>;
@@ -79,6 +86,28 @@ async function loadRoute(entry: string): Promise<Route<object, (event: never) =>
   // Each module types its own route; here they are all driven the same way: build(env, scope, given) → create.
   return route as Route<object, (event: never) => Promise<unknown>>;
 }
+/** Runs `sweep` every `intervalMs` (never two at once) until stopped; stopping waits for a sweep under way. */
+function startSweeping(sweep: () => Promise<unknown>, intervalMs: number): Pick<RunningService, 'stop'> {
+  let stopped = false;
+  let running: Promise<unknown> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const tick = () => {
+    running = sweep()
+      .catch(() => undefined)
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, intervalMs);
+      });
+  };
+  timer = setTimeout(tick, intervalMs);
+  return {
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
+
 /** The worker's answer, checked like Lambda checks a partial batch response. */
 function batchResponse(value: unknown): SQSBatchResponse {
   if (typeof value !== 'object' || value === null || !('batchItemFailures' in value) || !Array.isArray(value.batchItemFailures)) {
@@ -174,9 +203,10 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
     let scope = new Scope();
     started.push({ stop: () => scope.close() });
     const renewals: (() => void)[] = [];
-    // Without Redis every route shares one in-process limiter, as they would share Redis's buckets.
+    const sweeperConfig = loadConfig('presenceSweeper', env);
+    // Without Redis every route shares one in-process limiter and one presence, as they would share Redis.
     const given: Partial<Services> = {
-      ...(redis.kind === 'none' ? { limiter: new MemoryRateLimiter() } : {}),
+      ...(redis.kind === 'none' ? { limiter: new MemoryRateLimiter(), presence: new MemoryPresence(presenceTimings(sweeperConfig)) } : {}),
       ...options.services,
     };
     const handlerOf = async (entry: string) => {
@@ -195,8 +225,6 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
       routeTable[route.routeKey] = { handler: call, twoWay: route.twoWay };
       functions[route.name] = (event) => handler(event as never);
     }
-    // Routes API Gateway answers itself (MOCK integrations): the gateway renders the same template.
-    for (const route of mockRoutes) routeTable[route.routeKey] = { mock: { responseTemplate: route.responseTemplate }, twoWay: true };
 
     const workerHandler = await handlerOf(fanoutWorker.entry);
     functions[fanoutWorker.name] = (event) => workerHandler(event as never);
@@ -215,6 +243,10 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
         sqs.destroy();
       },
     });
+    // The presence sweeper, as EventBridge runs it in the cloud: here one sweep every PRESENCE_SWEEP_SECONDS.
+    const sweeperHandler = await handlerOf(presenceSweeper.entry);
+    functions[presenceSweeper.name] = (event) => sweeperHandler(event as never);
+    started.push(startSweeping(() => sweeperHandler({} as never), sweeperConfig.PRESENCE_SWEEP_SECONDS * 1000));
 
     return {
       url: gateway.url,
@@ -230,6 +262,8 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
       dlqUrl,
       env,
       functions,
+      loseConnection: (connectionId) => gateway.loseConnection(connectionId),
+      connectionIds: () => gateway.connectionIds(),
       restartFunctions: async () => {
         const previous = scope;
         scope = new Scope();

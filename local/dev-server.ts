@@ -114,7 +114,7 @@ async function main(): Promise<void> {
       '  bob, terminal 2:',
       `  ${line(bob, 'bob-laptop')}`,
       '',
-      'Then type frames, e.g. (subscribe first; ping at least every 5 minutes keeps an idle connection open):',
+      'Then type frames, e.g. (subscribe first; ping about every 25 s keeps the connection open and its presence live):',
       '  {"action":"subscribe","conversationIds":["demo"]}',
       '  {"action":"sendMessage","conversationId":"demo","clientMessageId":"m1","body":"hello"}',
       '  {"action":"typing","conversationId":"demo"}',

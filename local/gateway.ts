@@ -1,16 +1,13 @@
 /**
- * A local stand-in for an API Gateway WebSocket API with Lambda proxy integrations and MOCK integrations (a route
- * whose response template — VTL, rendered with velocityjs — answers without a handler, as `ping` does), plus its
- * Management API (`@connections`) on the same port, so backend code and the real AWS SDK client run unchanged
- * against it.
+ * A local stand-in for an API Gateway WebSocket API with Lambda proxy integrations, plus its Management API
+ * (`@connections`) on the same port, so backend code and the real AWS SDK client run unchanged against it.
  *
  * Messages on one connection are dispatched concurrently, as on AWS: each frame starts its handler as soon as it
  * arrives, and two-way replies go out in the order handlers finish, not the order frames came in.
  *
  * Known differences from AWS, kept deliberately small:
  * - plain `ws://`/`http://` on loopback; SigV4 on the Management API is not verified; no authorizers, API keys,
- *   throttling, stage variables, non-proxy integrations other than MOCK, or the 29 s integration timeout; in a
- *   MOCK response template `$input` is the client frame (not verified against AWS);
+ *   throttling, stage variables, non-proxy integrations, or the 29 s integration timeout;
  * - only `$request.body.<path>` route selection; ping/pong frames do not count as activity for the idle timeout;
  * - close reasons other than `Going away` (idle, max duration, shutdown) are not documented by AWS, so none are sent.
  */
@@ -29,7 +26,6 @@ export type {
   LocalWebsocketEvent,
   MessageEvent,
   MessageRequestContext,
-  MockRouteDefinition,
   RouteDefinition,
   RouteHandler,
   RouteHandlerResult,

@@ -141,7 +141,7 @@ export function recipientsCache(): Patch {
           },
           remove: async (id) => {
             lists.clear();
-            await registry.remove(id);
+            return await registry.remove(id);
           },
         },
       };

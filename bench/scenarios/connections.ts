@@ -246,7 +246,7 @@ class Lifecycle {
             },
             remove: async (connectionId) => {
               try {
-                await registry.remove(connectionId);
+                return await registry.remove(connectionId);
               } finally {
                 this.removed.add(connectionId);
               }

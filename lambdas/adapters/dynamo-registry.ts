@@ -5,7 +5,7 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import type { Clock, ConnectionRecord, ConnectionRegistry, Subscription } from '../ports.js';
+import type { Clock, ConnectionRecord, ConnectionRegistry, RemovedConnection, Subscription } from '../ports.js';
 import { CONVERSATION_INDEX } from '../../deploy/tables.js';
 import { callAws, isConditionFailure } from './aws-errors.js';
 import { getAll, queryAll, writeAll } from './dynamo-batch.js';
@@ -136,7 +136,7 @@ export class DynamoConnectionRegistry implements ConnectionRegistry {
     });
   }
 
-  async remove(connectionId: string): Promise<void> {
+  async remove(connectionId: string): Promise<RemovedConnection | undefined> {
     this.records.delete(connectionId);
     const items = await queryAll(this.db, WHAT, {
       TableName: this.tableName,
@@ -148,15 +148,19 @@ export class DynamoConnectionRegistry implements ConnectionRegistry {
     });
     const keys: { connectionId: string; entry: string }[] = [];
     let userId: string | undefined;
+    const conversationIds: string[] = [];
     for (const item of items) {
       if (typeof item.entry !== 'string') continue;
       keys.push({ connectionId, entry: item.entry });
-      if (item.entry === CONNECTION_ENTRY && typeof item.userId === 'string') userId = item.userId;
+      if (item.entry.startsWith(SUBSCRIPTION_PREFIX)) conversationIds.push(item.entry.slice(SUBSCRIPTION_PREFIX.length));
+      if (typeof item.userId === 'string') userId ??= item.userId;
     }
     // Subscriptions first, the record last: a removal cut short leaves a record that `remove` can find again.
     const ordered = [...keys.filter((k) => k.entry !== CONNECTION_ENTRY), ...keys.filter((k) => k.entry === CONNECTION_ENTRY)];
     await writeAll(this.db, this.tableName, WHAT, ordered.map((Key) => ({ DeleteRequest: { Key } })));
-    if (userId !== undefined) await this.releaseSlots(userId, [connectionId]);
+    if (userId === undefined) return undefined;
+    await this.releaseSlots(userId, [connectionId]);
+    return { userId, conversationIds };
   }
 
   /** Adds the connection to its user's set if the set has room (or already holds it). */

@@ -3,6 +3,7 @@ import { MemoryRateLimiter } from '../adapters/memory-rate-limiter.js';
 import { RedisRateLimiter } from '../adapters/redis-rate-limiter.js';
 import { NoSeqCache, RedisSeqCache } from '../adapters/redis-seq-cache.js';
 import { MemoryTypingGate } from '../adapters/memory-typing-gate.js';
+import type { RedisConnection } from '../adapters/redis-connection.js';
 import { RedisTypingGate } from '../adapters/redis-typing-gate.js';
 import type { Log, RateLimiter, SeqCache, TypingGate, TypingSettings } from '../ports.js';
 import type { Env, Scope } from './lazy.js';
@@ -21,6 +22,8 @@ export interface RedisHelpers {
   seqCache: SeqCache;
   /** The typing gate with these settings' window (on the same connection). */
   typingGate(settings: TypingSettings): TypingGate;
+  /** The container's one Redis client, for other Redis adapters (presence); undefined without a Redis. */
+  connection: RedisConnection | undefined;
 }
 
 /**
@@ -34,6 +37,7 @@ export async function redisHelpers(config: RedisConfig, scope: Scope, env: Env, 
       limiter: new MemoryRateLimiter(),
       seqCache: new NoSeqCache(),
       typingGate: (settings) => new MemoryTypingGate({ windowMs: settings.coalesceMs }),
+      connection: undefined,
     };
   }
   const url = await readRedisUrl(config, env);
@@ -42,5 +46,6 @@ export async function redisHelpers(config: RedisConfig, scope: Scope, env: Env, 
     limiter: new RedisRateLimiter(redis, { log }),
     seqCache: new RedisSeqCache(redis, { log }),
     typingGate: (settings) => new RedisTypingGate(redis, { windowMs: settings.coalesceMs, log }),
+    connection: redis,
   };
 }

@@ -1,5 +1,5 @@
 import { BadRequestError, ForbiddenError, HandshakeError, RateLimitedError, errorSummary, handshakeRefusalFor } from '../errors.js';
-import type { Binding, ConnectionRecord, Services } from '../ports.js';
+import type { Binding, ConnectionRecord, DevicePosition, Membership, Presence, Services } from '../ports.js';
 import {
   connectParamsSchema,
   type ConversationStatus,
@@ -10,6 +10,7 @@ import {
 } from '../protocol.js';
 import { prune } from './delivery.js';
 import { pendingPage, lastSeqOf } from './messaging.js';
+import { leavePresence, touchPresence, type PresenceAnnouncing } from './presence.js';
 import { requestIdOf } from './request-id.js';
 
 export type OpenConnectionServices = Pick<Services, 'handshake' | 'auth' | 'members' | 'positions' | 'messages' | 'seqCache' | 'registry' | 'clock'>;
@@ -17,7 +18,10 @@ export type AdmissionServices = Pick<Services, 'limits' | 'limiter'>;
 export type SubscribeServices = Pick<
   Services,
   'subscriptions' | 'registry' | 'members' | 'positions' | 'messages' | 'seqCache' | 'sealer' | 'clock' | 'log' | 'posterFor'
->;
+> &
+  PresenceAnnouncing;
+/** What forgetting a connection needs: the registry, and presence (its conversations lapse after the grace). */
+export type CloseConnectionServices = Pick<Services, 'registry' | 'log' | 'clock'> & { presence: Pick<Presence, 'leave'> };
 
 export interface ConnectRequest {
   connectionId: string;
@@ -83,10 +87,14 @@ export async function openConnection(services: OpenConnectionServices, request: 
   }
 }
 
-/** $disconnect: forget the connection and its subscriptions. Never throws: there is nobody to answer. */
-export async function closeConnection(services: Pick<Services, 'registry' | 'log'>, connectionId: string): Promise<void> {
+/**
+ * $disconnect: forget the connection and its subscriptions; in each, its user goes offline after the grace
+ * unless another connection of theirs is live there. Never throws: there is nobody to answer.
+ */
+export async function closeConnection(services: CloseConnectionServices, connectionId: string): Promise<void> {
   try {
-    await services.registry.remove(connectionId);
+    const removed = await services.registry.remove(connectionId);
+    if (removed !== undefined) await leavePresence(services, { connectionId, userId: removed.userId }, removed.conversationIds);
   } catch (error) {
     services.log.warn('could not remove connection on disconnect', { connectionId, error: errorSummary(error) });
   }
@@ -165,6 +173,30 @@ export async function subscribe(
     ),
   );
   await services.registry.subscribe(connection, ok, now);
+  // The other members learn that this user came online (once per user, not per device), beside the answer.
+  const announced = touchPresence(services, connection, ok, endpoint);
+  try {
+    return await answerSubscribe(services, connection, frame, { ok, memberships, registered, endpoint, device });
+  } finally {
+    await announced;
+  }
+}
+
+interface Subscribed {
+  ok: string[];
+  memberships: Map<string, Membership>;
+  registered: Map<string, { lastSeq: number; position: DevicePosition }>;
+  endpoint: string;
+  device: { userId: string; deviceId: string };
+}
+
+/** The `subscribed` answer, then the resume pages of the conversations with an `afterSeq`. */
+async function answerSubscribe(
+  services: SubscribeServices,
+  connection: ConnectionRecord,
+  frame: SubscribeFrame,
+  { ok, memberships, registered, endpoint, device }: Subscribed,
+): Promise<SubscribedFrame | undefined> {
   const conversations: ConversationStatus[] = frame.conversationIds.map((conversationId) => {
     const lastSeq = registered.get(conversationId)?.lastSeq;
     return lastSeq === undefined ? { conversationId, status: 'forbidden' } : { conversationId, status: 'ok', lastSeq };
@@ -193,11 +225,12 @@ export async function subscribe(
 
 /** `unsubscribe`: the connection stops receiving these conversations; frames for them are refused from now on. */
 export async function unsubscribe(
-  services: { registry: Pick<Services['registry'], 'unsubscribe'> },
+  services: Pick<Services, 'clock' | 'log'> & { registry: Pick<Services['registry'], 'unsubscribe'>; presence: Pick<Presence, 'leave'> },
   connection: ConnectionRecord,
   frame: UnsubscribeFrame,
 ): Promise<UnsubscribedFrame> {
   await services.registry.unsubscribe(connection.connectionId, frame.conversationIds);
+  await leavePresence(services, connection, frame.conversationIds);
   return {
     type: 'unsubscribed',
     conversations: frame.conversationIds.map((conversationId) => ({ conversationId, status: 'ok' })),

@@ -34,17 +34,18 @@ export async function deliver(
   endpoint: string,
   delivery: Delivery,
   recipients: readonly Pick<Subscription, 'connectionId'>[],
+  { pruneGone = true }: { pruneGone?: boolean } = {},
 ): Promise<DeliveryReport> {
   const connectionIds = recipients.map((r) => r.connectionId);
   if (connectionIds.length <= services.delivery.fanoutThreshold) {
-    return { ...(await postAll(services, endpoint, delivery.frame, connectionIds)), queued: 0 };
+    return { ...(await postAll(services, endpoint, delivery.frame, connectionIds, pruneGone)), queued: 0 };
   }
   const jobs: FanoutJob[] = [];
   for (let start = 0; start < connectionIds.length; start += services.delivery.fanoutBatchSize) {
     const batch = connectionIds.slice(start, start + services.delivery.fanoutBatchSize);
     jobs.push(
       delivery.kind === 'frame'
-        ? { kind: 'frame', endpoint, frame: delivery.frame, connectionIds: batch }
+        ? { kind: 'frame', endpoint, frame: delivery.frame, connectionIds: batch, ...(pruneGone ? {} : { pruneGone: false }) }
         : { kind: delivery.kind, endpoint, conversationId: delivery.conversationId, seq: delivery.seq, messageId: delivery.messageId, connectionIds: batch },
     );
   }
@@ -84,12 +85,13 @@ export async function liveRecipients(
   return subscriptions.filter((s) => members.has(s.userId));
 }
 
-/** Posts one frame to many connections with bounded concurrency; a gone connection's row is removed. */
+/** Posts one frame to many connections with bounded concurrency; a gone connection's row is removed (if `pruneGone`). */
 export async function postAll(
   services: PostingServices & { delivery: Pick<Services['delivery'], 'postConcurrency'> },
   endpoint: string,
   frame: string,
   connectionIds: readonly string[],
+  pruneGone = true,
 ): Promise<Omit<DeliveryReport, 'queued'>> {
   const poster = services.posterFor(endpoint);
   const report = { delivered: 0, gone: 0, failed: 0 };
@@ -101,7 +103,7 @@ export async function postAll(
       if (connectionId === undefined) break;
       const outcome = await poster.post(connectionId, frame);
       report[outcome] += 1;
-      if (outcome === 'gone') await prune(services, connectionId);
+      if (outcome === 'gone' && pruneGone) await prune(services, connectionId);
     }
   };
   const workers = Math.min(services.delivery.postConcurrency, connectionIds.length);
@@ -121,7 +123,7 @@ export async function prune(services: PostingServices, connectionId: string): Pr
 
 /** Runs one batch from the fan-out queue. Throws only when the batch should be retried (store unavailable). */
 export async function runFanoutJob(services: FanoutJobServices, job: FanoutJob): Promise<DeliveryReport> {
-  if (job.kind === 'frame') return { ...(await postAll(services, job.endpoint, job.frame, job.connectionIds)), queued: 0 };
+  if (job.kind === 'frame') return { ...(await postAll(services, job.endpoint, job.frame, job.connectionIds, job.pruneGone ?? true)), queued: 0 };
   const entry = await services.messages.get(job.conversationId, job.seq);
   const ids = { conversationId: job.conversationId, seq: job.seq, messageId: job.messageId };
   if (entry === undefined || entry.messageId !== job.messageId) {

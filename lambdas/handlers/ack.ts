@@ -3,9 +3,10 @@ import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
 import { devicePositions, messageLog } from '../context/store.js';
-import { rateSettings } from '../context/settings.js';
+import { rateSettings, systemClock } from '../context/settings.js';
 import { ack, type AckServices } from '../domain/messaging.js';
 import { frameRoute, type FrameHandler, type FrameServices } from '../frame-route.js';
 import { ackFrameSchema } from '../protocol.js';
@@ -23,10 +24,12 @@ export const route: Route<AckRouteServices, FrameHandler> = {
       log,
       roster: given.roster ?? memberRoster(config, membershipStore(config, db())),
       limits: given.limits ?? rateSettings(config),
+      clock: given.clock ?? systemClock,
       registry: given.registry ?? connectionRegistry(config, db()),
       messages: given.messages ?? messageLog(config, db()),
       positions: given.positions ?? devicePositions(config, db()),
       limiter: given.limiter ?? (await redis()).limiter,
+      presence: given.presence ?? presenceOf(await redis(), config),
       seqCache: given.seqCache ?? (await redis()).seqCache,
     };
   },

@@ -2,23 +2,28 @@ import { bootLog, createLog } from '../adapters/log.js';
 import { TokenVerifier } from '../auth.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
-import { connectionRegistry, membershipStore } from '../context/members.js';
+import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { postersFor } from '../context/posters.js';
+import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
 import { devicePositions, messageLog } from '../context/store.js';
 import { readAppKeys } from '../context/secrets.js';
-import { handshakeSettings, systemClock } from '../context/settings.js';
+import { conversationSizeSettings, deliverySettings, handshakeSettings, systemClock } from '../context/settings.js';
+import { fanoutQueue } from '../context/sqs.js';
 import { openConnection, type OpenConnectionServices } from '../domain/connection.js';
+import { touchPresence, type PresenceAnnouncing } from '../domain/presence.js';
 import { HandshakeError, causeSummary, errorSummary, handshakeRefusalFor } from '../errors.js';
-import { header, parseProxyEvent, type RouteResponse } from '../proxy-event.js';
+import { callbackEndpoint, header, parseProxyEvent, type RouteResponse } from '../proxy-event.js';
 import type { Log } from '../ports.js';
 
-export type ConnectServices = OpenConnectionServices & { log: Log };
+export type ConnectServices = OpenConnectionServices & PresenceAnnouncing & { log: Log; callbackUrl: string | undefined };
 
 /**
  * Route `$connect`: parameters, token, membership and the user's connection limit decide; a refusal
  * (400/401/403/429) writes nothing and the
- * status goes back on the handshake, so the socket never opens.
+ * status goes back on the handshake, so the socket never opens. With a `conversationId` (v1), the other members
+ * learn that the user came online there.
  */
 export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResponse>> = {
   async build(env, scope, given = {}) {
@@ -26,6 +31,7 @@ export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResp
     const log = given.log ?? createLog(config.LOG_LEVEL);
     const db = once(() => documentClient(config, scope, env));
     const redis = once(() => redisHelpers(config, scope, env, log));
+    const members = given.members ?? membershipStore(config, db());
     const auth =
       given.auth ??
       new TokenVerifier({
@@ -40,10 +46,17 @@ export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResp
       handshake: given.handshake ?? handshakeSettings(config),
       clock: given.clock ?? systemClock,
       registry: given.registry ?? connectionRegistry(config, db()),
-      members: given.members ?? membershipStore(config, db()),
+      members,
+      roster: given.roster ?? memberRoster(config, members),
       messages: given.messages ?? messageLog(config, db()),
       positions: given.positions ?? devicePositions(config, db()),
       seqCache: given.seqCache ?? (await redis()).seqCache,
+      presence: given.presence ?? presenceOf(await redis(), config),
+      callbackUrl: config.CALLBACK_URL,
+      delivery: given.delivery ?? deliverySettings(config),
+      conversationSize: given.conversationSize ?? conversationSizeSettings(config),
+      fanout: given.fanout ?? fanoutQueue(config, scope, env),
+      posterFor: given.posterFor ?? postersFor(config, scope, env, log),
     };
   },
   create: (services: ServiceSource<ConnectServices>) => async (event) => {
@@ -64,6 +77,9 @@ export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResp
         origin: header(parsed, 'origin'),
       });
       built.log.info('connected', { connectionId, requestId, userId: record.userId, deviceId: record.deviceId });
+      // Accepted with a conversationId: it is valid and the connection is subscribed to it.
+      const conversationId = parsed.queryStringParameters?.conversationId;
+      if (conversationId !== undefined) await touchPresence(built, record, [conversationId], callbackEndpoint({ CALLBACK_URL: built.callbackUrl }, parsed));
       return { statusCode: 200 };
     } catch (error) {
       const refusal = handshakeRefusalFor(error);

@@ -3,20 +3,29 @@ import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry } from '../context/members.js';
 import { lambdaHandler, type Route, type ServiceSource } from '../context/lazy.js';
-import { closeConnection } from '../domain/connection.js';
+import { presenceOf } from '../context/presence.js';
+import { redisHelpers } from '../context/redis.js';
+import { systemClock } from '../context/settings.js';
+import { closeConnection, type CloseConnectionServices } from '../domain/connection.js';
 import { errorSummary } from '../errors.js';
 import { parseProxyEvent, type RouteResponse } from '../proxy-event.js';
-import type { Services } from '../ports.js';
 
-export type DisconnectServices = Pick<Services, 'registry' | 'log'>;
+export type DisconnectServices = CloseConnectionServices;
 
-/** Route `$disconnect`: remove the connection's rows (its record and subscriptions). Best effort: a missed delete expires with the rows. */
+/**
+ * Route `$disconnect`: remove the connection's rows (its record and subscriptions) and end its presence in each
+ * conversation (its user goes offline after the grace). Best effort: a missed delete expires with the rows, a
+ * missed `$disconnect` with the presence TTL.
+ */
 export const route: Route<DisconnectServices, (event: unknown) => Promise<RouteResponse>> = {
   async build(env, scope, given = {}) {
     const config = loadConfig('disconnect', env);
+    const log = given.log ?? createLog(config.LOG_LEVEL);
     return {
-      log: given.log ?? createLog(config.LOG_LEVEL),
+      log,
+      clock: given.clock ?? systemClock,
       registry: given.registry ?? connectionRegistry(config, documentClient(config, scope, env)),
+      presence: given.presence ?? presenceOf(await redisHelpers(config, scope, env, log), config),
     };
   },
   create: (services: ServiceSource<DisconnectServices>) => async (event) => {

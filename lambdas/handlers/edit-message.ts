@@ -4,6 +4,7 @@ import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { postersFor } from '../context/posters.js';
+import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
 import { readAppKeys } from '../context/secrets.js';
 import { deliverySettings, rateSettings, systemClock } from '../context/settings.js';
@@ -23,6 +24,7 @@ export const route: Route<EditMessageRouteServices, FrameHandler> = {
     const config = loadConfig('editMessage', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
     const db = once(() => documentClient(config, scope, env));
+    const redis = once(() => redisHelpers(config, scope, env, log));
     return {
       log,
       roster: given.roster ?? memberRoster(config, membershipStore(config, db())),
@@ -33,7 +35,8 @@ export const route: Route<EditMessageRouteServices, FrameHandler> = {
       sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKeys),
       registry: given.registry ?? connectionRegistry(config, db()),
       messages: given.messages ?? messageLog(config, db()),
-      limiter: given.limiter ?? (await redisHelpers(config, scope, env, log)).limiter,
+      limiter: given.limiter ?? (await redis()).limiter,
+      presence: given.presence ?? presenceOf(await redis(), config),
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
       posterFor: given.posterFor ?? postersFor(config, scope, env, log),
     };

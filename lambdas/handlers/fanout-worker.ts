@@ -32,7 +32,7 @@ const storedJob = <K extends 'message' | 'edited'>(kind: K) =>
 const fanoutJobSchema = z.discriminatedUnion('kind', [
   storedJob('message'),
   storedJob('edited'),
-  z.object({ kind: z.literal('frame'), endpoint: z.url(), frame: z.string().check(z.minLength(2)), connectionIds }),
+  z.object({ kind: z.literal('frame'), endpoint: z.url(), frame: z.string().check(z.minLength(2)), connectionIds, pruneGone: z.optional(z.boolean()) }),
 ]);
 
 function parseJob(record: SQSRecord) {

@@ -3,6 +3,7 @@ import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
 import { devicePositions, messageLog } from '../context/store.js';
 import { readAppKeys } from '../context/secrets.js';
@@ -33,6 +34,7 @@ export const route: Route<GetUnackedRouteServices, FrameHandler> = {
       messages: given.messages ?? messageLog(config, db()),
       positions: given.positions ?? devicePositions(config, db()),
       limiter: given.limiter ?? (await redis()).limiter,
+      presence: given.presence ?? presenceOf(await redis(), config),
       seqCache: given.seqCache ?? (await redis()).seqCache,
     };
   },

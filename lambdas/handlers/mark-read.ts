@@ -4,6 +4,7 @@ import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { postersFor } from '../context/posters.js';
+import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
 import { deliverySettings, rateSettings, systemClock } from '../context/settings.js';
 import { fanoutQueue } from '../context/sqs.js';
@@ -34,6 +35,7 @@ export const route: Route<MarkReadRouteServices, FrameHandler> = {
       registry: given.registry ?? connectionRegistry(config, db()),
       messages: given.messages ?? messageLog(config, db()),
       limiter: given.limiter ?? (await redis()).limiter,
+      presence: given.presence ?? presenceOf(await redis(), config),
       seqCache: given.seqCache ?? (await redis()).seqCache,
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
       posterFor: given.posterFor ?? postersFor(config, scope, env, log),

@@ -2,11 +2,13 @@ import { createLog } from '../adapters/log.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
-import { connectionRegistry, membershipStore } from '../context/members.js';
+import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { postersFor } from '../context/posters.js';
+import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
 import { readAppKeys } from '../context/secrets.js';
-import { rateSettings, subscriptionSettings, systemClock } from '../context/settings.js';
+import { conversationSizeSettings, deliverySettings, rateSettings, subscriptionSettings, systemClock } from '../context/settings.js';
+import { fanoutQueue } from '../context/sqs.js';
 import { devicePositions, messageLog } from '../context/store.js';
 import { subscribe, type SubscribeServices } from '../domain/connection.js';
 import { MessageCipher } from '../encryption.js';
@@ -18,7 +20,7 @@ export type SubscribeRouteServices = SubscribeServices & ConnectionFrameServices
 
 /**
  * Route `subscribe`: the connection receives these conversations (each `ok` or `forbidden`); with `afterSeq`,
- * the device's missed messages follow (resume).
+ * the device's missed messages follow (resume). The other members learn that its user came online.
  */
 export const route: Route<SubscribeRouteServices, FrameHandler> = {
   async build(env, scope, given = {}) {
@@ -26,6 +28,7 @@ export const route: Route<SubscribeRouteServices, FrameHandler> = {
     const log = given.log ?? createLog(config.LOG_LEVEL);
     const db = once(() => documentClient(config, scope, env));
     const redis = once(() => redisHelpers(config, scope, env, log));
+    const members = given.members ?? membershipStore(config, db());
     return {
       log,
       callbackUrl: config.CALLBACK_URL,
@@ -34,11 +37,16 @@ export const route: Route<SubscribeRouteServices, FrameHandler> = {
       clock: given.clock ?? systemClock,
       sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKeys),
       registry: given.registry ?? connectionRegistry(config, db()),
-      members: given.members ?? membershipStore(config, db()),
+      members,
+      roster: given.roster ?? memberRoster(config, members),
       messages: given.messages ?? messageLog(config, db()),
       positions: given.positions ?? devicePositions(config, db()),
       limiter: given.limiter ?? (await redis()).limiter,
       seqCache: given.seqCache ?? (await redis()).seqCache,
+      presence: given.presence ?? presenceOf(await redis(), config),
+      delivery: given.delivery ?? deliverySettings(config),
+      conversationSize: given.conversationSize ?? conversationSizeSettings(config),
+      fanout: given.fanout ?? fanoutQueue(config, scope, env),
       posterFor: given.posterFor ?? postersFor(config, scope, env, log),
     };
   },

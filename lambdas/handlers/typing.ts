@@ -4,6 +4,7 @@ import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { postersFor } from '../context/posters.js';
+import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
 import { conversationSizeSettings, deliverySettings, rateSettings, systemClock, typingSettings } from '../context/settings.js';
 import { fanoutQueue } from '../context/sqs.js';
@@ -34,6 +35,7 @@ export const route: Route<TypingRouteServices, FrameHandler> = {
       conversationSize: given.conversationSize ?? conversationSizeSettings(config),
       typing,
       typingGate: given.typingGate ?? (await redis()).typingGate(typing),
+      presence: given.presence ?? presenceOf(await redis(), config),
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
       posterFor: given.posterFor ?? postersFor(config, scope, env, log),
     };

@@ -130,6 +130,12 @@ export class Connection implements ManagedConnection {
     this.graceTimer ??= setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
   }
 
+  /** Drops the TCP connection at once, with no close handshake (the client sees 1006). */
+  drop(): void {
+    this.serverClose ??= { code: 1006, reason: '' };
+    this.ws.terminate();
+  }
+
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.serverClose !== undefined) return;
     this.lastActiveAt = Date.now();

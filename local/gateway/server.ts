@@ -15,14 +15,11 @@ import { rejectUpgrade, sendError, splitTarget } from './http.js';
 import { newApiId, newAwsStyleId, newTraceId } from './ids.js';
 import { invokeHandler } from './lambda.js';
 import { handleManagementRequest } from './management.js';
-import { MockTemplates } from './mock.js';
 import { compileSelectionExpression, selectRoute } from './routing.js';
 import type {
   GatewayLogEntry,
   LocalGateway,
   LocalGatewayOptions,
-  MessageEvent,
-  MockRouteDefinition,
   RouteDefinition,
   RouteTable,
 } from './types.js';
@@ -107,6 +104,8 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
   };
 
   const connections = new Map<string, Connection>();
+  /** Connections dropped by `loseConnection`: their `$disconnect` is never run. */
+  const lost = new Set<string>();
   const pendingUpgrades = new WeakMap<IncomingMessage, PendingUpgrade>();
   const pendingConnects = new Set<Promise<void>>();
   /** Handler invocations still running (messages and `$disconnect`), so `close()` can wait for them. */
@@ -129,7 +128,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
   const runDisconnect = (facts: ConnectionFacts, close: CloseInfo): void => {
     log({ level: 'info', event: 'disconnect', connectionId: facts.connectionId, closeCode: close.code });
     const route = hasRoute(routes, '$disconnect');
-    if (route === undefined || !('handler' in route)) return;
+    if (route === undefined) return;
     const requestId = newAwsStyleId();
     const event = disconnectEvent(facts, requestId, Date.now(), close.code, close.reason);
     const work = invokeHandler(route.handler, event, '$disconnect').catch((error: unknown) => {
@@ -145,28 +144,6 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     track(work, inflight);
   };
 
-  const mockTemplates = new MockTemplates();
-  /** A MOCK integration: the gateway renders the route's response template itself, and no handler runs. */
-  const answerFromMock = (connection: Connection, route: MockRouteDefinition, event: MessageEvent): void => {
-    const { connectionId, routeKey, requestId } = event.requestContext;
-    let rendered: string;
-    try {
-      rendered = mockTemplates.render(route.mock.responseTemplate, event);
-    } catch (error) {
-      log({
-        level: 'error',
-        event: 'template_error',
-        connectionId,
-        routeKey,
-        requestId,
-        errorName: error instanceof Error ? error.name : typeof error,
-      });
-      void connection.sendText(errorFrame('Internal server error', connectionId, requestId));
-      return;
-    }
-    if (route.twoWay === true && rendered !== '') void connection.sendText(rendered);
-  };
-
   const onText = (connection: Connection, text: string): void => {
     const requestId = newAwsStyleId();
     const connectionId = connection.connectionId;
@@ -179,10 +156,6 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     }
     log({ level: 'debug', event: 'message', connectionId, routeKey, requestId, bytes: Buffer.byteLength(text) });
     const event = messageEvent(connection.facts, routeKey, requestId, newAwsStyleId(), Date.now(), text);
-    if (!('handler' in route)) {
-      answerFromMock(connection, route, event);
-      return;
-    }
     const work = invokeHandler(route.handler, event, routeKey).then(
       async (result) => {
         const body = result?.body;
@@ -207,14 +180,17 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     onText,
     onClosed(connection: Connection, close: CloseInfo): void {
       connections.delete(connection.connectionId);
+      if (lost.delete(connection.connectionId)) {
+        log({ level: 'info', event: 'lost', connectionId: connection.connectionId });
+        return;
+      }
       runDisconnect(connection.facts, close);
     },
   };
 
   const runConnect = async (req: IncomingMessage, pending: PendingUpgrade): Promise<ConnectDecision> => {
     const route = hasRoute(routes, '$connect');
-    // A mock `$connect` answers 200 (its request template is `{"statusCode":200}`).
-    if (route === undefined || !('handler' in route)) return { accept: true, protocol: undefined };
+    if (route === undefined) return { accept: true, protocol: undefined };
     const forwardedFor = req.headers['x-forwarded-for'];
     const ip = pending.facts.identity.sourceIp;
     const extra: [string, string][] = [
@@ -397,6 +373,13 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     stage,
     port,
     connectionIds: () => [...connections.keys()],
+    loseConnection: (connectionId) => {
+      const connection = connections.get(connectionId);
+      if (connection === undefined) return false;
+      lost.add(connectionId);
+      connection.drop();
+      return true;
+    },
     close,
   };
 }

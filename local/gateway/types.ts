@@ -128,28 +128,7 @@ export interface HandlerRouteDefinition {
   twoWay?: boolean;
 }
 
-/**
- * A route the gateway answers itself, as API Gateway does with a MOCK integration: no handler runs. Its request
- * template is taken to be `{"statusCode":200}`, so the `$default` integration response applies and its template
- * (`responseTemplate`, Velocity) is rendered with:
- * - `$context`: the request context the handler event would carry (`requestTimeEpoch`, `requestId`, `connectionId`,
- *   `routeKey`, `messageId`, `eventType`, `connectedAt`, `stage`, `domainName`, `apiId`, `identity.sourceIp`, …);
- * - `$input.body` (the client frame as received), `$input.path(p)` (the value at JSONPath `p` in the frame) and
- *   `$input.json(p)` (the same value as JSON text); `p` is `$` or `$` followed by `.name`, `[n]` or `['name']` steps,
- *   and a path that finds nothing (or a frame that is not JSON) gives an empty string;
- * - `$util.escapeJavaScript(s)` (Java-style escaping, `'` and `/` included, as API Gateway's) and `$util.parseJson(s)`.
- *
- * A template that cannot be parsed or throws while rendering (an unsupported path, `parseJson` of invalid JSON) is an
- * integration failure: the caller gets the `Internal server error` frame and a `template_error` event is logged.
- * On `$connect` a mock route accepts the connection; on `$disconnect` it does nothing.
- */
-export interface MockRouteDefinition {
-  mock: { responseTemplate: string };
-  /** Two-way routes send the rendered template, when it is not empty, back to the caller as a text frame. */
-  twoWay?: boolean;
-}
-
-export type RouteDefinition = HandlerRouteDefinition | MockRouteDefinition;
+export type RouteDefinition = HandlerRouteDefinition;
 
 /** Route key (`$connect`, `$disconnect`, `$default` or a custom key) to its integration. */
 export type RouteTable = Record<string, RouteDefinition>;
@@ -215,6 +194,11 @@ export interface LocalGateway {
   port: number;
   /** Ids of connections that are open now. */
   connectionIds(): string[];
+  /**
+   * Drops a connection without running `$disconnect`, as API Gateway may never deliver one (for tests of what
+   * must not depend on it): the socket is gone, posts to it answer 410, the backend is not told. False if unknown.
+   */
+  loseConnection(connectionId: string): boolean;
   /** Closes every connection (running `$disconnect` for each), then the servers; resolves when all is down. */
   close(): Promise<void>;
 }

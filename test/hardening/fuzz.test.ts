@@ -1,15 +1,12 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { sqsRecord } from '../support/sqs-record.js';
-import { mockRoutes } from '../../deploy/routes.js';
 import { DynamoMembershipStore } from '../../lambdas/adapters/dynamo-members.js';
 import { handler as defaultRoute } from '../../lambdas/handlers/default.js';
 import { connectParamsSchema, isWellFormed } from '../../lambdas/protocol.js';
 import { appKeysFrom } from '../../lambdas/secret.js';
 import { startLocalBackend, type LocalBackend } from '../../local/backend.js';
-import { MockTemplates } from '../../local/gateway/mock.js';
 import { openClient, type TestClient } from '../../local/gateway/testing.js';
-import type { LocalWebsocketEvent } from '../../local/gateway/types.js';
 import { signToken } from '../../local/tokens.js';
 import { connectUrl } from '../support/chat.js';
 import { uniqueId } from '../support/env.js';
@@ -44,10 +41,9 @@ const sendMessage = lambdas.sendMessage;
 const typing = lambdas.typing;
 
 /**
- * Bad input, property-based: arbitrary frames into every route handler (called directly, as Lambda would; `ping`
- * through its MOCK template) and through the API Gateway emulator with real `ws` clients, arbitrary $connect
+ * Bad input, property-based: arbitrary frames into every route handler (called directly, as Lambda would) and through the API Gateway emulator with real `ws` clients, arbitrary $connect
  * parameters and headers, arbitrary $disconnect events and arbitrary SQS records for the fan-out worker. The
- * frames are of every v2 action (subscribe, unsubscribe and ping included), carry valid and malformed
+ * frames are of every v2 action (subscribe, unsubscribe, ping and getPresence included), carry valid and malformed
  * requestIds, and change what the connection is subscribed to as they go: the expected answers follow that
  * (answers.ts, `Session`). The whole backend is real (dynalite, fauxqs, redis-server); the rate limit is set high
  * so it never masks behaviour.
@@ -62,19 +58,10 @@ const unhandled: unknown[] = [];
 const recordUnhandled = (reason: unknown) => unhandled.push(reason);
 const sockets: TestClient[] = [];
 
-/** `ping` is a MOCK route: API Gateway renders the deployed template itself (as the emulator does), no handler runs. */
-const PING_TEMPLATE = mockRoutes.find((r) => r.routeKey === 'ping')?.responseTemplate ?? '';
-const templates = new MockTemplates();
-async function ping(event: unknown): Promise<{ statusCode: number; body?: string }> {
-  const message = event as LocalWebsocketEvent;
-  const rendered = templates.render(PING_TEMPLATE, { ...message, requestContext: { ...message.requestContext, requestTimeEpoch: Date.now() } });
-  return rendered === '' ? { statusCode: 200 } : { statusCode: 200, body: rendered };
-}
-
 const routes: Record<Route, (event: unknown) => Promise<{ statusCode: number; body?: string }>> = {
   subscribe: lambdas.subscribe,
   unsubscribe: lambdas.unsubscribe,
-  ping,
+  ping: lambdas.ping,
   typing,
   sendMessage,
   editMessage: lambdas.editMessage,
@@ -84,10 +71,11 @@ const routes: Record<Route, (event: unknown) => Promise<{ statusCode: number; bo
   getHistory: lambdas.getHistory,
   markRead: lambdas.markRead,
   getConversations: lambdas.getConversations,
+  getPresence: lambdas.getPresence,
   $default: defaultRoute,
 };
-/** The routes that run a handler (all but the MOCK `ping`). */
-const HANDLER_ROUTES = ROUTES.filter((route) => route !== 'ping');
+/** Every route runs a handler (`ping` too: it keeps presence, so it is no MOCK route). */
+const HANDLER_ROUTES = ROUTES;
 /**
  * Conversations the fuzzed user (alice) is a member of besides the one the connection starts in, named like
  * Object.prototype's properties: valid ids (1–128 of A-Z a-z 0-9 _ -) like any other.
@@ -105,6 +93,8 @@ beforeAll(async () => {
       RATE_LIMIT_BURST: '1000000',
       RATE_LIMIT_USER_PER_SECOND: '1000000',
       RATE_LIMIT_USER_BURST: '1000000',
+      // No connection lapses while the suite runs: the only presence frames are those the fuzzed frames cause.
+      PRESENCE_TTL_SECONDS: '3600',
     },
   });
   probe = new BackendProbe(backend);
@@ -189,7 +179,7 @@ async function framesFrom(socket: TestClient, from: number, count: number, timeo
  * Frames this suite found answered against the contract (minimal forms of fast-check's counterexamples), tried
  * first on every run so each stays fixed once it is: a member conversation named like an Object.prototype
  * property resumed without an afterSeq for it; a seq at Number.MAX_SAFE_INTEGER; an afterSeq key echoed in the
- * error message; and `ping` requestIds the MOCK template mishandles (a quote, an object with its own toString,
+ * error message; and `ping` requestIds a MOCK template once mishandled (a quote, an object with its own toString,
  * deep nesting).
  */
 function foundFrames(session: Session): FuzzFrame[] {
@@ -223,9 +213,10 @@ describe('every route handler, called directly', () => {
   beforeAll(async () => {
     const conversationId = await conversationWith('alice', 'bob');
     binding = sessionOf(conversationId, [await conversationWith('alice')]);
+    // bob first: alice's own stream then holds only what her frames cause (bob's `presence` online came before).
+    bob = await live(conversationId, 'bob', 'phone');
     alice = await live(conversationId, 'alice', 'phone');
     CONNECTION = await connectionIdOf(conversationId, 'alice');
-    bob = await live(conversationId, 'bob', 'phone');
   });
 
   it('answers any frame by contract: a valid error frame, or the normal answer of a valid frame; never throws', async () => {
@@ -529,9 +520,10 @@ describe('through the API Gateway emulator with real ws clients', () => {
   it('answers every frame by contract, keeps the connection open and the process up', async () => {
     const conversationId = await conversationWith('alice', 'bob');
     const binding = sessionOf(conversationId, [await conversationWith('alice')]);
+    // bob first, so that alice's stream holds only answers (bob's `presence` online went out before she came).
+    const bob = await live(conversationId, 'bob', 'phone');
     const alice = await live(conversationId, 'alice', 'phone');
     const aliceConnection = await connectionIdOf(conversationId, 'alice');
-    const bob = await live(conversationId, 'bob', 'phone');
     // Answered `unacked` while the connection is subscribed to the conversation, `forbidden` once it is not.
     const probeFrame = JSON.stringify({ action: 'getUnacked', conversationId, limit: 1 });
     const answersTo = async (expected: Expected): Promise<string[]> => {

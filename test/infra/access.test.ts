@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fanoutWorker, routes, type FunctionSpec } from '../../deploy/routes.js';
+import { fanoutWorker, presenceSweeper, routes, type FunctionSpec } from '../../deploy/routes.js';
 import { tableShapes, type TableName, type TableShape } from '../../deploy/tables.js';
 import { variablesOf } from '../../lambdas/config.js';
 import {
@@ -19,7 +19,7 @@ import {
 } from './synth.js';
 
 const STACK = 'RelayWs-dev';
-const allSpecs = [...routes, fanoutWorker];
+const allSpecs = [...routes, fanoutWorker, presenceSweeper];
 
 let synth: Synthesized;
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, requiredVariablesOf, variablesOf } from '../../lambdas/config.js';
 import { ConfigError } from '../../lambdas/errors.js';
-import { fanoutWorker, routes } from '../../deploy/routes.js';
+import { fanoutWorker, presenceSweeper, routes } from '../../deploy/routes.js';
 import { configFor, functionEnvironments, type FunctionEnvironment } from './environment.js';
 import { removeAssembly, synthesize, type Synthesized } from './synth.js';
 
@@ -24,7 +24,7 @@ afterAll(() => removeAssembly(synth));
 describe('function environment, checked against lambdas/config.ts', () => {
   it('covers every function of the route table and the worker', () => {
     expect(environments.map((e) => e.functionName).sort()).toEqual(
-      [...routes, fanoutWorker].map((spec) => `RelayWs-dev-${spec.name}`).sort(),
+      [...routes, fanoutWorker, presenceSweeper].map((spec) => `RelayWs-dev-${spec.name}`).sort(),
     );
   });
 
@@ -41,7 +41,9 @@ describe('function environment, checked against lambdas/config.ts', () => {
       expect(Object.keys(environment.raw).filter((name) => !allowed.has(name)), environment.functionName).toEqual([]);
     }
     const byName = new Map(environments.map((e) => [e.name, e.raw]));
-    expect(Object.keys(byName.get('disconnect') ?? {}).sort()).toEqual(['CONNECTIONS_TABLE', 'LOG_LEVEL', 'NODE_OPTIONS']);
+    expect(Object.keys(byName.get('disconnect') ?? {}).sort()).toEqual(['CONNECTIONS_TABLE', 'LOG_LEVEL', 'NODE_OPTIONS', 'REDIS_MODE', 'REDIS_URL']);
+    expect(byName.get('presenceSweeper')?.CALLBACK_URL).toBeDefined();
+    expect(byName.get('sendMessage')?.CALLBACK_URL).toBeUndefined();
     expect(byName.get('typing')?.APP_SECRET_ID).toBeUndefined();
     expect(byName.get('default')?.REDIS_URL).toBeUndefined();
   });

@@ -8,7 +8,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fanoutWorker, mockRoutes, routes } from '../../deploy/routes.js';
+import { fanoutWorker, presenceSweeper, routes } from '../../deploy/routes.js';
 import { connectionsTable, MEMBER_USER_INDEX, membersTable } from '../../deploy/tables.js';
 import { ACCESS_LOG_FIELDS } from '../../lib/api.js';
 import { ESM_REQUIRE_BANNER } from '../../lib/functions.js';
@@ -32,7 +32,7 @@ import {
 
 const STACK = 'RelayWs-dev';
 const ALARM_EMAIL = 'ops@example.com';
-const allSpecs = [...routes, fanoutWorker];
+const allSpecs = [...routes, fanoutWorker, presenceSweeper];
 
 let synth: Synthesized;
 
@@ -122,9 +122,11 @@ describe('WebSocket API', () => {
     expect(responses).toHaveLength(route.twoWay ? 1 : 0);
   });
 
-  it('has exactly the routes of the route table: the Lambda routes and the MOCK ones', () => {
+  it('has exactly the routes of the route table, each a Lambda integration (no MOCK one)', () => {
     const keys = resourcesOfType(synth.json, 'AWS::ApiGatewayV2::Route').map(([, r]) => props(r).RouteKey);
-    expect(keys.sort()).toEqual([...routes, ...mockRoutes].map((r) => r.routeKey).sort());
+    expect(keys.sort()).toEqual(routes.map((r) => r.routeKey).sort());
+    const types = resourcesOfType(synth.json, 'AWS::ApiGatewayV2::Integration').map(([, i]) => props(i).IntegrationType);
+    expect(types).toEqual(routes.map(() => 'AWS_PROXY'));
   });
 
   it('deploys a throttled stage that writes JSON access logs', () => {

@@ -353,8 +353,9 @@ describe('DynamoConnectionRegistry on dynalite: remove', () => {
     expect(await entriesOf(drop.connectionId)).toHaveLength(101);
     sent.length = 0;
 
-    await registry.remove(drop.connectionId);
+    const removed = await registry.remove(drop.connectionId);
 
+    expect(removed).toEqual({ userId, conversationIds: [...conversations].sort() });
     // 101 deletes: five batches of at most 25.
     const batches = sent.filter((entry) => entry.command === 'BatchWriteItemCommand');
     expect(batches).toHaveLength(5);
@@ -372,7 +373,7 @@ describe('DynamoConnectionRegistry on dynalite: remove', () => {
     await expect(registry.remove(`never-${randomUUID()}`)).resolves.toBeUndefined();
     const orphan = record({ userId: newUser() });
     await seed([{ ...orphan, entry: RECORD_ENTRY }]);
-    await expect(registry.remove(orphan.connectionId)).resolves.toBeUndefined();
+    await expect(registry.remove(orphan.connectionId)).resolves.toEqual({ userId: orphan.userId, conversationIds: [] });
     await expect(entriesOf(orphan.connectionId)).resolves.toEqual([]);
     await expect(userItem(orphan.userId)).resolves.toBeUndefined();
   });

@@ -32,8 +32,16 @@ export class ChatClient {
     await this.socket.send(JSON.stringify(frame));
   }
 
-  /** All frames received so far, parsed. */
+  /**
+   * The frames received so far, parsed, but pushed `presence` changes (they arrive whenever a member comes or
+   * goes, so tests about other frames count without them; `allFrames` has them).
+   */
   frames(): Frame[] {
+    return this.allFrames().filter((f) => !(f.type === 'presence' && f.requestId === undefined));
+  }
+
+  /** Every frame received so far, parsed. */
+  allFrames(): Frame[] {
     return this.socket.received.map((text) => JSON.parse(text) as Frame);
   }
 
@@ -41,7 +49,7 @@ export class ChatClient {
   async waitFor(match: (frame: Frame) => boolean, timeoutMs = 5000): Promise<Frame> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const all = this.frames();
+      const all = this.allFrames();
       for (; this.cursor < all.length; this.cursor += 1) {
         const frame = all[this.cursor];
         if (frame !== undefined && match(frame)) {

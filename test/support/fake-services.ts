@@ -1,4 +1,5 @@
 import { vi } from 'vitest';
+import { MemoryPresence } from '../../lambdas/adapters/memory-presence.js';
 import { MessageCipher } from '../../lambdas/encryption.js';
 import { changeEntry } from './fake-log-changes.js';
 import type {
@@ -21,6 +22,7 @@ import type {
   RateBucket,
   RateSettings,
   ReadMark,
+  RemovedConnection,
   SealFor,
   Services,
   Subscription,
@@ -132,10 +134,13 @@ export function fakeServices(
         }
       }),
       listByConversation: vi.fn(async (conversationId: string) => connections.filter((c) => c.conversationId === conversationId)),
-      remove: vi.fn(async (id: string) => {
+      remove: vi.fn(async (id: string): Promise<RemovedConnection | undefined> => {
+        const userId = [...records, ...connections].find((c) => c.connectionId === id)?.userId;
+        const conversationIds = connections.filter((c) => c.connectionId === id).map((c) => c.conversationId);
         for (const list of [records, connections]) {
           for (let i = list.length - 1; i >= 0; i -= 1) if (list[i]?.connectionId === id) list.splice(i, 1);
         }
+        return userId === undefined ? undefined : { userId, conversationIds };
       }),
     },
     roster: {
@@ -266,6 +271,8 @@ export function fakeServices(
       nextId += 1;
       return `msg-${nextId}`;
     },
+    /** The in-process twin (contract-tested like the Redis one), with the default timings. */
+    presence: new MemoryPresence({ ttlMs: 60_000, graceMs: 15_000, occupancyIntervalMs: 5_000 }),
   } satisfies Services;
 
   return {

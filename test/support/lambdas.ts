@@ -7,8 +7,11 @@ import { route as editMessage } from '../../lambdas/handlers/edit-message.js';
 import { route as fanoutWorker } from '../../lambdas/handlers/fanout-worker.js';
 import { route as getHistory } from '../../lambdas/handlers/get-history.js';
 import { route as getConversations } from '../../lambdas/handlers/get-conversations.js';
+import { route as getPresence } from '../../lambdas/handlers/get-presence.js';
 import { route as getUnacked } from '../../lambdas/handlers/get-unacked.js';
 import { route as markRead } from '../../lambdas/handlers/mark-read.js';
+import { route as ping } from '../../lambdas/handlers/ping.js';
+import { route as presenceSweeper } from '../../lambdas/handlers/presence-sweeper.js';
 import { route as sendMessage } from '../../lambdas/handlers/send-message.js';
 import { route as subscribe } from '../../lambdas/handlers/subscribe.js';
 import { route as typing } from '../../lambdas/handlers/typing.js';
@@ -47,6 +50,9 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
     markRead: slot(markRead),
     getConversations: slot(getConversations),
     fanoutWorker: slot(fanoutWorker),
+    ping: slot(ping),
+    getPresence: slot(getPresence),
+    presenceSweeper: slot(presenceSweeper),
   };
   return {
     connect: slots.connect.handler,
@@ -63,6 +69,9 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
     markRead: slots.markRead.handler,
     getConversations: slots.getConversations.handler,
     fanoutWorker: slots.fanoutWorker.handler,
+    ping: slots.ping.handler,
+    getPresence: slots.getPresence.handler,
+    presenceSweeper: slots.presenceSweeper.handler,
     /** The services a route built (or builds now), as its handler sees them. */
     services: {
       connect: slots.connect.services,
@@ -77,6 +86,9 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
       markRead: slots.markRead.services,
       getConversations: slots.getConversations.services,
       fanoutWorker: slots.fanoutWorker.services,
+      ping: slots.ping.services,
+      getPresence: slots.getPresence.services,
+      presenceSweeper: slots.presenceSweeper.services,
     },
     async reset(): Promise<void> {
       const previous = scope;

@@ -27,8 +27,11 @@ describe('loadConfig', () => {
   });
 
   it('gives each function only the variables it reads', () => {
-    expect(variablesOf('disconnect')).toEqual(expect.arrayContaining(['CONNECTIONS_TABLE', 'LOG_LEVEL']));
-    for (const absent of ['APP_SECRET_ID', 'REDIS_URL', 'MEMBERS_TABLE', 'FANOUT_QUEUE_URL', 'RATE_LIMIT_PER_SECOND']) {
+    // $disconnect reaches Redis only to end the connection's presence.
+    expect(variablesOf('disconnect')).toEqual(expect.arrayContaining(['CONNECTIONS_TABLE', 'LOG_LEVEL', 'REDIS_URL', 'PRESENCE_GRACE_SECONDS']));
+    expect(variablesOf('presenceSweeper')).toContain('PRESENCE_SWEEP_SECONDS');
+    expect(variablesOf('ping')).not.toContain('PRESENCE_SWEEP_SECONDS');
+    for (const absent of ['APP_SECRET_ID', 'MEMBERS_TABLE', 'FANOUT_QUEUE_URL', 'RATE_LIMIT_PER_SECOND']) {
       expect(variablesOf('disconnect')).not.toContain(absent);
     }
     expect(variablesOf('typing')).not.toContain('APP_SECRET_ID');

@@ -47,11 +47,11 @@ describe('per-route services', () => {
     expect(services.sealer.open(FIELDS, services.sealer.seal(FIELDS, 'round trip'))).toBe('round trip');
   });
 
-  it('builds only what the route uses: $disconnect needs no secret, Redis or queue', async () => {
+  it('builds only what the route uses: $disconnect needs no secret or queue (without a Redis, presence is in process)', async () => {
     const scope = new Scope();
     onTestFinished(() => scope.close());
     const services = await disconnectRoute.build({ CONNECTIONS_TABLE: 'connections-test', AWS_REGION: 'us-east-1' }, scope);
-    expect(Object.keys(services).sort()).toEqual(['log', 'registry']);
+    expect(Object.keys(services).sort()).toEqual(['clock', 'log', 'presence', 'registry']);
     expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(0);
   });
 

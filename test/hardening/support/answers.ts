@@ -1,4 +1,4 @@
-import { mockRoutes, routes as deployedRoutes } from '../../../deploy/routes.js';
+import { routes as deployedRoutes } from '../../../deploy/routes.js';
 import { selectRoute } from '../../../local/gateway/routing.js';
 import { clientFrameSchemas, MAX_MESSAGE_BYTES } from '../../../lambdas/protocol.js';
 import { conversationsCursor, isRequestId, stringLeaves, type Binding } from './fuzz-values.js';
@@ -47,6 +47,8 @@ const VOCABULARY = new Set([
   'markRead',
   'getConversations',
   'cursor',
+  'getPresence',
+  'presence',
   'upToSeq',
   'beforeSeq',
   'ack',
@@ -92,7 +94,7 @@ export function errorFrameProblems(frame: Frame, sentText: string): string[] {
 
 // ---- routes ----------------------------------------------------------------------------------------------
 
-/** The routes a client frame can select (deploy/routes.ts: Lambda routes and the MOCK `ping`), and `$default`. */
+/** The routes a client frame can select (deploy/routes.ts), and `$default`. */
 export const ROUTES = [
   'subscribe',
   'unsubscribe',
@@ -106,6 +108,7 @@ export const ROUTES = [
   'getHistory',
   'markRead',
   'getConversations',
+  'getPresence',
   '$default',
 ] as const;
 export type Route = (typeof ROUTES)[number];
@@ -114,7 +117,7 @@ const isRoute = (key: string | undefined): key is Route => (ROUTES as readonly (
 
 /** The deployed route table, as API Gateway (and the emulator, which loads the same table) selects from it. */
 const DEPLOYED = Object.fromEntries(
-  [...deployedRoutes.map((r) => r.routeKey), ...mockRoutes.map((r) => r.routeKey)].map((key) => [key, { handler: () => undefined }]),
+  deployedRoutes.map((r) => [r.routeKey, { handler: () => undefined }]),
 );
 {
   const clientRoutes = Object.keys(DEPLOYED).filter((key) => key !== '$connect' && key !== '$disconnect');
@@ -164,11 +167,9 @@ export function requestIdCase(text: string): RequestIdCase {
 
 /**
  * The `requestId` rule for one answer frame: a well-formed one is echoed exactly (by every answer, errors
- * included); none is never invented; a malformed one is never echoed by a Lambda route's answer or error.
- * The MOCK `ping` echoes whatever non-empty value its template reads (API Gateway's behaviour), so a malformed
- * one may come back there, as a string.
+ * included); none is never invented; a malformed one is never echoed.
  */
-function requestIdProblems(frame: Frame, sent: RequestIdCase, mock: boolean): string[] {
+function requestIdProblems(frame: Frame, sent: RequestIdCase): string[] {
   const has = Object.prototype.hasOwnProperty.call(frame, 'requestId');
   const echoed = JSON.stringify(frame.requestId);
   switch (sent.kind) {
@@ -177,9 +178,7 @@ function requestIdProblems(frame: Frame, sent: RequestIdCase, mock: boolean): st
     case 'none':
       return has ? [`requestId ${echoed} invented (the frame carried none)`] : [];
     case 'malformed':
-      if (!has) return [];
-      if (mock) return typeof frame.requestId === 'string' ? [] : [`requestId ${echoed} is not a string`];
-      return [`${String(frame.type)} echoes the malformed requestId ${echoed}`];
+      return has ? [`${String(frame.type)} echoes the malformed requestId ${echoed}`] : [];
   }
 }
 
@@ -193,7 +192,7 @@ export interface ConversationExpectation {
 /** What the contract says a route answers to a frame text from the fuzzed connection. */
 export type Expected =
   | { kind: 'silent' }
-  | { kind: 'answer'; type: 'sent' | 'acked' | 'unacked' | 'history' | 'read' | 'conversations' }
+  | { kind: 'answer'; type: 'sent' | 'acked' | 'unacked' | 'history' | 'read' | 'conversations' | 'presence' }
   /** `subscribed`, then (for each `ok` conversation with an `afterSeq`) one `unacked` page, in that order. */
   | { kind: 'subscribed'; conversations: ConversationExpectation[]; resumes: { conversationId: string; afterSeq: number }[] }
   | { kind: 'unsubscribed'; conversationIds: string[] }
@@ -238,8 +237,6 @@ const hasOwn = (value: unknown, key: string): boolean =>
   typeof value === 'object' && value !== null && Object.prototype.hasOwnProperty.call(value, key);
 
 export function expectedAnswer(route: Route, text: string, session: Session): Expected {
-  // API Gateway answers `ping` itself, whatever the frame holds (the route was selected by its action).
-  if (route === 'ping') return { kind: 'pong' };
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -267,6 +264,8 @@ export function expectedAnswer(route: Route, text: string, session: Session): Ex
     }
     case 'unsubscribe':
       return { kind: 'unsubscribed', conversationIds: frame.conversationIds };
+    case 'ping':
+      return { kind: 'pong' };
     case 'getConversations':
       // About the user, not a conversation: never forbidden. A cursor the server did not make is refused.
       return frame.cursor === undefined || isServersCursor(frame.cursor) ? { kind: 'answer', type: 'conversations' } : { kind: 'error', codes: ['bad_request'] };
@@ -295,6 +294,8 @@ export function expectedAnswer(route: Route, text: string, session: Session): Ex
       return { kind: 'error', codes: ['not_found'] };
     case 'markRead':
       return { kind: 'answer', type: 'read' };
+    case 'getPresence':
+      return { kind: 'answer', type: 'presence' };
   }
 }
 
@@ -329,7 +330,7 @@ export function answerProblems(expected: Expected, answers: readonly string[], s
   const [frame] = frames;
   if (frame === undefined) return ['no answer'];
   const sentId = requestIdCase(sentText);
-  const problems = requestIdProblems(frame, sentId, expected.kind === 'pong');
+  const problems = requestIdProblems(frame, sentId);
   if (frame.type === 'error') {
     problems.push(...errorFrameProblems(frame, sentText));
     const allowed = expected.kind === 'error' ? expected.codes : expected.kind === 'sent-or-too-large' ? ['payload_too_large'] : [];
@@ -354,7 +355,7 @@ export function answerProblems(expected: Expected, answers: readonly string[], s
       }
       if (page.conversationId !== resume.conversationId) problems.push(`${at} is of ${String(page.conversationId)}`);
       problems.push(...pageProblems(page, resume.afterSeq).map((p) => `${at}: ${p}`));
-      problems.push(...requestIdProblems(page, sentId, false).map((p) => `${at}: ${p}`));
+      problems.push(...requestIdProblems(page, sentId).map((p) => `${at}: ${p}`));
     });
   }
   return problems;
@@ -367,6 +368,7 @@ const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   pong: ['type', 'at', 'requestId'],
   read: ['type', 'conversationId', 'userId', 'seq', 'at', 'requestId'],
   conversations: ['type', 'conversations', 'cursor', 'requestId'],
+  presence: ['type', 'conversationId', 'online', 'occupancy', 'requestId'],
 };
 
 /** Shape checks of the normal answers against the frame that asked. */
@@ -412,6 +414,10 @@ function normalAnswerProblems(frame: Frame, sentText: string, expected: Expected
   if (frame.type === 'acked' && JSON.stringify(frame.messageIds) !== JSON.stringify(request.messageIds ?? [])) problems.push('acked ids differ');
   if (frame.type === 'acked' && frame.upToSeq !== request.upToSeq) problems.push('acked upToSeq differs');
   if (frame.type === 'unacked' || frame.type === 'history') problems.push(...pageProblems(frame, undefined));
+  if (frame.type === 'presence') {
+    const listed = Array.isArray(frame.online) && (frame.online as unknown[]).every((u) => typeof u === 'string');
+    if (!listed && !Number.isSafeInteger(frame.occupancy)) problems.push('presence answer has neither online nor occupancy');
+  }
   if (frame.type === 'read') {
     // The position now stored: the frame's seq (clamped to the log's end), or a higher one stored before.
     if (!Number.isSafeInteger(frame.seq) || Number(frame.seq) < 0) problems.push(`read seq ${String(frame.seq)} is not a seq`);
@@ -457,9 +463,13 @@ function pageProblems(page: Frame, afterSeq: number | undefined): string[] {
   return problems;
 }
 
-/** A frame a passive member may receive: a `message`, a `typing` or a `read` of its conversation. */
+/** A frame a passive member may receive: a `message`, a `typing`, a `read` or a `presence` of its conversation. */
 export function pushedFrameProblems(frame: Frame, conversationId: string): string[] {
   if (frame.conversationId !== conversationId) return [`pushed frame of another conversation: ${String(frame.conversationId)}`];
+  if (frame.type === 'presence') {
+    const change = typeof frame.userId === 'string' && (frame.state === 'online' || frame.state === 'offline') && typeof frame.at === 'number';
+    return change || Number.isSafeInteger(frame.occupancy) ? [] : ['malformed presence frame'];
+  }
   if (frame.type === 'typing') {
     const expiresAt = frame.state === 'start' ? Number(frame.at) + 1 : Number(frame.at);
     return typeof frame.userId === 'string' &&

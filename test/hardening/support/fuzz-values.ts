@@ -264,6 +264,7 @@ export const ACTIONS = [
   'getHistory',
   'markRead',
   'getConversations',
+  'getPresence',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
@@ -431,6 +432,7 @@ function validFrame(binding: Binding, maxBytes: number): fc.Arbitrary<[string, F
     // Rarely the bound conversation: frames for it are `forbidden` until a `subscribe` names it again.
     conversationIds(0.15).map((ids): [string, FuzzValue][] => [['action', 'unsubscribe'], ['conversationIds', ids]]),
     fc.constant<[string, FuzzValue][]>([['action', 'ping']]),
+    fc.constant<[string, FuzzValue][]>([['action', 'getPresence'], conv]),
     fc
       .record({ userId: fc.option(fc.constant(binding.userId)), state: fc.option(fc.constantFrom('start', 'stop')) })
       .map(({ userId, state }) => {

@@ -157,7 +157,8 @@ export class LoadDevice {
       }
       return;
     }
-    if (frame.type === 'typing') return;
+    // Pushed, never an answer: other members coming and going, typing.
+    if (frame.type === 'typing' || frame.type === 'presence') return;
     if (frame.type === 'error') this.errors.push(frame);
     this.waiter?.resolve(frame);
   }

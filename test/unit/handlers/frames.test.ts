@@ -322,7 +322,11 @@ describe('subscribe and unsubscribe', () => {
     expect(await store.positions.get(conversationId, { userId: 'alice', deviceId: 'tablet' })).toMatchObject({ ackedThrough: 0 });
     const after = await typing(messageEvent('N1', { action: 'typing', conversationId }, 'typing'));
     expect(after).toEqual({ statusCode: 200 });
-    expect(aws.postsTo('B1')).toEqual([expect.objectContaining({ type: 'typing', userId: 'alice' })]);
+    // The other member learnt that alice came online (her first subscription there), then saw her typing.
+    expect(aws.postsTo('B1')).toEqual([
+      expect.objectContaining({ type: 'presence', conversationId, userId: 'alice', state: 'online' }),
+      expect.objectContaining({ type: 'typing', userId: 'alice' }),
+    ]);
   });
 
   it('resumes with afterSeq: subscribed is posted first, then the missed messages', async () => {

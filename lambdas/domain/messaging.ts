@@ -102,11 +102,6 @@ export async function sendMessage(
     sentAt: services.clock.now(),
   };
   assertBodyFits(draft, frame.body);
-  // The recipients' lookup runs while the message is stored; its failure costs only live delivery.
-  const connections = services.registry.listByConversation(conversationId).then(
-    (list) => ({ ok: true as const, list }),
-    (error: unknown) => ({ ok: false as const, error }),
-  );
   const hint = await services.seqCache.get(conversationId);
   let outcome;
   try {
@@ -133,6 +128,14 @@ export async function sendMessage(
     };
   }
   const entry = outcome.entry;
+  // The recipients are looked up once the message is stored (beside the `sent` post, so `sent` does not wait):
+  // a device that subscribes during the append then either is in the list, or its resume page already has the
+  // message. (Looked up before, it could miss both and learn of the message only from a later one.) Its failure
+  // costs only live delivery.
+  const connections = services.registry.listByConversation(conversationId).then(
+    (list) => ({ ok: true as const, list }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
   await services.seqCache.raise(conversationId, entry.seq);
   const sent: SentFrame = {
     type: 'sent',

@@ -87,6 +87,23 @@ describe('sendMessage', () => {
     expect(fake.services.sealer.open(fieldsOf(entry), entry.sealed)).toBe('hello there');
   });
 
+  it('looks the recipients up after the message is stored: a device subscribing during the append gets it live', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const alice = fake.connect('a', 'alice', 'phone');
+    const append = fake.services.messages.append.getMockImplementation();
+    if (append === undefined) throw new RangeError('the fake log has no append');
+    fake.services.messages.append.mockImplementationOnce(async (...args) => {
+      // bob's phone subscribes while the message is being written (its resume page would not have it yet).
+      fake.connect('b', 'bob', 'phone');
+      return append(...args);
+    });
+    // Act
+    await sendMessage(fake.services, alice, sendFrame('cm', 'just in time'), ENDPOINT);
+    // Assess
+    expect(fake.posted.filter((p) => p.connectionId === 'b').map((p) => JSON.parse(p.data).type)).toEqual(['message']);
+  });
+
   it('posts sent to the sender before any recipient post, and then answers nothing', async () => {
     // Prepare
     const fake = fakeServices();

@@ -23,11 +23,21 @@ describe('ordering and dedupe', () => {
   });
 
   it('drops duplicates (live twice, and again in a page)', async () => {
+    // Prepare
     const { server, seqs, received } = await connected();
+    server.script('getUnacked', (frame) => [
+      { type: 'unacked', requestId: frame.requestId, conversationId: 'c1', messages: [1, 2, 3].map((seq) => messageData('c1', seq)), hasMore: false },
+    ]);
+    // Act
     server.push(messageFrame('c1', 1), messageFrame('c1', 1), messageFrame('c1', 2), messageFrame('c1', 1));
     await run(1000);
-    expect(seqs()).toEqual([1, 2]);
-    expect(received.map((m) => m.messageId)).toEqual(['c1-m1', 'c1-m2']);
+    const beforeGap = server.sent('getUnacked').length;
+    server.push(messageFrame('c1', 4));
+    await run(1000);
+    // Assess: the duplicates left no hole behind (no fill until 3 was missing), and the page's repeats are dropped.
+    expect(beforeGap).toBe(0);
+    expect(seqs()).toEqual([1, 2, 3, 4]);
+    expect(received.map((m) => m.messageId)).toEqual(['c1-m1', 'c1-m2', 'c1-m3', 'c1-m4']);
   });
 
   it('keeps conversations apart: a hole in one does not hold the other', async () => {

@@ -89,13 +89,14 @@ export function evaluateTargets(results: BenchResults): Target[] {
   });
   const unacked = ops?.getUnacked;
   targets.push({
-    name: `getUnacked of ${unacked?.pending ?? 1000} pending: Redis round trips per frame (the rate limit only)`,
-    target: '≤ 1',
+    // The rate limit and the presence refresh (a frame is activity in its conversation); the page itself none.
+    name: `getUnacked of ${unacked?.pending ?? 1000} pending: Redis round trips per frame (rate limit + presence refresh)`,
+    target: '≤ 2',
     measured:
       unacked === undefined
         ? 'not measured'
         : `${unacked.roundTrips} (${Object.keys(unacked.byCommand).join(', ') || 'none'}); the page itself: ${Object.entries(unacked.dynamo.calls).map(([k, v]) => `${v} ${k}`).join(', ')} in DynamoDB`,
-    met: unacked === undefined ? undefined : unacked.roundTrips <= 1,
+    met: unacked === undefined ? undefined : unacked.roundTrips <= 2,
   });
   return targets;
 }

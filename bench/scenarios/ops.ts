@@ -50,7 +50,7 @@ export function invoker(bench: BenchBackend, name: string): FrameHandler {
   };
 }
 
-export const OPS_ROUTES = ['typing', 'sendMessage', 'getUnacked', 'ack', 'getHistory', 'editMessage', 'deleteMessage'] as const;
+export const OPS_ROUTES = ['typing', 'sendMessage', 'getUnacked', 'ack', 'getHistory', 'editMessage', 'deleteMessage', 'ping', 'getPresence'] as const;
 export type OpsRoute = (typeof OPS_ROUTES)[number];
 
 export interface OpsRow {
@@ -429,7 +429,7 @@ async function measureRoom(
     const row: OpsRow = {
       route,
       members: room.members,
-      recipients: route === 'getUnacked' || route === 'ack' || route === 'getHistory' ? 0 : room.members - 1,
+      recipients: route === 'typing' || route === 'sendMessage' || route === 'editMessage' || route === 'deleteMessage' ? room.members - 1 : 0,
       dynamo: first.dynamo,
       registryQueries: first.dynamo.calls.Query ?? 0,
       scans: first.dynamo.calls.Scan ?? 0,
@@ -463,6 +463,11 @@ async function measureRoom(
   await handler('deleteMessage')(frameEvent(room, room.actor, 'deleteMessage', 'warm', { messageId: warmMessage?.messageId ?? 'missing' }));
   await run('editMessage', room.actor, (i) => ({ messageId: sent[i]?.messageId ?? 'missing', body: `${BODY} (edited)` }), () => 'one message, edited once');
   await run('deleteMessage', room.actor, (i) => ({ messageId: sent[i]?.messageId ?? 'missing' }), () => 'one message');
+  // Presence: a ping keeps the connection live in its conversations; getPresence reads who is online.
+  await handler('ping')(frameEvent(room, room.reader, 'ping', 'warm', {}));
+  await handler('getPresence')(frameEvent(room, room.reader, 'getPresence', 'warm', {}));
+  await run('ping', room.reader, () => ({}), () => 'a connection subscribed to 1 conversation');
+  await run('getPresence', room.reader, () => ({}), () => 'the online list');
 
   // What one message leaves in DynamoDB: the log item, its index entry, its idempotency item.
   const newest = sent[sent.length - 1];

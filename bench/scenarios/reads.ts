@@ -22,10 +22,16 @@ export interface ReadsSettings {
   messages: number;
   /** Counted events of each kind (after one warm-up). */
   repeats: number;
+  /**
+   * Then this many more messages in each conversation, all read (every read position moves up by as much, so what
+   * is unread stays the same), and getConversations again: its cost must not grow with the conversations' length.
+   * A multiple of 4 keeps the mix of senders in the unread range. 0 = not measured.
+   */
+  longerBy: number;
 }
 
 export function readsSettings(quick: boolean): ReadsSettings {
-  return { conversations: 50, messages: 20, repeats: quick ? 5 : 15 };
+  return { conversations: 50, messages: 20, repeats: quick ? 5 : 15, longerBy: quick ? 0 : 180 };
 }
 
 export interface ReadsRow {
@@ -172,6 +178,27 @@ export async function runReads(settings: ReadsSettings, services: ServiceProcess
     await measure('getConversations', 'getConversations', () => ({ limit: settings.conversations }), `${settings.conversations} conversations, ${unreadConversations} with unread`);
     await measure('markRead (moves)', 'markRead', (i) => ({ conversationId: first, seq: i + 1 }), 'one seq further each time; read posted to 2 connections');
     await measure('markRead (does not move)', 'markRead', () => ({ conversationId: first, seq: 1 }), 'a seq below the stored one');
+    if (settings.longerBy > 0) {
+      progress.start(`reads: ${settings.longerBy} more read messages in each conversation`, settings.conversations, 'conversations');
+      for (const [c, conversationId] of conversations.entries()) {
+        const before = (await members.get(conversationId, reader))?.readSeq ?? 0;
+        const last = await log.lastSeq(conversationId);
+        for (let seq = last + 1; seq <= last + settings.longerBy; seq += 1) {
+          const senderId = seq % 4 === 0 ? reader : other;
+          const draft = { conversationId, senderId, senderDevice: 'phone', clientMessageId: randomUUID(), messageId: randomUUID(), sentAt: Date.now() };
+          await log.append(draft, () => SEALED, seq - 1);
+        }
+        await members.raiseReadSeq(conversationId, reader, before + settings.longerBy);
+        progress.update(c + 1);
+      }
+      progress.finish();
+      await measure(
+        `getConversations, ${settings.messages + settings.longerBy} messages each`,
+        'getConversations',
+        () => ({ limit: settings.conversations }),
+        `the same unread, ${settings.longerBy} more read messages in each conversation`,
+      );
+    }
     return { settings, unreadConversations, rows };
   } finally {
     await sockets.close();

@@ -28,6 +28,8 @@ export const WORKER_TIMEOUT = Duration.seconds(30);
 export const WORKER_BATCH_SIZE = 10;
 /** The presence sweeper runs every minute and sweeps until about 5 s before this. */
 export const SWEEPER_TIMEOUT = Duration.seconds(65);
+/** The sweeper is always running (mostly waiting between sweeps): its cost is its memory, and it needs little. */
+export const SWEEPER_MEMORY_MB = 128;
 export const SWEEPER_SCHEDULE = Schedule.rate(Duration.minutes(1));
 export const MEMORY_MB = 512;
 
@@ -103,13 +105,13 @@ export class RelayStack extends Stack {
       ...(settings.jwtAudience === undefined ? {} : { JWT_AUDIENCE: settings.jwtAudience }),
       ...(settings.originAllowList === undefined ? {} : { ORIGIN_ALLOW_LIST: settings.originAllowList }),
     };
-    const makeFunction = (spec: FunctionSpec, timeout: Duration, extra: FunctionEnvironment = {}) =>
+    const makeFunction = (spec: FunctionSpec, timeout: Duration, extra: FunctionEnvironment = {}, memorySize = MEMORY_MB) =>
       new RelayFunction(this, spec.name, {
         namePrefix: this.stackName,
         spec,
         environment: { ...environmentOf(spec, values), ...extra },
         timeout,
-        memorySize: MEMORY_MB,
+        memorySize,
         logRetention,
         logRemovalPolicy: dataRemoval,
         tracing: settings.tracing,
@@ -134,7 +136,7 @@ export class RelayStack extends Stack {
 
     // The sweeper has no event to take the endpoint from: it is given the stage's (it is no route of the API, so
     // referring to the stage makes no cycle).
-    this.sweeper = makeFunction(presenceSweeper, SWEEPER_TIMEOUT, { CALLBACK_URL: this.gateway.stage.callbackUrl });
+    this.sweeper = makeFunction(presenceSweeper, SWEEPER_TIMEOUT, { CALLBACK_URL: this.gateway.stage.callbackUrl }, SWEEPER_MEMORY_MB);
     new Rule(this, 'PresenceSweepSchedule', {
       description: 'Runs the presence sweeper (it sweeps every PRESENCE_SWEEP_SECONDS within its invocation)',
       schedule: SWEEPER_SCHEDULE,

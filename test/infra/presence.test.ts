@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { presenceSweeper, routes } from '../../deploy/routes.js';
-import { SWEEPER_TIMEOUT } from '../../lib/relay-stack.js';
+import { SWEEPER_MEMORY_MB, SWEEPER_TIMEOUT } from '../../lib/relay-stack.js';
 import { flat, functionNamed, props, resourcesOfType, removeAssembly, synthesize, violationsIn, type Synthesized } from './synth.js';
 
 const STACK = 'RelayWs-dev';
@@ -35,6 +35,7 @@ describe('presence in the stack', () => {
     );
     expect(permissions).toHaveLength(1);
     expect(Number(props(sweeper).Timeout)).toBe(SWEEPER_TIMEOUT.toSeconds());
+    expect(Number(props(sweeper).MemorySize)).toBe(SWEEPER_MEMORY_MB);
   });
 
   it("gives the sweeper the stage's callback URL and places it in the VPC beside Redis", () => {

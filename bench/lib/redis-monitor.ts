@@ -46,6 +46,11 @@ export class RedisCommandCounter {
     // monitor() answers a second connection in monitor mode; the first one is closed with it.
     const base = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null });
     const monitor = await base.monitor();
+    // On a busy server (the presence sweeper runs every few seconds) MONITOR's first lines can arrive in the same
+    // packet as its OK, before ioredis has switched the connection to monitor mode: it reports each such line as an
+    // 'error' ("Command queue state error") and drops it. Nothing is counted before the first settle(), so those
+    // lines do not matter; unheard, the event would end the process. A real failure still shows: settle() times out.
+    monitor.on('error', () => undefined);
     const marker = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null });
     return new RedisCommandCounter(monitor, marker, base);
   }

@@ -129,7 +129,7 @@ function renderMessages(): void {
 }
 
 function renderPending(): void {
-  ui.pending.replaceChildren(...[...pending.values()].map((body) => make('li', { text: `${body} (sending…)`, data: { testid: 'pending' } })));
+  ui.pending.replaceChildren(...[...pending.values()].map((body) => make('li', { text: `${body} (sending…)`, data: { testid: 'pending-message' } })));
 }
 
 function renderConversations(): void {
@@ -310,13 +310,13 @@ async function main(): Promise<void> {
 
   await client.connect();
   setStatus('open');
-  const history = await client.history(conversationId, { limit: 100 });
-  for (const m of history.messages) remember(m);
   await refreshConversations();
-  // Follow every conversation (for the unread badges); resume each from what is already shown or counted.
+  // Follow every conversation (for the unread badges), each after its last seq now: what is newer comes live
+  // or in the resume pages; this conversation's earlier messages come from its history.
   const afterSeq: Record<string, number> = Object.fromEntries(conversations.map((c) => [c.conversationId, c.lastSeq]));
-  afterSeq[conversationId] = Math.max(0, ...history.messages.map((m) => m.seq));
   await client.subscribe([...new Set([conversationId, ...conversations.map((c) => c.conversationId)])], { afterSeq });
+  const history = await client.history(conversationId, { beforeSeq: (afterSeq[conversationId] ?? 0) + 1, limit: 100 });
+  for (const m of history.messages) if (!messages.has(m.messageId)) remember(m);
   await client.getPresence(conversationId);
   renderMessages();
   renderMembers();

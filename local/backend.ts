@@ -15,6 +15,12 @@ import { loadConfig } from '../lambdas/config.js';
 import { presenceTimings } from '../lambdas/context/presence.js';
 import { startSqsPoller } from './sqs-poller.js';
 import { ensureTables } from './tables.js';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoMembershipStore } from '../lambdas/adapters/dynamo-members.js';
+import { DynamoMessageLog } from '../lambdas/adapters/dynamo-message-log.js';
+import { appKeysFrom } from '../lambdas/secret.js';
+import { ensureMember } from './members.js';
+import { webPage } from './web/server.js';
 
 /** A development-only master key: fixed, so tokens minted by `npm run admin -- token` survive restarts. */
 export const DEV_SECRET_JSON = JSON.stringify({ masterKey: 'relay-ws-local-development-master-key--not-a-secret' });
@@ -45,6 +51,11 @@ export interface LocalBackendOptions {
    * fakes for a fault test). Each route takes the members it uses.
    */
   services?: Partial<Services>;
+  /**
+   * Serve the chat page at `/` and its dev endpoints (`GET /dev/token?user=`, `POST /dev/join?user=&conversation=`)
+   * on the gateway's port. Local only: no stage has them.
+   */
+  web?: boolean;
 }
 
 export interface LocalBackend {
@@ -122,6 +133,18 @@ function batchResponse(value: unknown): SQSBatchResponse {
   };
 }
 
+/** The web page's handler, with the DynamoDB client its `/dev/join` adds members through. */
+function webPageOf(dynamodbEndpoint: string, tables: TableNames, secretJson: string, url: () => string) {
+  const db = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ endpoint: dynamodbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
+  );
+  const services = { members: new DynamoMembershipStore(db, tables.members), messages: new DynamoMessageLog(db, tables, { now: () => Date.now() }) };
+  return {
+    http: webPage({ jwtSecret: appKeysFrom(secretJson).jwtSecret, url, join: (conversationId, userId) => ensureMember(services, conversationId, userId) }),
+    stop: async () => db.destroy(),
+  };
+}
+
 /**
  * The whole backend on one machine: dynalite, a local SQS server feeding the fan-out worker, Redis (or its
  * twin), and the API Gateway emulator running the real handler modules from the same route table the stack
@@ -172,12 +195,15 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
 
     // The gateway's routes are set once its Management endpoint (the handlers' CALLBACK_URL) is known.
     const routeTable: RouteTable = {};
+    const page = options.web === true ? webPageOf(dynamodbEndpoint, tables, options.env?.APP_SECRET_JSON ?? DEV_SECRET_JSON, () => gateway.url) : undefined;
+    if (page !== undefined) started.push(page);
     const gateway = await startLocalGateway({
       port: options.port ?? 0,
       host: options.host ?? '127.0.0.1',
       stage,
       routes: routeTable,
       ...options.gateway,
+      ...(page === undefined ? {} : { http: page.http }),
     });
     started.push({ stop: () => gateway.close() });
 

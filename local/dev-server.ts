@@ -5,7 +5,7 @@ import { removeDevState, writeDevState } from './dev-state.js';
 import { signToken } from './tokens.js';
 import { DynamoMembershipStore } from '../lambdas/adapters/dynamo-members.js';
 import { DynamoMessageLog } from '../lambdas/adapters/dynamo-message-log.js';
-import { addMember } from '../lambdas/domain/membership.js';
+import { ensureMember } from './members.js';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
@@ -66,6 +66,7 @@ async function main(): Promise<void> {
     ...(dynamodbEndpoint === undefined ? {} : { dynamodbEndpoint }),
     ...(sqsEndpoint === undefined ? {} : { sqsEndpoint }),
     env: { LOG_LEVEL: logLevel, APP_SECRET_JSON: secretJson, REDIS_MODE: redisMode },
+    web: true,
     onWorkerError: (error) => process.stderr.write(`fan-out poller: ${error instanceof Error ? error.message : String(error)}\n`),
   });
   await writeDevState(backend, secretJson);
@@ -78,10 +79,7 @@ async function main(): Promise<void> {
     members: new DynamoMembershipStore(db, backend.tables.members),
     messages: new DynamoMessageLog(db, backend.tables, { now: () => Date.now() }),
   };
-  // Only if not a member yet: a re-add would restart their devices from now (an external DynamoDB persists).
-  for (const userId of ['alice', 'bob']) {
-    if (!(await services.members.isMember('demo', userId))) await addMember(services, 'demo', userId);
-  }
+  for (const userId of ['alice', 'bob']) await ensureMember(services, 'demo', userId);
   db.destroy();
   const keys = appKeysFrom(secretJson);
   const day = 24 * 3600;
@@ -100,6 +98,7 @@ async function main(): Promise<void> {
       '',
       'relay-ws is running locally.',
       '',
+      `Web page:    http://${backend.url.slice('ws://'.length, -`/${backend.stage}`.length)}/?user=alice&conversation=demo   (local only: signs in any user id)`,
       `WebSocket:   ${backend.url}`,
       `Management:  ${backend.managementEndpoint}   (POST/GET/DELETE @connections/{id})`,
       `DynamoDB:    ${backend.dynamodbEndpoint}   tables ${Object.values(backend.tables).join(', ')}`,

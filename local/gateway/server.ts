@@ -320,13 +320,18 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
   };
 
   const server: Server = createServer((req, res) => {
-    handleManagementRequest(req, res, {
-      stage,
-      maxPostBytes,
-      delayMs: managementDelayMs,
-      lookup: (id) => connections.get(id),
-      log: (event, fields) => log({ level: 'debug', event, ...fields }),
-    }).catch((error: unknown) => {
+    const answered = options.http === undefined ? Promise.resolve(false) : options.http(req, res);
+    answered.then((done) =>
+      done
+        ? undefined
+        : handleManagementRequest(req, res, {
+            stage,
+            maxPostBytes,
+            delayMs: managementDelayMs,
+            lookup: (id) => connections.get(id),
+            log: (event, fields) => log({ level: 'debug', event, ...fields }),
+          }),
+    ).catch((error: unknown) => {
       log({ level: 'error', event: 'management_error', errorName: error instanceof Error ? error.name : typeof error });
       if (!res.headersSent) sendError(res, 500, 'InternalServerErrorException', 'Internal server error');
       else res.destroy();

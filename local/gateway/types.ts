@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Callback, Context } from 'aws-lambda';
 
 /** `identity` as API Gateway fills it for WebSocket proxy events (the fields that are not null on a plain API). */
@@ -182,6 +183,11 @@ export interface LocalGatewayOptions {
   managementDelayMs?: number;
   /** Replaces the random connection id source, so tests can force ids that need URL encoding. Must be unique. */
   newConnectionId?: () => string;
+  /**
+   * Plain HTTP requests outside the Management API (the local web page and its dev endpoints): tried first;
+   * resolves true when it answered the request. Not part of API Gateway.
+   */
+  http?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 }
 
 export interface LocalGateway {

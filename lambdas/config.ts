@@ -123,6 +123,11 @@ const posting = {
   /** Management API base URL for custom domains or the local gateway; else https://{domainName}/{stage}. */
   CALLBACK_URL: optionalUrl,
   POST_CONCURRENCY: positiveInt(32),
+  /**
+   * A 410 for a connection younger than this is not taken as gone (API Gateway answers 410 until `$connect` has
+   * returned): it is not pruned then. 0 prunes at once (tests).
+   */
+  PRUNE_GRACE_SECONDS: z._default(z.coerce.number().check(z.int(), z.minimum(0), z.maximum(3600)), 30),
 };
 const delivery = {
   ...posting,

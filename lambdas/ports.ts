@@ -31,6 +31,8 @@ export interface DeliverySettings {
   fanoutThreshold: number;
   fanoutBatchSize: number;
   postConcurrency: number;
+  /** A connection that answers 410 this young is kept: its `$connect` may not have returned yet. */
+  pruneGraceMs: number;
 }
 
 export interface HandshakeSettings {

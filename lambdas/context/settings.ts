@@ -16,8 +16,18 @@ export function rateSettings(config: {
   };
 }
 
-export function deliverySettings(config: { FANOUT_THRESHOLD: number; FANOUT_BATCH_SIZE: number; POST_CONCURRENCY: number }): DeliverySettings {
-  return { fanoutThreshold: config.FANOUT_THRESHOLD, fanoutBatchSize: config.FANOUT_BATCH_SIZE, postConcurrency: config.POST_CONCURRENCY };
+export function deliverySettings(config: {
+  FANOUT_THRESHOLD: number;
+  FANOUT_BATCH_SIZE: number;
+  POST_CONCURRENCY: number;
+  PRUNE_GRACE_SECONDS: number;
+}): DeliverySettings {
+  return {
+    fanoutThreshold: config.FANOUT_THRESHOLD,
+    fanoutBatchSize: config.FANOUT_BATCH_SIZE,
+    postConcurrency: config.POST_CONCURRENCY,
+    pruneGraceMs: config.PRUNE_GRACE_SECONDS * 1000,
+  };
 }
 
 export function handshakeSettings(config: {

@@ -4,11 +4,14 @@ import type { MessageEditedFrame, UnsubscribedFrame } from '../protocol.js';
 import { messageDataOf, messageFrameOf } from './message-frames.js';
 
 /** What posting needs: the poster, and the registry to prune gone connections. */
-export type PostingServices = Pick<Services, 'posterFor' | 'log'> & { registry: Pick<Services['registry'], 'remove'> };
+export type PostingServices = Pick<Services, 'posterFor' | 'log' | 'clock'> & {
+  registry: Pick<Services['registry'], 'remove' | 'connection'>;
+  delivery: Pick<Services['delivery'], 'pruneGraceMs'>;
+};
 /** What live delivery needs: posting, and the queue for large fan-outs. */
 export type DeliveryServices = PostingServices & Pick<Services, 'delivery' | 'fanout'>;
 export type FanoutJobServices = PostingServices &
-  Pick<Services, 'sealer'> & { delivery: Pick<Services['delivery'], 'postConcurrency'>; messages: Pick<Services['messages'], 'get'> };
+  Pick<Services, 'sealer'> & { delivery: Pick<Services['delivery'], 'postConcurrency' | 'pruneGraceMs'>; messages: Pick<Services['messages'], 'get'> };
 
 export interface DeliveryReport {
   delivered: number;
@@ -111,9 +114,20 @@ export async function postAll(
   return report;
 }
 
-/** Removes a connection the Management API says is gone (410); its device keeps its pending messages. */
+/**
+ * Removes a connection the Management API says is gone (410); its device keeps its pending messages. API Gateway
+ * also answers 410 to a post for a connection whose `$connect` has not returned yet (its rows are written by
+ * then: a v1 connect subscribes during `$connect`), so a connection younger than `pruneGraceMs` is kept: pruning
+ * it would cut a connection about to open. One that really is gone that young is pruned by a later post, or
+ * lapses with its TTL.
+ */
 export async function prune(services: PostingServices, connectionId: string): Promise<void> {
   try {
+    const record = await services.registry.connection(connectionId);
+    if (record !== undefined && services.clock.now() - record.connectedAt < services.delivery.pruneGraceMs) {
+      services.log.info('kept a young connection that answered 410 (its $connect may not have returned)', { connectionId });
+      return;
+    }
     await services.registry.remove(connectionId);
     services.log.info('pruned gone connection', { connectionId });
   } catch (error) {

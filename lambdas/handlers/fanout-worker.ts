@@ -8,6 +8,7 @@ import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { postersFor } from '../context/posters.js';
+import { systemClock } from '../context/settings.js';
 import { messageLog } from '../context/store.js';
 import { readAppKeys } from '../context/secrets.js';
 import { runFanoutJob, type FanoutJobServices } from '../domain/delivery.js';
@@ -60,11 +61,12 @@ export const route: Route<FanoutJobServices, FanoutWorker> = {
     const db = once(() => documentClient(config, scope, env));
     return {
       log,
-      delivery: given.delivery ?? { postConcurrency: config.POST_CONCURRENCY },
+      delivery: given.delivery ?? { postConcurrency: config.POST_CONCURRENCY, pruneGraceMs: config.PRUNE_GRACE_SECONDS * 1000 },
       sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKeys),
       registry: given.registry ?? connectionRegistry(config, db()),
       messages: given.messages ?? messageLog(config, db()),
       posterFor: given.posterFor ?? postersFor(config, scope, env, log),
+      clock: given.clock ?? systemClock,
     };
   },
   create: (services: ServiceSource<FanoutJobServices>) => {

@@ -20,7 +20,8 @@ const open: ChatClient[] = [];
 beforeAll(async () => {
   backend = await startLocalBackend({
     redisUrl: inject('redisUrl'),
-    env: { LOG_LEVEL: 'SILENT', FANOUT_THRESHOLD: '3', FANOUT_BATCH_SIZE: '2', RATE_LIMIT_PER_SECOND: '200', RATE_LIMIT_BURST: '400' },
+    // PRUNE_GRACE_SECONDS 0: the stale connections here are seconds old, and their prune on 410 is under test.
+    env: { LOG_LEVEL: 'SILENT', FANOUT_THRESHOLD: '3', FANOUT_BATCH_SIZE: '2', RATE_LIMIT_PER_SECOND: '200', RATE_LIMIT_BURST: '400', PRUNE_GRACE_SECONDS: '0' },
   });
   db = DynamoDBDocumentClient.from(
     new DynamoDBClient({ endpoint: backend.dynamodbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),

@@ -99,6 +99,7 @@ export function fakeServices(
       fanoutThreshold: overrides.fanoutThreshold ?? 100,
       fanoutBatchSize: overrides.fanoutBatchSize ?? 100,
       postConcurrency: overrides.postConcurrency ?? 4,
+      pruneGraceMs: overrides.pruneGraceMs ?? 30_000,
     },
     conversationSize: { largeConversationMembers: overrides.largeConversationMembers ?? 100 },
     typing: { coalesceMs: overrides.coalesceMs ?? 2000, expiresMs: overrides.expiresMs ?? 6000 },

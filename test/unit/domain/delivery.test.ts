@@ -67,6 +67,26 @@ describe('postAll', () => {
     expect(fake.connections.map((c) => c.connectionId)).toEqual(['a', 'c']);
   });
 
+  it('keeps a connection that answers 410 while younger than the prune grace ($connect may not have returned)', async () => {
+    // Prepare
+    const fake = fakeServices({ pruneGraceMs: 30_000 });
+    const now = fake.services.clock.now();
+    fake.connect('young', 'carol', 'phone');
+    fake.connect('old', 'dave', 'phone');
+    const young = fake.records.find((r) => r.connectionId === 'young');
+    if (young === undefined) throw new RangeError('no record');
+    young.connectedAt = now - 29_000;
+    fake.outcomes.set('young', 'gone');
+    fake.outcomes.set('old', 'gone');
+    // Act
+    const report = await postAll(fake.services, ENDPOINT, '{}', ['young', 'old']);
+    // Assess
+    expect(report.gone).toBe(2);
+    expect(fake.services.registry.remove).toHaveBeenCalledTimes(1);
+    expect(fake.services.registry.remove).toHaveBeenCalledWith('old');
+    expect(fake.connections.map((c) => c.connectionId)).toEqual(['young']);
+  });
+
   it('keeps going when pruning fails', async () => {
     // Prepare
     const fake = fakeServices();

@@ -16,7 +16,8 @@ let aws: AwsMocks;
 
 
 beforeAll(async () => {
-  applyEnv(completeEnv(inject('redisUrl')));
+  // The connections here are a moment old: prune them on 410 at once (the grace is tested in delivery.test.ts).
+  applyEnv(completeEnv(inject('redisUrl'), { PRUNE_GRACE_SECONDS: '0' }));
   aws = await mockAws();
 });
 afterAll(async () => {

@@ -23,7 +23,6 @@ export class RedisCommandCounter {
   private constructor(
     private readonly monitor: Redis,
     private readonly marker: Redis,
-    private readonly base: Redis,
   ) {
     monitor.on('monitor', (_time: string, args: unknown, source: unknown) => {
       const list = Array.isArray(args) ? args.map(String) : [];
@@ -43,16 +42,18 @@ export class RedisCommandCounter {
   }
 
   static async start(url: string): Promise<RedisCommandCounter> {
-    // monitor() answers a second connection in monitor mode; the first one is closed with it.
-    const base = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null });
-    const monitor = await base.monitor();
-    // On a busy server (the presence sweeper runs every few seconds) MONITOR's first lines can arrive in the same
-    // packet as its OK, before ioredis has switched the connection to monitor mode: it reports each such line as an
-    // 'error' ("Command queue state error") and drops it. Nothing is counted before the first settle(), so those
-    // lines do not matter; unheard, the event would end the process. A real failure still shows: settle() times out.
+    // The connection `redis.monitor()` would make, built here so that its error listener is on before it connects:
+    // on a busy server (the presence sweeper runs every few seconds) MONITOR's first lines can arrive in the same
+    // packet as its OK, before ioredis has switched to monitor mode, and it reports each as an 'error' ("Command
+    // queue state error") and drops it. Nothing is counted before the first settle(), so those lines do not matter;
+    // unheard, the event would end the process. A real failure still shows: settle() times out.
+    const monitor = new Redis(url, { monitor: true, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
     monitor.on('error', () => undefined);
+    const monitoring = new Promise<void>((resolve) => monitor.once('monitoring', () => resolve()));
+    await monitor.connect();
+    await monitoring;
     const marker = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null });
-    return new RedisCommandCounter(monitor, marker, base);
+    return new RedisCommandCounter(monitor, marker);
   }
 
   reset(): void {
@@ -69,6 +70,5 @@ export class RedisCommandCounter {
   close(): void {
     this.monitor.disconnect();
     this.marker.disconnect();
-    this.base.disconnect();
   }
 }

@@ -1,6 +1,5 @@
-import { WebSocket } from 'ws';
+import { openClient, type OpenOptions, type TestClient } from '../../local/gateway/testing.js';
 import { mapLimit, now, sleep } from './limit.js';
-import { closeSocket } from './sender.js';
 
 /** What a set of receiving sockets got since the last reset. */
 export interface Delivered {
@@ -18,7 +17,7 @@ const CLOSE_TIMEOUT_MS = 5_000;
  * measured by, and all three contenders send the same frame to the same sockets).
  */
 export class SocketSet {
-  private sockets: WebSocket[] = [];
+  private sockets: TestClient[] = [];
   private received = 0;
   private firstAt = 0;
   private lastAt = 0;
@@ -26,14 +25,15 @@ export class SocketSet {
   async open(urls: readonly string[], concurrency: number, onOpened: (opened: number) => void = () => undefined): Promise<void> {
     let opened = 0;
     await mapLimit(urls, concurrency, async (url) => {
-      const ws = await openSocket(url);
-      ws.on('message', () => {
-        const at = now();
-        if (this.received === 0) this.firstAt = at;
-        this.received += 1;
-        this.lastAt = at;
+      const socket = await openSocket(url, {
+        onFrame: () => {
+          const at = now();
+          if (this.received === 0) this.firstAt = at;
+          this.received += 1;
+          this.lastAt = at;
+        },
       });
-      this.sockets.push(ws);
+      this.sockets.push(socket);
       opened += 1;
       onOpened(opened);
     });
@@ -70,32 +70,14 @@ export class SocketSet {
 
   async close(): Promise<void> {
     const sockets = this.sockets.splice(0);
-    await Promise.all(sockets.map((ws) => closeSocket(ws, CLOSE_TIMEOUT_MS)));
+    await Promise.all(sockets.map((socket) => socket.close()));
   }
 }
 
-/** Opens a socket (no compression), failing on a refused upgrade or after `timeoutMs`. */
-export function openSocket(url: string, timeoutMs: number = OPEN_TIMEOUT_MS): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
-    const timer = setTimeout(() => {
-      ws.terminate();
-      reject(new Error('socket did not open in time'));
-    }, timeoutMs);
-    ws.once('open', () => {
-      clearTimeout(timer);
-      resolve(ws);
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      clearTimeout(timer);
-      res.resume();
-      ws.terminate();
-      reject(new Error(`upgrade refused with HTTP ${res.statusCode ?? 0}`));
-    });
-    // Kept for the socket's lifetime: an 'error' without a listener would throw.
-    ws.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-  });
+/**
+ * Opens a bench socket through the repository's one raw transport (no compression): it fails on a refused upgrade
+ * or after `OPEN_TIMEOUT_MS`, and its `close()` terminates after `CLOSE_TIMEOUT_MS` without a close handshake.
+ */
+export function openSocket(url: string, options: OpenOptions = {}): Promise<TestClient> {
+  return openClient(url, { openTimeoutMs: OPEN_TIMEOUT_MS, closeTimeoutMs: CLOSE_TIMEOUT_MS, ...options });
 }

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { WebSocket } from 'ws';
 import { loadConfig } from '../../lambdas/config.js';
 import { MEMORY_MB } from '../../lib/relay-stack.js';
 import { spawnRedis } from '../../local/redis-server.js';
@@ -9,10 +8,10 @@ import { BenchBackend, LOCAL_CREDENTIALS } from '../lib/backend.js';
 import { DynamoCountingProxy, type DynamoCounts } from '../lib/dynamo-proxy.js';
 import { mapLimit, now, pollUntil, sleep } from '../lib/limit.js';
 import { openSocket } from '../lib/sockets.js';
+import type { TestClient } from '../../local/gateway/testing.js';
 import { PRICES, costPerMillion } from '../lib/prices.js';
 import type { Progress } from '../lib/progress.js';
 import { RedisCommandCounter } from '../lib/redis-monitor.js';
-import { closeSocket } from '../lib/sender.js';
 import type { ServiceProcess } from '../lib/services.js';
 import { percentile, round } from '../lib/stats.js';
 import { benchSeams, registryVia, type Patch } from '../lib/whatif.js';
@@ -158,33 +157,35 @@ class FrameSocket {
   private readonly frames: { at: number; frame: Frame }[] = [];
   private readonly waiters = new Set<() => void>();
 
-  private constructor(private readonly ws: WebSocket) {
-    ws.on('message', (data) => {
-      const at = now();
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(String(data));
-      } catch {
-        return;
-      }
-      if (typeof parsed !== 'object' || parsed === null) return;
-      this.frames.push({ at, frame: { ...parsed } });
-      for (const wake of this.waiters) wake();
-    });
+  private constructor(private readonly socket: TestClient) {}
+
+  private onFrame(text: string): void {
+    const at = now();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (typeof parsed !== 'object' || parsed === null) return;
+    this.frames.push({ at, frame: { ...parsed } });
+    for (const wake of this.waiters) wake();
   }
 
   /** Opens the socket; `openMs` is `new WebSocket` → `open` (the whole handshake, $connect included). */
   static async open(url: string, timeoutMs: number): Promise<{ socket: FrameSocket; openMs: number }> {
     const started = now();
-    const ws = await openSocket(url, timeoutMs);
-    return { socket: new FrameSocket(ws), openMs: now() - started };
+    let socket: FrameSocket | undefined = undefined; // set once open: frames reach it from then on
+    const client = await openSocket(url, { openTimeoutMs: timeoutMs, onFrame: (text) => socket?.onFrame(text) });
+    socket = new FrameSocket(client);
+    return { socket, openMs: now() - started };
   }
 
 
   /** Sends a frame; returns when it was sent (for latencies). */
   send(frame: Frame): number {
     const at = now();
-    this.ws.send(JSON.stringify(frame));
+    this.socket.ws.send(JSON.stringify(frame));
     return at;
   }
 
@@ -220,8 +221,8 @@ class FrameSocket {
     });
   }
 
-  close(): Promise<void> {
-    return closeSocket(this.ws);
+  async close(): Promise<void> {
+    await this.socket.close();
   }
 }
 

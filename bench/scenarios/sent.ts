@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
-import { WebSocket } from 'ws';
 import { startLocalBackend, type LocalBackend } from '../../local/backend.js';
 import { signToken } from '../../local/tokens.js';
 import { createPool, type ClientPool } from '../lib/clients.js';
 import { mapLimit, now, sleep } from '../lib/limit.js';
-import { closeSocket } from '../lib/sender.js';
+import { openSocket } from '../lib/sockets.js';
+import type { TestClient } from '../../local/gateway/testing.js';
 import type { Progress } from '../lib/progress.js';
 import { percentile, round } from '../lib/stats.js';
 
@@ -15,8 +15,9 @@ import { percentile, round } from '../lib/stats.js';
  * Management API request delayed (the gateway's `managementDelayMs`), as a post to API Gateway is a network round trip.
  *
  * This file runs unchanged against older trees of the project (the "before" figures in BENCHMARKS.md): it uses only
- * `startLocalBackend`, `signToken`, a raw PutItem of membership items, `ws` clients and the bench's own helpers
- * (clients, limit, stats, progress), which are the same in both. `sent-standalone.ts` runs it by itself.
+ * `startLocalBackend`, `signToken`, a raw PutItem of membership items, the raw socket (`local/gateway/testing.ts`
+ * through `bench/lib/sockets.ts`: copy both along into a tree older than their `onFrame`/timeout options) and the
+ * bench's own helpers (clients, limit, stats, progress). `sent-standalone.ts` runs it by itself.
  */
 
 /** A chat-sized body, as in the fan-out scenario. */
@@ -92,50 +93,33 @@ class SendingSocket {
   answers = 0;
   readonly errors = new Map<string, number>();
 
-  private constructor(private readonly ws: WebSocket) {
-    ws.on('message', (data) => {
-      const at = now();
-      const text = String(data);
-      if (text.startsWith('{"type":"sent"')) {
-        const id = /"clientMessageId":"([^"]*)"/.exec(text)?.[1];
-        if (id !== undefined && !this.sentAt.has(id)) {
-          this.sentAt.set(id, at);
-          this.answers += 1;
-        }
-      } else if (text.startsWith('{"type":"error"')) {
-        const code = /"code":"([a-z_]+)"/.exec(text)?.[1] ?? 'unknown';
-        this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+  private constructor(private readonly socket: TestClient) {}
+
+  private onFrame(text: string): void {
+    const at = now();
+    if (text.startsWith('{"type":"sent"')) {
+      const id = /"clientMessageId":"([^"]*)"/.exec(text)?.[1];
+      if (id !== undefined && !this.sentAt.has(id)) {
+        this.sentAt.set(id, at);
         this.answers += 1;
       }
-      for (const wake of this.wakers) wake();
-    });
+    } else if (text.startsWith('{"type":"error"')) {
+      const code = /"code":"([a-z_]+)"/.exec(text)?.[1] ?? 'unknown';
+      this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+      this.answers += 1;
+    }
+    for (const wake of this.wakers) wake();
   }
 
-  static open(url: string, timeoutMs: number): Promise<SendingSocket> {
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { perMessageDeflate: false });
-      const timer = setTimeout(() => {
-        ws.terminate();
-        reject(new Error('the sender did not open in time'));
-      }, timeoutMs);
-      ws.once('open', () => {
-        clearTimeout(timer);
-        resolve(new SendingSocket(ws));
-      });
-      ws.once('unexpected-response', (_req, res) => {
-        clearTimeout(timer);
-        res.resume();
-        reject(new Error(`the sender was refused with HTTP ${res.statusCode ?? 0}`));
-      });
-      ws.on('error', (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
-    });
+  static async open(url: string, timeoutMs: number): Promise<SendingSocket> {
+    let sending: SendingSocket | undefined = undefined; // set once open: frames reach it from then on
+    const client = await openSocket(url, { openTimeoutMs: timeoutMs, onFrame: (text) => sending?.onFrame(text) });
+    sending = new SendingSocket(client);
+    return sending;
   }
 
   send(frame: string): void {
-    this.ws.send(frame);
+    this.socket.ws.send(frame);
   }
 
   /** When `sent` for this clientMessageId arrived, if it has. */
@@ -160,8 +144,8 @@ class SendingSocket {
     });
   }
 
-  close(): Promise<void> {
-    return closeSocket(this.ws);
+  async close(): Promise<void> {
+    await this.socket.close();
   }
 }
 

@@ -1,10 +1,11 @@
-import { WebSocket } from 'ws';
+import type { TestClient } from '../../local/gateway/testing.js';
 import type { BenchConfig } from '../config.js';
 import { uniqueId, type BenchBackend } from '../lib/backend.js';
 import { mapLimit, now, pollUntil, sleep } from '../lib/limit.js';
 import type { Progress } from '../lib/progress.js';
 import { RedisCommandCounter } from '../lib/redis-monitor.js';
 import { Sender } from '../lib/sender.js';
+import { openSocket } from '../lib/sockets.js';
 import { median, percentile, round } from '../lib/stats.js';
 import { compose, tracingPatch, type Span } from '../lib/trace.js';
 import { patches, recipientsCache, withPatch, type Patch } from '../lib/whatif.js';
@@ -76,28 +77,17 @@ const WARM_UP = 20;
 /** A member that records when each typing frame arrives. */
 class Listener {
   arrivals: number[] = [];
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => {
-      if (String(data).startsWith('{"type":"typing"')) this.arrivals.push(now());
-    });
-  }
+  private constructor(readonly socket: TestClient) {}
 
-  static open(url: string): Promise<Listener> {
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { perMessageDeflate: false });
-      const timer = setTimeout(() => {
-        ws.terminate();
-        reject(new Error('listener did not open in time'));
-      }, 15_000);
-      ws.once('open', () => {
-        clearTimeout(timer);
-        resolve(new Listener(ws));
-      });
-      ws.on('error', (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
+  static async open(url: string): Promise<Listener> {
+    let listener: Listener | undefined = undefined; // set once open: frames reach it from then on
+    const socket = await openSocket(url, {
+      onFrame: (text) => {
+        if (text.startsWith('{"type":"typing"')) listener?.arrivals.push(now());
+      },
     });
+    listener = new Listener(socket);
+    return listener;
   }
 }
 
@@ -187,7 +177,7 @@ export async function runTyping(config: BenchConfig, bench: BenchBackend, progre
     result = { members: settings.members, spacingMs: settings.spacingMs, latency, whatIf: variants, waterfalls };
   } finally {
     await typist.close();
-    for (const listener of listeners) listener.ws.close();
+    for (const listener of listeners) void listener.socket.close();
   }
   const burst = await runBursts(config, bench, progress);
   return burst === undefined ? result : { ...result, burst };
@@ -255,7 +245,7 @@ async function runBursts(config: BenchConfig, bench: BenchBackend, progress: Pro
         progress.finish(`${posts} posts (${round(posts / frames, 3)} per frame; ${frames * recipients} before), ${round(redis.roundTrips / frames, 2)} Redis round trips per frame`);
       } finally {
         for (const typist of typists) await typist.close();
-        for (const listener of listeners) listener.ws.close();
+        for (const listener of listeners) void listener.socket.close();
       }
     }
   } finally {

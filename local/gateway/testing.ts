@@ -1,6 +1,9 @@
 import { WebSocket, type ClientOptions } from 'ws';
 
-/** A `ws` client wrapped for tests: queued text frames, the close code/reason, and promise-based waits. */
+/**
+ * A `ws` client wrapped for tests and the bench — the repository's one raw-frame transport: queued text frames
+ * (or a callback per frame), the close code/reason, and promise-based waits.
+ */
 export interface TestClient {
   readonly ws: WebSocket;
   /** Every text frame received so far, in arrival order. */
@@ -18,6 +21,15 @@ export interface OpenOptions {
   headers?: Record<string, string>;
   /** Client-side limit, raised in tests that need the server to see an oversize frame. */
   maxPayload?: number;
+  /** The upgrade fails (and the socket is terminated) if it has not succeeded within this many ms. */
+  openTimeoutMs?: number;
+  /** `close()` terminates the socket if the close handshake has not finished within this many ms. */
+  closeTimeoutMs?: number;
+  /**
+   * Each text frame goes to this callback instead of `received` (long-running counters keep nothing); `next()`
+   * then only settles when the socket closes or at its timeout.
+   */
+  onFrame?: (text: string) => void;
 }
 
 /** Opens a client and resolves once the upgrade succeeded; rejects with the HTTP status if it was refused. */
@@ -38,8 +50,14 @@ export function openClient(url: string, options: OpenOptions = {}): Promise<Test
       for (const wake of waiters.splice(0)) wake();
     });
   });
+  const onFrame = options.onFrame;
   ws.on('message', (data, isBinary) => {
-    received.push(isBinary ? `<binary ${String(data)}>` : String(data));
+    const text = isBinary ? `<binary ${String(data)}>` : String(data);
+    if (onFrame !== undefined) {
+      onFrame(text);
+      return;
+    }
+    received.push(text);
     for (const wake of waiters.splice(0)) wake();
   });
 
@@ -72,21 +90,52 @@ export function openClient(url: string, options: OpenOptions = {}): Promise<Test
     send: (text) =>
       new Promise((resolve, reject) => ws.send(text, (error) => (error === undefined || error === null ? resolve() : reject(error)))),
     close: (code, reason) => {
+      if (closeInfo !== undefined) return closed;
       ws.close(code, reason);
+      if (options.closeTimeoutMs !== undefined) {
+        const timer = setTimeout(() => ws.terminate(), options.closeTimeoutMs);
+        void closed.then(() => clearTimeout(timer));
+      }
       return closed;
     },
   };
 
   return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(client));
+    const timer =
+      options.openTimeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            reject(new Error(`socket did not open in ${String(options.openTimeoutMs)} ms`));
+            ws.terminate();
+          }, options.openTimeoutMs);
+    ws.once('open', () => {
+      clearTimeout(timer);
+      resolve(client);
+    });
     ws.once('unexpected-response', (_req, res) => {
+      clearTimeout(timer);
       res.resume();
       reject(new RefusedError(res.statusCode ?? 0));
       ws.terminate();
     });
     // Kept for the socket's lifetime: an 'error' without a listener would throw.
-    ws.on('error', (error) => reject(error));
+    ws.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
   });
+}
+
+/** Sends one text message as fragments of at most `fragmentBytes` each (each frame under the 32 KB frame limit). */
+export async function sendFragmented(client: TestClient, text: string, fragmentBytes = 30 * 1024): Promise<void> {
+  const data = Buffer.from(text, 'utf8');
+  for (let start = 0; start < data.length; start += fragmentBytes) {
+    const chunk = data.subarray(start, start + fragmentBytes);
+    const fin = start + fragmentBytes >= data.length;
+    await new Promise<void>((resolve, reject) =>
+      client.ws.send(chunk, { binary: false, fin }, (error) => (error === undefined || error === null ? resolve() : reject(error))),
+    );
+  }
 }
 
 /** The upgrade was answered with a non-101 HTTP status. */

@@ -6,14 +6,14 @@ import { DecryptionError } from '../../lambdas/errors.js';
 import { appKeysFrom } from '../../lambdas/secret.js';
 import { startLocalBackend, type LocalBackend } from '../../local/backend.js';
 import { jsonLineLog, type GatewayLogEntry } from '../../local/gateway.js';
-import { openClient, refusedStatus } from '../../local/gateway/testing.js';
+import { openClient, refusedStatus, sendFragmented } from '../../local/gateway/testing.js';
 import { signToken } from '../../local/tokens.js';
 import { ChatClient, connectUrl, eventually, tokenFor, type Frame } from '../support/chat.js';
 import { uniqueId } from '../support/env.js';
 import { connectEvent, messageEvent } from '../support/events.js';
 import { parseFrame } from './support/answers.js';
 import { captureOutput } from './support/capture.js';
-import { BackendProbe, sendFragmented, switchEnv } from './support/probe.js';
+import { BackendProbe, switchEnv } from './support/probe.js';
 import { badTokens } from './support/tokens.js';
 import { testLambdas } from '../support/lambdas.js';
 import { Scope } from '../../lambdas/context/lazy.js';
@@ -427,7 +427,7 @@ describe('6. size limits', () => {
     const bob = await join(conversationId, 'bob', 'phone');
     // 32 KiB + 2 bytes of 2-byte characters: the frame is over 32 KB, so it goes in fragments (each under the frame limit).
     const tooBig = JSON.stringify({ action: 'sendMessage', conversationId, clientMessageId: 'big', body: 'é'.repeat(16 * 1024 + 1) });
-    await sendFragmented(alice.socket.ws, tooBig);
+    await sendFragmented(alice.socket, tooBig);
     const refused = await alice.waitFor((f) => f.type === 'error' || f.type === 'sent');
     expect(refused).toMatchObject({ type: 'error', code: 'bad_request', action: 'sendMessage' });
     expect(String(refused.message)).not.toContain('éé');
@@ -435,7 +435,7 @@ describe('6. size limits', () => {
     expect(await probe.logItems(conversationId)).toHaveLength(0);
 
     const exact = JSON.stringify({ action: 'sendMessage', conversationId, clientMessageId: 'exact', body: 'é'.repeat(16 * 1024) });
-    await sendFragmented(alice.socket.ws, exact);
+    await sendFragmented(alice.socket, exact);
     expect(await alice.waitFor((f) => f.type === 'error' || f.type === 'sent')).toMatchObject({ type: 'sent', seq: 1 });
     expect(await allPending(bob, conversationId)).toHaveLength(1);
   });
@@ -454,7 +454,7 @@ describe('6. size limits', () => {
   it('closes with 1009 on a message over 128 KB even when each fragment is small', async () => {
     const conversationId = await probe.conversationWith('alice');
     const alice = await join(conversationId, 'alice', 'phone');
-    await sendFragmented(alice.socket.ws, JSON.stringify({ action: 'typing', conversationId, pad: 'x'.repeat(130 * 1024) })).catch(() => undefined);
+    await sendFragmented(alice.socket, JSON.stringify({ action: 'typing', conversationId, pad: 'x'.repeat(130 * 1024) })).catch(() => undefined);
     expect((await alice.socket.closed).code).toBe(1009);
   });
 
@@ -467,7 +467,7 @@ describe('6. size limits', () => {
     const body = '\u0001'.repeat(21_700);
     const text = JSON.stringify({ action: 'sendMessage', conversationId, clientMessageId: 'esc', body });
     expect(Buffer.byteLength(text)).toBeLessThan(128 * 1024);
-    await sendFragmented(alice.socket.ws, text);
+    await sendFragmented(alice.socket, text);
     expect(await alice.waitFor((f) => f.type === 'error' || f.type === 'sent')).toMatchObject({ type: 'error', code: 'payload_too_large' });
     expect(await allPending(bob, conversationId)).toEqual([]);
     expect(await probe.logItems(conversationId)).toHaveLength(0);

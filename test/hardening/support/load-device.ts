@@ -1,4 +1,4 @@
-import { WebSocket } from 'ws';
+import { openClient, type TestClient } from '../../../local/gateway/testing.js';
 
 export type Frame = Record<string, unknown>;
 
@@ -13,7 +13,7 @@ export interface StoredView {
 const REQUEST_TIMEOUT_MS = 30_000;
 
 /**
- * One device of the load test: a real `ws` client that sends one request at a time (its answer is the next
+ * One device of the load test: a raw socket (the repository's one raw transport, local/gateway/testing.ts) that sends one request at a time (its answer is the next
  * non-pushed frame) while `message` frames pushed by the backend are counted as they come, across reconnects.
  */
 export class LoadDevice {
@@ -25,7 +25,7 @@ export class LoadDevice {
   liveDuplicates = 0;
   /** Live messages not acked yet. */
   private readonly toAck = new Set<string>();
-  private socket: WebSocket | undefined;
+  private socket: TestClient | undefined;
   private waiter: { resolve(frame: Frame): void; reject(error: Error): void } | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   readonly errors: Frame[] = [];
@@ -43,26 +43,17 @@ export class LoadDevice {
   }
 
   async connect(): Promise<void> {
-    const ws = new WebSocket(this.url(await this.token()), { perMessageDeflate: false });
-    ws.on('message', (data) => this.onFrame(String(data)));
-    ws.on('close', () => this.waiter?.reject(new Error(`${this.key}: socket closed while waiting for an answer`)));
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`${this.key}: upgrade refused with ${String(res.statusCode)}`)));
-      ws.once('error', reject);
+    const socket = await openClient(this.url(await this.token()), { onFrame: (text) => this.onFrame(text) }).catch((error: unknown) => {
+      throw new Error(`${this.key}: ${error instanceof Error ? error.message : String(error)}`);
     });
-    ws.on('error', () => undefined);
-    this.socket = ws;
+    void socket.closed.then(() => this.waiter?.reject(new Error(`${this.key}: socket closed while waiting for an answer`)));
+    this.socket = socket;
   }
 
   async disconnect(): Promise<void> {
-    const ws = this.socket;
+    const socket = this.socket;
     this.socket = undefined;
-    if (ws === undefined || ws.readyState === WebSocket.CLOSED) return;
-    await new Promise<void>((resolve) => {
-      ws.once('close', () => resolve());
-      ws.close();
-    });
+    await socket?.close();
   }
 
   /** Sends a frame and resolves with its answer; requests of one device are serialised. */
@@ -114,8 +105,8 @@ export class LoadDevice {
   }
 
   private exchange(frame: Frame): Promise<Frame> {
-    const ws = this.socket;
-    if (ws === undefined || ws.readyState !== WebSocket.OPEN) return Promise.reject(new Error(`${this.key}: not connected`));
+    const socket = this.socket;
+    if (socket === undefined || socket.ws.readyState !== socket.ws.OPEN) return Promise.reject(new Error(`${this.key}: not connected`));
     return new Promise<Frame>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiter = undefined;
@@ -133,9 +124,7 @@ export class LoadDevice {
           reject(error);
         },
       };
-      ws.send(JSON.stringify(frame), (error) => {
-        if (error !== undefined && error !== null) this.waiter?.reject(error);
-      });
+      socket.send(JSON.stringify(frame)).catch((error: unknown) => this.waiter?.reject(error instanceof Error ? error : new Error(String(error))));
     });
   }
 

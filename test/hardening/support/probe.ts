@@ -1,7 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { Redis } from 'ioredis';
-import type { WebSocket } from 'ws';
 import { DynamoMembershipStore } from '../../../lambdas/adapters/dynamo-members.js';
 import { CONVERSATION_INDEX } from '../../../deploy/tables.js';
 import type { LocalBackend } from '../../../local/backend.js';
@@ -209,15 +208,4 @@ export async function switchEnv(overrides: Record<string, string | undefined>, b
     await handlers.reset();
     await backend?.restartFunctions();
   };
-}
-/** Sends one text message as fragments of at most `fragmentBytes` each (each frame under the 32 KB frame limit). */
-export async function sendFragmented(ws: WebSocket, text: string, fragmentBytes = 30 * 1024): Promise<void> {
-  const data = Buffer.from(text, 'utf8');
-  for (let start = 0; start < data.length; start += fragmentBytes) {
-    const chunk = data.subarray(start, start + fragmentBytes);
-    const fin = start + fragmentBytes >= data.length;
-    await new Promise<void>((resolve, reject) =>
-      ws.send(chunk, { binary: false, fin }, (error) => (error === undefined || error === null ? resolve() : reject(error))),
-    );
-  }
 }

@@ -1,8 +1,6 @@
 /**
  * The frames the client speaks (shared PROTOCOL.md, v2). Server frame types come from the backend's own
  * definitions with `import type`, which is erased: nothing of the backend (nor zod) reaches a browser bundle.
- * Frames of features still arriving on the server side (read receipts, conversations, presence) are written here
- * from the protocol document.
  */
 import type {
   AckedFrame,
@@ -25,12 +23,18 @@ import type {
   UndecryptableMessage,
   UnsubscribedFrame,
   ConversationStatus,
+  ConversationSummary,
+  ConversationsFrame,
+  PresenceFrame,
+  ReadFrame,
 } from '../lambdas/protocol.js';
 import type { ErrorCode } from '../lambdas/errors.js';
 
 export type {
   AckedFrame,
   ConversationStatus,
+  ConversationSummary,
+  ConversationsFrame,
   DeletedFrame,
   DeletedMessageData,
   EditedFrame,
@@ -44,6 +48,8 @@ export type {
   MessageFrame,
   PageEntry,
   PongFrame,
+  PresenceFrame,
+  ReadFrame,
   SentFrame,
   SubscribedFrame,
   TypingEventFrame,
@@ -51,44 +57,6 @@ export type {
   UndecryptableMessage,
   UnsubscribedFrame,
 };
-
-/** `read`: a member's read position (the answer to `markRead`, and pushed to the other members). */
-export interface ReadFrame {
-  type: 'read';
-  conversationId: string;
-  userId: string;
-  seq: number;
-  at: number;
-  requestId?: string;
-}
-
-export interface ConversationSummary {
-  conversationId: string;
-  lastSeq: number;
-  readSeq: number;
-  unreadCount: number;
-  lastMessageAt?: number;
-}
-
-/** `conversations`: the answer to `getConversations`. */
-export interface ConversationsFrame {
-  type: 'conversations';
-  conversations: ConversationSummary[];
-  cursor?: string;
-  requestId?: string;
-}
-
-/** `presence`: who is online now (`online`), one change (`userId` + `state`), or only a count (`occupancy`). */
-export interface PresenceFrame {
-  type: 'presence';
-  conversationId: string;
-  online?: string[];
-  userId?: string;
-  state?: 'online' | 'offline';
-  at?: number;
-  occupancy?: number;
-  requestId?: string;
-}
 
 /** Every frame the server may send, as the client reads it. */
 export type IncomingFrame =

@@ -296,11 +296,11 @@ async function main(): Promise<void> {
   });
   client.on('presence', (p) => {
     if (p.conversationId !== conversationId) return;
-    if (p.online !== undefined) {
+    if ('online' in p) {
       online.clear();
       for (const member of p.online) online.add(member);
     }
-    if (p.userId !== undefined && p.state !== undefined) {
+    if ('state' in p) {
       if (p.state === 'online') online.add(p.userId);
       else online.delete(p.userId);
     }

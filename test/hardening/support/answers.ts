@@ -1,7 +1,7 @@
 import { routes as deployedRoutes } from '../../../deploy/routes.js';
 import { selectRoute } from '../../../local/gateway/routing.js';
 import { clientFrameSchemas, MAX_MESSAGE_BYTES } from '../../../lambdas/protocol.js';
-import { conversationsCursor, isRequestId, stringLeaves, type Binding } from './fuzz-values.js';
+import { ACTIONS, conversationsCursor, isRequestId, stringLeaves, type Binding } from './fuzz-values.js';
 
 /** The protocol's error codes (shared PROTOCOL.md). */
 export const ERROR_CODES: readonly string[] = [
@@ -95,22 +95,7 @@ export function errorFrameProblems(frame: Frame, sentText: string): string[] {
 // ---- routes ----------------------------------------------------------------------------------------------
 
 /** The routes a client frame can select (deploy/routes.ts), and `$default`. */
-export const ROUTES = [
-  'subscribe',
-  'unsubscribe',
-  'ping',
-  'typing',
-  'sendMessage',
-  'editMessage',
-  'deleteMessage',
-  'ack',
-  'getUnacked',
-  'getHistory',
-  'markRead',
-  'getConversations',
-  'getPresence',
-  '$default',
-] as const;
+export const ROUTES = [...ACTIONS, '$default'] as const;
 export type Route = (typeof ROUTES)[number];
 
 const isRoute = (key: string | undefined): key is Route => (ROUTES as readonly (string | undefined)[]).includes(key);

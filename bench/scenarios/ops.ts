@@ -4,12 +4,12 @@ import { BatchWriteCommand, DynamoDBDocumentClient, QueryCommand } from '@aws-sd
 import { connectionsTable } from '../../deploy/tables.js';
 import { MEMORY_MB } from '../../lib/relay-stack.js';
 import { messageEvent, type ConnectionFacts } from '../../local/gateway/events.js';
-import { spawnRedis } from '../../local/redis-server.js';
 import { ensureTables } from '../../local/tables.js';
 import type { BenchConfig } from '../config.js';
 import { BenchBackend, LOCAL_CREDENTIALS } from '../lib/backend.js';
-import { DynamoCountingProxy, type DynamoCounts } from '../lib/dynamo-proxy.js';
-import { mapLimit, now, pollUntil } from '../lib/limit.js';
+import { startCountedBench, type CountedBench, type CountedSample } from '../lib/counted-bench.js';
+import type { DynamoCounts } from '../lib/dynamo-proxy.js';
+import { mapLimit, pollUntil } from '../lib/limit.js';
 import {
   DYNAMO_ITEM_OVERHEAD_BYTES,
   DYNAMO_REQUEST_PRICES_ASKED,
@@ -24,7 +24,7 @@ import {
   type EventCounts,
 } from '../lib/prices.js';
 import type { Progress } from '../lib/progress.js';
-import { RedisCommandCounter, type RedisCounts } from '../lib/redis-monitor.js';
+import type { RedisCounts } from '../lib/redis-monitor.js';
 import type { ServiceProcess } from '../lib/services.js';
 import { SocketSet } from '../lib/sockets.js';
 import { median, round } from '../lib/stats.js';
@@ -158,14 +158,8 @@ export interface OpsResult {
   connectionMinutes: { members: number; hoursPerDay: number; days: number; dollars: number }[];
 }
 
-interface Sample {
-  result: unknown;
-  dynamo: DynamoCounts;
-  redis: RedisCounts;
-  posts: number;
-  durationMs: number;
-}
-type Counted = (invoke: () => Promise<unknown>) => Promise<Sample>;
+type Sample = CountedSample;
+type Counted = CountedBench['counted'];
 
 /**
  * Operations and cost per event: each route invoked once per sample on a warm container (as a frame after the
@@ -173,39 +167,10 @@ type Counted = (invoke: () => Promise<unknown>) => Promise<Sample>;
  * dedicated redis-server, and Management API posts by the gateway's log.
  */
 export async function runOps(config: BenchConfig, services: ServiceProcess, progress: Progress): Promise<OpsResult> {
-  const proxy = await DynamoCountingProxy.start(services.dynamodbEndpoint);
-  const redis = await spawnRedis();
-  const monitor = await RedisCommandCounter.start(redis.url);
-  const posts = { counting: false, count: 0 };
-  let bench: BenchBackend | undefined;
+  let counting: CountedBench | undefined;
   try {
-    bench = await BenchBackend.start({
-      stage: 'ops',
-      dynamodbEndpoint: proxy.endpoint,
-      sqsEndpoint: services.sqsEndpoint,
-      redisUrl: redis.url,
-      gateway: {
-        log: (entry) => {
-          if (posts.counting && entry.event === 'management_request' && entry.method === 'POST') posts.count += 1;
-        },
-      },
-    });
-    const counted: Counted = async (invoke) => {
-      proxy.reset();
-      monitor.reset();
-      posts.count = 0;
-      proxy.counting = true;
-      monitor.counting = true;
-      posts.counting = true;
-      const started = now();
-      const result = await invoke();
-      const durationMs = now() - started;
-      const redisCounts = await monitor.settle();
-      proxy.counting = false;
-      monitor.counting = false;
-      posts.counting = false;
-      return { result, durationMs, dynamo: proxy.snapshot(), redis: redisCounts, posts: posts.count };
-    };
+    counting = await startCountedBench('ops', services);
+    const { bench, counted } = counting;
     const rows: OpsRow[] = [];
     let bytesPerRow = 0;
     let stored: StoredBytes = { messageItem: 0, messageIndexEntry: 0, idempotencyItem: 0 };
@@ -253,10 +218,7 @@ export async function runOps(config: BenchConfig, services: ServiceProcess, prog
       })),
     };
   } finally {
-    await bench?.close();
-    monitor.close();
-    await redis.stop();
-    await proxy.close();
+    await counting?.close();
   }
 }
 

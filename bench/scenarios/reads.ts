@@ -2,12 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { DynamoMembershipStore } from '../../lambdas/adapters/dynamo-members.js';
 import { DynamoMessageLog } from '../../lambdas/adapters/dynamo-message-log.js';
 import { messageEvent, type ConnectionFacts } from '../../local/gateway/events.js';
-import { spawnRedis } from '../../local/redis-server.js';
-import { BenchBackend } from '../lib/backend.js';
-import { DynamoCountingProxy, type DynamoCounts } from '../lib/dynamo-proxy.js';
-import { now, pollUntil } from '../lib/limit.js';
+import { startCountedBench, type CountedBench } from '../lib/counted-bench.js';
+import type { DynamoCounts } from '../lib/dynamo-proxy.js';
+import { pollUntil } from '../lib/limit.js';
 import type { Progress } from '../lib/progress.js';
-import { RedisCommandCounter } from '../lib/redis-monitor.js';
 import type { ServiceProcess } from '../lib/services.js';
 import { SocketSet } from '../lib/sockets.js';
 import { median, percentile, round } from '../lib/stats.js';
@@ -64,25 +62,11 @@ const SEALED = `v2.bench.${'x'.repeat(200)}`;
  * does not. Handlers invoked directly on warm containers, DynamoDB counted by a proxy, Redis by MONITOR.
  */
 export async function runReads(settings: ReadsSettings, services: ServiceProcess, progress: Progress): Promise<ReadsResult> {
-  const proxy = await DynamoCountingProxy.start(services.dynamodbEndpoint);
-  const redis = await spawnRedis();
-  const monitor = await RedisCommandCounter.start(redis.url);
-  const posts = { counting: false, count: 0 };
-  let bench: BenchBackend | undefined;
+  let counting: CountedBench | undefined;
   const sockets = new SocketSet();
   try {
-    bench = await BenchBackend.start({
-      stage: 'reads',
-      dynamodbEndpoint: proxy.endpoint,
-      sqsEndpoint: services.sqsEndpoint,
-      redisUrl: redis.url,
-      gateway: {
-        log: (entry) => {
-          if (posts.counting && entry.event === 'management_request' && entry.method === 'POST') posts.count += 1;
-        },
-      },
-    });
-    const started = bench;
+    counting = await startCountedBench('reads', services);
+    const { bench: started, counted } = counting;
     const reader = randomUUID();
     const other = randomUUID();
     const members = new DynamoMembershipStore(started.db, started.backend.tables.members);
@@ -138,20 +122,9 @@ export async function runReads(settings: ReadsSettings, services: ServiceProcess
       progress.start(`reads ${label}`, settings.repeats, 'events');
       const samples: { ms: number; dynamo: DynamoCounts; redis: number; posts: number; body: string }[] = [];
       for (let i = 0; i < settings.repeats; i += 1) {
-        proxy.reset();
-        monitor.reset();
-        posts.count = 0;
-        proxy.counting = true;
-        monitor.counting = true;
-        posts.counting = true;
-        const at = now();
-        const answer = await invoker(started, route)(frame(route, `${label}-${i}`, fields(i)));
-        const ms = now() - at;
-        const redisCounts = await monitor.settle();
-        proxy.counting = false;
-        monitor.counting = false;
-        posts.counting = false;
-        samples.push({ ms, dynamo: proxy.snapshot(), redis: redisCounts.roundTrips, posts: posts.count, body: answer.body ?? '' });
+        const sample = await counted(() => invoker(started, route)(frame(route, `${label}-${i}`, fields(i))));
+        const body = typeof sample.result === 'object' && sample.result !== null && 'body' in sample.result && typeof sample.result.body === 'string' ? sample.result.body : '';
+        samples.push({ ms: sample.durationMs, dynamo: sample.dynamo, redis: sample.redis.roundTrips, posts: sample.posts, body });
         progress.update(i + 1);
       }
       const head = samples[0];
@@ -202,9 +175,6 @@ export async function runReads(settings: ReadsSettings, services: ServiceProcess
     return { settings, unreadConversations, rows };
   } finally {
     await sockets.close();
-    await bench?.close();
-    monitor.close();
-    await redis.stop();
-    await proxy.close();
+    await counting?.close();
   }
 }

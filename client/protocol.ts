@@ -27,6 +27,7 @@ import type {
   ConversationsFrame,
   PresenceFrame,
   ReadFrame,
+  ServerFrame,
 } from '../lambdas/protocol.js';
 import type { ErrorCode } from '../lambdas/errors.js';
 
@@ -58,26 +59,8 @@ export type {
   UnsubscribedFrame,
 };
 
-/** Every frame the server may send, as the client reads it. */
-export type IncomingFrame =
-  | MessageFrame
-  | ({ type: 'message' } & DeletedMessageData)
-  | TypingEventFrame
-  | SentFrame
-  | AckedFrame
-  | UnackedFrame
-  | HistoryFrame
-  | SubscribedFrame
-  | UnsubscribedFrame
-  | PongFrame
-  | EditedFrame
-  | MessageEditedFrame
-  | DeletedFrame
-  | MessageDeletedFrame
-  | ReadFrame
-  | ConversationsFrame
-  | PresenceFrame
-  | ErrorFrame;
+/** Every frame the server may send, as the client reads it (a `message` may also be a tombstone). */
+export type IncomingFrame = ServerFrame | ({ type: 'message' } & DeletedMessageData);
 
 /** A message as the app receives it: a message, a tombstone (`deleted: true`), or one the server could not open. */
 export type ReceivedMessage = MessageData | DeletedMessageData | UndecryptableMessage;

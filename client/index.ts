@@ -45,7 +45,12 @@ export interface RelayClientOptions {
   pingIntervalMs?: number;
   /** How long a request waits for its answer. @default 10000 */
   requestTimeoutMs?: number;
-  /** Acks are batched: one `ack` (upToSeq) per conversation at most this often. @default 100 */
+  /**
+   * Acks are batched: one `ack` (upToSeq) per conversation at most this often, and never two in flight (each ack
+   * is a write on the server; a burst of N messages costs a few acks, not N). A crash loses at most this window of
+   * acks: those messages come again on the next resume and are dropped by seq if the app kept `lastSeq`.
+   * @default 500
+   */
   ackDelayMs?: number;
   /** How long a message waits for an earlier one to arrive live before the gap is fetched. @default 200 */
   gapWaitMs?: number;
@@ -94,6 +99,8 @@ interface Followed {
   handled: number;
   ackedThrough: number;
   ackTimer: unknown;
+  /** An ack is out and not answered yet: the next one waits for it. */
+  acking: boolean;
 }
 
 /** What a page that answers a fill or a resume may cover once it is the last one (`hasMore: false`). */
@@ -109,7 +116,7 @@ const DEFAULTS = {
   backoff: { baseMs: 500, capMs: 30_000 },
   pingIntervalMs: 25_000,
   requestTimeoutMs: 10_000,
-  ackDelayMs: 100,
+  ackDelayMs: 500,
   gapWaitMs: 200,
   catchUpMs: 2000,
   typingThrottleMs: 2000,
@@ -356,6 +363,7 @@ export class RelayClient {
       handled: afterSeq,
       ackedThrough: afterSeq,
       ackTimer: undefined,
+      acking: false,
     });
   }
 
@@ -572,7 +580,7 @@ export class RelayClient {
   }
 
   private scheduleAck(followed: Followed): void {
-    if (followed.handled <= followed.ackedThrough || followed.ackTimer !== undefined) return;
+    if (followed.handled <= followed.ackedThrough || followed.ackTimer !== undefined || followed.acking) return;
     followed.ackTimer = this.timers.setTimeout(() => {
       followed.ackTimer = undefined;
       this.flushAck(followed);
@@ -582,15 +590,25 @@ export class RelayClient {
   private flushAck(followed: Followed): void {
     const conversationId = followed.state.conversationId;
     const upToSeq = followed.handled;
-    if (!this.ready || !this.live.has(conversationId) || upToSeq <= followed.ackedThrough) return;
+    if (!this.ready || !this.live.has(conversationId) || upToSeq <= followed.ackedThrough || followed.acking) return;
     const before = followed.ackedThrough;
     followed.ackedThrough = upToSeq;
-    this.requests.request({ action: 'ack', conversationId, upToSeq }, ['acked'], 'open').catch((error: unknown) => {
-      if (this.followed.get(conversationId) !== followed) return;
-      followed.ackedThrough = Math.min(followed.ackedThrough, before);
-      if (error instanceof RelayClientError && (error.code === 'disconnected' || error.code === 'closed')) return;
-      void this.events.emit('error', error instanceof RelayClientError ? error : new RelayClientError('internal', String(error)));
-      this.scheduleAck(followed);
-    });
+    followed.acking = true;
+    this.requests.request({ action: 'ack', conversationId, upToSeq }, ['acked'], 'open').then(
+      () => {
+        followed.acking = false;
+        if (this.followed.get(conversationId) === followed) this.scheduleAck(followed);
+      },
+      (error: unknown) => {
+        followed.acking = false;
+        if (this.followed.get(conversationId) !== followed) return;
+        followed.ackedThrough = Math.min(followed.ackedThrough, before);
+        if (error instanceof RelayClientError && (error.code === 'disconnected' || error.code === 'closed')) return;
+        // Acks are cumulative and idempotent: a slow or busy server is retried by the next ack, not reported.
+        const transient = error instanceof RelayClientError && ['timeout', 'unavailable', 'rate_limited'].includes(error.code);
+        if (!transient) void this.events.emit('error', error instanceof RelayClientError ? error : new RelayClientError('internal', String(error)));
+        this.scheduleAck(followed);
+      },
+    );
   }
 }

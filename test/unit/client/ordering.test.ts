@@ -142,6 +142,24 @@ describe('acks', () => {
     expect(server.sent('ack').map((f) => f.upToSeq)).toEqual([3]);
   });
 
+  it('keeps one ack in flight per conversation and folds an unanswered one into the next, without an error event', async () => {
+    const { server, client } = await connected(['c1'], { requestTimeoutMs: 2000, ackDelayMs: 500 });
+    const errors: string[] = [];
+    client.on('error', (error) => {
+      errors.push(error.code);
+    });
+    server.script('ack', () => undefined); // a busy server: acks go unanswered
+    server.push(messageFrame('c1', 1));
+    await run(600); // first ack (upToSeq 1) is out
+    server.push(messageFrame('c1', 2), messageFrame('c1', 3));
+    await run(1000); // still unanswered: no second ack while it is in flight
+    expect(server.sent('ack').map((f) => f.upToSeq)).toEqual([1]);
+    server.script('ack', (frame) => [{ type: 'acked', conversationId: frame.conversationId, messageIds: [], upToSeq: frame.upToSeq, requestId: frame.requestId }]);
+    await run(2000); // the first one times out; the next covers everything handled
+    expect(server.sent('ack').map((f) => f.upToSeq)).toEqual([1, 3]);
+    expect(errors).toEqual([]);
+  });
+
   it('reports a throwing handler on error and still moves on', async () => {
     const { server, client, seqs } = await connected();
     const errors: string[] = [];

@@ -1,5 +1,5 @@
 import type { FunctionName } from '../lambdas/config.js';
-import type { TableName } from './tables.js';
+import type { tableShapes, TableName } from './tables.js';
 
 /**
  * The route table, defined once: the CDK stack makes one function per entry and wires it to its route;
@@ -18,8 +18,12 @@ export interface FunctionSpec {
   entry: string;
   /** What it needs, for least-privilege grants. */
   access: {
-    /** Each table it reads (GetItem, Query on the table and its indexes) and/or writes (Put, Update, Delete). */
-    tables: Partial<Record<TableName, TableAccess>>;
+    /**
+     * The DynamoDB actions it calls, per table: exactly those (test/e2e/dynamo-grants.test.ts records the calls
+     * each handler makes and fails on one missing here, or one granted here but never made). `Query:<index>` is
+     * a Query on that index.
+     */
+    tables: TableGrants;
     /** Sends to the fan-out queue. */
     enqueue: boolean;
     /** Posts to connections through the Management API. */
@@ -29,7 +33,64 @@ export interface FunctionSpec {
   };
 }
 
-export type TableAccess = 'read' | 'write' | 'readwrite';
+/** DynamoDB actions as IAM names them (a batch call needs its own action, not those of its items). */
+export type DynamoAction = 'GetItem' | 'BatchGetItem' | 'Query' | 'PutItem' | 'UpdateItem' | 'DeleteItem' | 'BatchWriteItem' | 'ConditionCheckItem';
+
+type Shape<N extends TableName> = (typeof tableShapes)[N];
+/** The global and local index names of a table. */
+export type IndexNameOf<N extends TableName> =
+  | (Shape<N>['indexes'] extends readonly { name: infer I extends string }[] ? I : never)
+  | (Shape<N> extends { localIndexes: readonly { name: infer L extends string }[] } ? L : never);
+
+/** What a function may call on one table: actions on the table itself, and `Query:<index>` per index it queries. */
+export type TableGrant<N extends TableName> = readonly (DynamoAction | `Query:${IndexNameOf<N>}`)[];
+export type TableGrants = { readonly [N in TableName]?: TableGrant<N> };
+
+/*
+ * What each adapter call needs (lambdas/adapters/dynamo-*.ts), so the entries below read as what a function does.
+ * The connections table:
+ */
+/** A frame's connection record and subscription (`connection`, `subscription`). */
+const FRAME = ['GetItem'] as const;
+/** A conversation's subscriptions, the recipients of a post (`listByConversation`). */
+const RECIPIENTS = ['Query:byConversation'] as const;
+/** A connection's subscriptions (`subscriptionsOf`). */
+const SUBSCRIPTIONS = ['Query'] as const;
+/** (Un)subscribing: one batch of puts or deletes (`subscribe`, `unsubscribe`). */
+const SUBSCRIBE = ['BatchWriteItem'] as const;
+/** Removing a connection (`remove`: its entries, then its slot in the user's set). */
+const REMOVE = ['Query', 'BatchWriteItem', 'UpdateItem'] as const;
+/**
+ * What posting may lead to: a connection that met 410 is removed (its record read first, for its age), a removed
+ * member's subscription is dropped (`unsubscribe`).
+ */
+const PRUNE = ['GetItem', ...REMOVE] as const;
+/** Opening one (`open`): record, slot, stale slots looked for, a refused one deleted. */
+const OPEN = ['PutItem', 'UpdateItem', 'GetItem', 'BatchGetItem', 'DeleteItem'] as const;
+/** The members table: the roster (a conversation's members, and one user not in the cached list). */
+const ROSTER = ['Query', 'GetItem'] as const;
+/** The messages table: the last seq (the top item, and with a retention the head item). */
+const LAST_SEQ = ['Query', 'GetItem'] as const;
+/** Pages of the log (`page`, `countByOthers`). */
+const PAGES = ['Query'] as const;
+/** Message ids to seqs (`seqsOf`: the log above a seq, and the message-id index). */
+const SEQS = ['Query', 'Query:byMessageId'] as const;
+/** One message id to its seq (the message-id index). */
+const MESSAGE_ID = ['Query:byMessageId'] as const;
+/** An edit or delete (`change`, and the read that explains a refusal). */
+const CHANGE = ['UpdateItem', 'GetItem'] as const;
+/** An append: claim (idempotency Put, Get, Update), the message (Put, Query for who holds a seq), the head (Update). */
+const APPEND_MESSAGES = ['PutItem', 'Query', 'GetItem', 'UpdateItem'] as const;
+const APPEND_CLAIMS = ['PutItem', 'GetItem', 'UpdateItem'] as const;
+/** The positions table: registering a device (refresh, its devices, the least recent dropped, put, a racing one read). */
+const REGISTER = ['UpdateItem', 'Query', 'DeleteItem', 'PutItem', 'GetItem'] as const;
+/** A device's position read and saved (`get`, `save`). */
+const POSITION = ['GetItem', 'PutItem'] as const;
+
+/** The union of some building blocks, each action once. */
+function grant<const A extends string>(...parts: readonly (readonly A[])[]): A[] {
+  return [...new Set(parts.flat())];
+}
 
 export interface RouteSpec extends FunctionSpec {
   routeKey: string;
@@ -45,7 +106,7 @@ export const routes: readonly RouteSpec[] = [
     twoWay: false,
     // Posts (and may enqueue) the presence of a v1 connection to the other members.
     access: {
-      tables: { connections: 'readwrite', members: 'read', messages: 'read', positions: 'readwrite' },
+      tables: { connections: grant(OPEN, FRAME, RECIPIENTS, SUBSCRIBE, PRUNE), members: grant(ROSTER), messages: grant(LAST_SEQ), positions: grant(REGISTER) },
       enqueue: true,
       posts: true,
       redis: true,
@@ -57,7 +118,7 @@ export const routes: readonly RouteSpec[] = [
     entry: 'lambdas/handlers/disconnect.ts',
     twoWay: false,
     // Redis: the connection stops being live for presence.
-    access: { tables: { connections: 'readwrite' }, enqueue: false, posts: false, redis: true },
+    access: { tables: { connections: grant(REMOVE) }, enqueue: false, posts: false, redis: true },
   },
   {
     routeKey: '$default',
@@ -72,7 +133,7 @@ export const routes: readonly RouteSpec[] = [
     entry: 'lambdas/handlers/subscribe.ts',
     twoWay: true,
     access: {
-      tables: { connections: 'readwrite', members: 'read', messages: 'read', positions: 'readwrite' },
+      tables: { connections: grant(FRAME, SUBSCRIPTIONS, SUBSCRIBE, RECIPIENTS, PRUNE), members: grant(ROSTER, ['BatchGetItem']), messages: grant(LAST_SEQ, PAGES), positions: grant(REGISTER) },
       enqueue: true,
       posts: true,
       redis: true,
@@ -83,14 +144,14 @@ export const routes: readonly RouteSpec[] = [
     name: 'unsubscribe',
     entry: 'lambdas/handlers/unsubscribe.ts',
     twoWay: true,
-    access: { tables: { connections: 'readwrite' }, enqueue: false, posts: false, redis: true },
+    access: { tables: { connections: grant(FRAME, SUBSCRIBE) }, enqueue: false, posts: false, redis: true },
   },
   {
     routeKey: 'typing',
     name: 'typing',
     entry: 'lambdas/handlers/typing.ts',
     twoWay: true,
-    access: { tables: { connections: 'readwrite', members: 'read' }, enqueue: true, posts: true, redis: true },
+    access: { tables: { connections: grant(FRAME, RECIPIENTS, PRUNE), members: grant(ROSTER) }, enqueue: true, posts: true, redis: true },
   },
   {
     routeKey: 'sendMessage',
@@ -98,7 +159,7 @@ export const routes: readonly RouteSpec[] = [
     entry: 'lambdas/handlers/send-message.ts',
     twoWay: true,
     access: {
-      tables: { connections: 'readwrite', members: 'read', messages: 'readwrite', idempotency: 'readwrite' },
+      tables: { connections: grant(FRAME, RECIPIENTS, PRUNE), members: grant(ROSTER), messages: grant(APPEND_MESSAGES, LAST_SEQ), idempotency: grant(APPEND_CLAIMS) },
       enqueue: true,
       posts: true,
       redis: true,
@@ -109,35 +170,35 @@ export const routes: readonly RouteSpec[] = [
     name: 'editMessage',
     entry: 'lambdas/handlers/edit-message.ts',
     twoWay: true,
-    access: { tables: { connections: 'readwrite', members: 'read', messages: 'readwrite' }, enqueue: true, posts: true, redis: true },
+    access: { tables: { connections: grant(FRAME, RECIPIENTS, PRUNE), members: grant(ROSTER), messages: grant(MESSAGE_ID, CHANGE) }, enqueue: true, posts: true, redis: true },
   },
   {
     routeKey: 'deleteMessage',
     name: 'deleteMessage',
     entry: 'lambdas/handlers/delete-message.ts',
     twoWay: true,
-    access: { tables: { connections: 'readwrite', members: 'read', messages: 'readwrite' }, enqueue: true, posts: true, redis: true },
+    access: { tables: { connections: grant(FRAME, RECIPIENTS, PRUNE), members: grant(ROSTER), messages: grant(MESSAGE_ID, CHANGE) }, enqueue: true, posts: true, redis: true },
   },
   {
     routeKey: 'ack',
     name: 'ack',
     entry: 'lambdas/handlers/ack.ts',
     twoWay: true,
-    access: { tables: { connections: 'readwrite', members: 'read', messages: 'read', positions: 'readwrite' }, enqueue: false, posts: false, redis: true },
+    access: { tables: { connections: grant(FRAME), members: grant(ROSTER), messages: grant(SEQS, LAST_SEQ, PAGES), positions: grant(POSITION) }, enqueue: false, posts: false, redis: true },
   },
   {
     routeKey: 'getUnacked',
     name: 'getUnacked',
     entry: 'lambdas/handlers/get-unacked.ts',
     twoWay: true,
-    access: { tables: { connections: 'readwrite', members: 'read', messages: 'read', positions: 'readwrite' }, enqueue: false, posts: false, redis: true },
+    access: { tables: { connections: grant(FRAME), members: grant(ROSTER), messages: grant(PAGES, LAST_SEQ), positions: grant(POSITION, REGISTER) }, enqueue: false, posts: false, redis: true },
   },
   {
     routeKey: 'getHistory',
     name: 'getHistory',
     entry: 'lambdas/handlers/get-history.ts',
     twoWay: true,
-    access: { tables: { connections: 'readwrite', members: 'read', messages: 'read' }, enqueue: false, posts: false, redis: true },
+    access: { tables: { connections: grant(FRAME), members: grant(ROSTER), messages: grant(PAGES) }, enqueue: false, posts: false, redis: true },
   },
   {
     routeKey: 'markRead',
@@ -145,14 +206,14 @@ export const routes: readonly RouteSpec[] = [
     entry: 'lambdas/handlers/mark-read.ts',
     twoWay: true,
     // members: the read position is written there; connections: a gone recipient's rows are pruned.
-    access: { tables: { connections: 'readwrite', members: 'readwrite', messages: 'read' }, enqueue: true, posts: true, redis: true },
+    access: { tables: { connections: grant(FRAME, RECIPIENTS, PRUNE), members: grant(ROSTER, ['UpdateItem']), messages: grant(LAST_SEQ) }, enqueue: true, posts: true, redis: true },
   },
   {
     routeKey: 'getConversations',
     name: 'getConversations',
     entry: 'lambdas/handlers/get-conversations.ts',
     twoWay: true,
-    access: { tables: { connections: 'read', members: 'read', messages: 'read' }, enqueue: false, posts: false, redis: true },
+    access: { tables: { connections: grant(FRAME), members: grant(['Query:byUser']), messages: grant(LAST_SEQ, PAGES) }, enqueue: false, posts: false, redis: true },
   },
   {
     // A Lambda route (not a MOCK one): it keeps the connection's presence live, which API Gateway alone cannot.
@@ -160,14 +221,14 @@ export const routes: readonly RouteSpec[] = [
     name: 'ping',
     entry: 'lambdas/handlers/ping.ts',
     twoWay: true,
-    access: { tables: { connections: 'readwrite', members: 'read' }, enqueue: true, posts: true, redis: true },
+    access: { tables: { connections: grant(FRAME, SUBSCRIPTIONS, RECIPIENTS, PRUNE), members: grant(ROSTER) }, enqueue: true, posts: true, redis: true },
   },
   {
     routeKey: 'getPresence',
     name: 'getPresence',
     entry: 'lambdas/handlers/get-presence.ts',
     twoWay: true,
-    access: { tables: { connections: 'readwrite', members: 'read' }, enqueue: false, posts: false, redis: true },
+    access: { tables: { connections: grant(FRAME), members: grant(ROSTER) }, enqueue: false, posts: false, redis: true },
   },
 ];
 
@@ -176,12 +237,12 @@ export const fanoutWorker: FunctionSpec = {
   name: 'fanoutWorker',
   entry: 'lambdas/handlers/fanout-worker.ts',
   // Reads messages from the log (DynamoDB) and prunes gone connections: no Redis, so it runs outside the VPC.
-  access: { tables: { connections: 'readwrite', messages: 'read' }, enqueue: false, posts: true, redis: false },
+  access: { tables: { connections: grant(PRUNE), messages: grant(['GetItem']) }, enqueue: false, posts: true, redis: false },
 };
 
 /** The scheduled function that announces `offline` once a user's presence lapsed (lib/: every minute). */
 export const presenceSweeper: FunctionSpec = {
   name: 'presenceSweeper',
   entry: 'lambdas/handlers/presence-sweeper.ts',
-  access: { tables: { connections: 'readwrite', members: 'read' }, enqueue: true, posts: true, redis: true },
+  access: { tables: { connections: grant(RECIPIENTS, PRUNE), members: grant(ROSTER) }, enqueue: true, posts: true, redis: true },
 };

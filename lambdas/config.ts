@@ -45,6 +45,8 @@ const redis = {
   REDIS_URL: optionalText,
   /** Secrets Manager id of a secret whose value is the Redis URL (external Redis with a password). */
   REDIS_URL_SECRET_ID: optionalText,
+  /** With REDIS_URL: Secrets Manager id of `{"username", "password"}` to AUTH with (the ElastiCache app user). */
+  REDIS_AUTH_SECRET_ID: optionalText,
   /** `cluster` for ElastiCache Serverless / cluster-mode Redis, `standalone` otherwise. */
   REDIS_MODE: z._default(z.enum(['standalone', 'cluster']), 'standalone'),
   ...secrets,
@@ -162,6 +164,9 @@ const crossChecks = (variables: ReadonlySet<string>) => z.superRefine((env: Env,
   // Redis is optional (it only speeds things up): at most one source.
   if (variables.has('REDIS_URL') && env.REDIS_URL !== undefined && env.REDIS_URL_SECRET_ID !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'set only one of REDIS_URL and REDIS_URL_SECRET_ID', input: undefined });
+  }
+  if (variables.has('REDIS_AUTH_SECRET_ID') && env.REDIS_AUTH_SECRET_ID !== undefined && env.REDIS_URL === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['REDIS_AUTH_SECRET_ID'], message: 'needs REDIS_URL (the credentials are for that Redis)', input: undefined });
   }
   exactlyOne('APP_SECRET_ID', 'APP_SECRET_JSON');
   for (const [rateName, burstName] of [

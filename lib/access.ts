@@ -1,9 +1,8 @@
 import { PolicyStatement, type IRole } from 'aws-cdk-lib/aws-iam';
-import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { tableShapes, type TableName, type TableShape } from '../deploy/tables.js';
-import type { FunctionSpec, TableAccess } from '../deploy/routes.js';
+import type { DynamoAction, FunctionSpec } from '../deploy/routes.js';
 import { variablesOf } from '../lambdas/config.js';
 import { acknowledge, nagNotation } from './nag.js';
 import type { RedisBackend } from './redis.js';
@@ -18,8 +17,6 @@ export interface AccessTargets {
   postToConnectionsArn: string;
 }
 
-export const TABLE_READ_ACTIONS = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'] as const;
-export const TABLE_WRITE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'] as const;
 export const MANAGE_CONNECTIONS = 'execute-api:ManageConnections';
 
 /** Grants one function exactly what its route-table entry says it needs. */
@@ -29,8 +26,14 @@ export function grantAccess(role: IRole, spec: FunctionSpec, targets: AccessTarg
   const variables = new Set(variablesOf(spec.name));
   if (variables.has('APP_SECRET_ID')) targets.appSecret.grantRead(role);
   if (access.redis) targets.redis.grantConnect(role);
-  for (const [name, level] of Object.entries(access.tables) as [TableName, TableAccess][]) {
-    grantTable(role, targets.tables.byName[name], tableShapes[name], level);
+  for (const grant of grantedDynamoActions(spec)) {
+    const tableArn = targets.tables.byName[grant.table].tableArn;
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: grant.actions.map((action) => `dynamodb:${action}`),
+        resources: [grant.index === undefined ? tableArn : `${tableArn}/index/${grant.index}`],
+      }),
+    );
   }
   if (access.enqueue) targets.fanoutQueue.grantSendMessages(role);
   if (access.posts) {
@@ -45,24 +48,31 @@ export function grantAccess(role: IRole, spec: FunctionSpec, targets: AccessTarg
   }
 }
 
-function grantTable(
-  role: IRole,
-  table: ITable,
-  shape: TableShape,
-  level: TableAccess,
-): void {
-  if (level === 'read' || level === 'readwrite') {
-    role.addToPrincipalPolicy(
-      new PolicyStatement({
-        actions: [...TABLE_READ_ACTIONS],
-        // Named indexes, not `index/*`: a new index does not silently widen the grant.
-        resources: [table.tableArn, ...indexNames(shape).map((index) => `${table.tableArn}/index/${index}`)],
-      }),
-    );
+/** One statement's worth of a function's DynamoDB grant: actions on a table, or Query on one of its indexes. */
+export interface DynamoGrant {
+  table: TableName;
+  /** Named, never `index/*`: a new index does not silently widen the grant. */
+  index?: string;
+  actions: DynamoAction[];
+}
+
+/** The route-table entry's DynamoDB grants, one per table and per queried index (unknown index names throw). */
+export function grantedDynamoActions(spec: FunctionSpec): DynamoGrant[] {
+  const grants: DynamoGrant[] = [];
+  for (const [table, entries] of Object.entries(spec.access.tables) as [TableName, readonly string[]][]) {
+    const onTable: DynamoAction[] = [];
+    for (const entry of entries) {
+      const [action, index] = entry.split(':') as [DynamoAction, string | undefined];
+      if (index === undefined) {
+        onTable.push(action);
+        continue;
+      }
+      if (!indexNames(tableShapes[table]).includes(index)) throw new Error(`${spec.name}: ${table} has no index ${index}`);
+      grants.push({ table, index, actions: [action] });
+    }
+    if (onTable.length > 0) grants.unshift({ table, actions: onTable });
   }
-  if (level === 'write' || level === 'readwrite') {
-    role.addToPrincipalPolicy(new PolicyStatement({ actions: [...TABLE_WRITE_ACTIONS], resources: [table.tableArn] }));
-  }
+  return grants;
 }
 
 function indexNames(shape: TableShape): string[] {

@@ -1,14 +1,14 @@
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import type { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import { ManagedPolicy, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Stack, type Duration, type RemovalPolicy } from 'aws-cdk-lib';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, type BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { ConfigVariable } from '../lambdas/config.js';
 import type { FunctionSpec } from '../deploy/routes.js';
-import { acknowledge } from './nag.js';
+import { acknowledge, nagNotation } from './nag.js';
 import type { RedisPlacement } from './redis.js';
 
 /** Values of the variables the functions read; the type keeps a misspelt name out of the stack. */
@@ -85,14 +85,7 @@ export class RelayFunction extends Construct {
       description: `${functionName}: least-privilege execution role`,
     });
     this.logGroup.grantWrite(this.role);
-    if (props.placement !== undefined) {
-      this.role.addManagedPolicy(ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaVPCAccessExecutionRole'));
-      acknowledge(
-        this.role,
-        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
-        'The AWS-maintained minimum for a function in a VPC (ENI create/describe/delete), whose EC2 actions cannot be scoped to resources.',
-      );
-    }
+    if (props.placement !== undefined) grantNetworkInterfaces(this.role, props.placement);
 
     this.function = new NodejsFunction(this, 'Function', {
       functionName,
@@ -122,12 +115,41 @@ export class RelayFunction extends Construct {
       'AwsSolutions-L1',
       'nodejs22.x is the runtime this code is built (esbuild target node22) and tested for; moving to a newer one is a deliberate, tested upgrade.',
     );
-    if (props.tracing) {
-      acknowledge(
-        this.role,
-        'AwsSolutions-IAM5[Resource::*]',
-        'X-Ray PutTraceSegments/PutTelemetryRecords (added by active tracing) do not support resource-level permissions.',
-      );
+    // The only statements on Resource "*": actions that support no resource-level permissions.
+    const unscoped = [
+      ...(props.placement === undefined ? [] : ['ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets (Lambda calls them for a VPC function)']),
+      ...(props.tracing ? ['X-Ray PutTraceSegments/PutTelemetryRecords (added by active tracing)'] : []),
+    ];
+    if (unscoped.length > 0) {
+      acknowledge(this.role, 'AwsSolutions-IAM5[Resource::*]', `${unscoped.join('; ')}: these actions support no resource-level permissions.`);
     }
   }
+}
+
+/** What Lambda does with a VPC function's role: create, describe and delete its network interfaces (and their IPs). */
+export const ENI_ACTIONS = {
+  create: ['ec2:CreateNetworkInterface'],
+  manage: ['ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+  describe: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'],
+} as const;
+
+/**
+ * The EC2 part of AWSLambdaVPCAccessExecutionRole, inline and scoped: that managed policy also grants `logs:*`
+ * actions on every log group, which would undo "its own log group only". Interfaces are created only in the
+ * function's subnets with its security groups; the Describe calls support no resource-level permissions.
+ */
+function grantNetworkInterfaces(role: Role, placement: RedisPlacement): void {
+  const stack = Stack.of(role);
+  const arn = (resource: string, resourceName: string) => stack.formatArn({ service: 'ec2', resource, resourceName });
+  const interfaces = arn('network-interface', '*');
+  const subnets = placement.vpc.selectSubnets(placement.vpcSubnets).subnetIds.map((id) => arn('subnet', id));
+  const groups = placement.securityGroups.map((group) => arn('security-group', group.securityGroupId));
+  role.addToPrincipalPolicy(new PolicyStatement({ actions: [...ENI_ACTIONS.create], resources: [interfaces, ...subnets, ...groups] }));
+  role.addToPrincipalPolicy(new PolicyStatement({ actions: [...ENI_ACTIONS.manage], resources: [interfaces] }));
+  role.addToPrincipalPolicy(new PolicyStatement({ actions: [...ENI_ACTIONS.describe], resources: ['*'] }));
+  acknowledge(
+    role,
+    `AwsSolutions-IAM5[Resource::${nagNotation(role, interfaces)}]`,
+    'Lambda names its network interfaces at run time; the grant is limited to interfaces of this account and region (creation also to the function subnets and security group).',
+  );
 }

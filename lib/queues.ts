@@ -1,4 +1,5 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { AnyPrincipal, Effect, PolicyStatement, type IRole } from 'aws-cdk-lib/aws-iam';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
@@ -8,6 +9,12 @@ export interface FanoutQueuesProps {
   /** The worker's timeout: the queue hides a received job for six times that (AWS's guidance for Lambda). */
   workerTimeout: Duration;
 }
+
+/**
+ * Requests by an AWS service (SQS itself moving a job to the dead-letter queue) are left out of the denies below:
+ * they carry no principal ARN to compare.
+ */
+const NOT_A_SERVICE = { BoolIfExists: { 'aws:PrincipalIsAWSService': 'false' } };
 
 /** The fan-out queue the posting routes hand large fan-outs to, and its dead-letter queue. */
 export class FanoutQueues extends Construct {
@@ -23,6 +30,16 @@ export class FanoutQueues extends Construct {
       retentionPeriod: Duration.days(14),
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    // Nobody sends to the dead-letter queue: only SQS moves jobs there, and only from the fan-out queue.
+    this.deadLetterQueue.addToResourcePolicy(
+      new PolicyStatement({
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: ['sqs:SendMessage'],
+        resources: [this.deadLetterQueue.queueArn],
+        conditions: NOT_A_SERVICE,
+      }),
+    );
     this.queue = new Queue(this, 'Queue', {
       encryption: QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
@@ -30,5 +47,21 @@ export class FanoutQueues extends Construct {
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
       removalPolicy: RemovalPolicy.DESTROY,
     });
+  }
+
+  /**
+   * Only these roles may send fan-out jobs: an IAM grant elsewhere in the account (an admin's `sqs:*`) does not
+   * let anyone else put a job on the queue, since a job makes the worker post to connections.
+   */
+  allowSendersOnly(roles: readonly IRole[]): void {
+    this.queue.addToResourcePolicy(
+      new PolicyStatement({
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: ['sqs:SendMessage'],
+        resources: [this.queue.queueArn],
+        conditions: { ArnNotEquals: { 'aws:PrincipalArn': roles.map((role) => role.roleArn) }, ...NOT_A_SERVICE },
+      }),
+    );
   }
 }

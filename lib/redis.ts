@@ -12,12 +12,13 @@ import {
   type IVpc,
   type SubnetSelection,
 } from 'aws-cdk-lib/aws-ec2';
-import { CfnServerlessCache } from 'aws-cdk-lib/aws-elasticache';
+import { CfnServerlessCache, CfnUser, CfnUserGroup } from 'aws-cdk-lib/aws-elasticache';
 import type { IGrantable } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret, type ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { ConfigOf } from '../lambdas/config.js';
+import { acknowledge } from './nag.js';
 
 /** Where a Redis-using function runs so it can reach Redis. */
 export interface RedisPlacement {
@@ -29,8 +30,8 @@ export interface RedisPlacement {
 /** What the functions need from either kind of Redis. */
 export interface RedisBackend {
   readonly mode: 'serverless' | 'external';
-  /** REDIS_URL or REDIS_URL_SECRET_ID, and REDIS_MODE. */
-  readonly environment: Readonly<Partial<Record<'REDIS_URL' | 'REDIS_URL_SECRET_ID' | 'REDIS_MODE', string>>>;
+  /** REDIS_URL (with REDIS_AUTH_SECRET_ID) or REDIS_URL_SECRET_ID, and REDIS_MODE. */
+  readonly environment: Readonly<Partial<Record<'REDIS_URL' | 'REDIS_URL_SECRET_ID' | 'REDIS_AUTH_SECRET_ID' | 'REDIS_MODE', string>>>;
   /** Only for functions with `access.redis`; undefined when Redis is reachable from anywhere. */
   readonly placement: RedisPlacement | undefined;
   /** Lets a function that builds the context read whatever it needs to connect. */
@@ -44,7 +45,21 @@ export interface ServerlessRedisProps {
   stage: string;
   logRetention: RetentionDays;
   removalPolicy: RemovalPolicy;
+  /** Usage limits: the cache refuses writes above this much data, and throttles above this many ECPUs per second. */
+  maxDataStorageGb: number;
+  maxEcpuPerSecond: number;
 }
+
+/** The user the functions AUTH as. */
+export const REDIS_APP_USER = 'relay-app';
+/**
+ * What the app user may run: every key (the cache is this stage's alone) and every command but the admin and
+ * dangerous ones (FLUSHALL, KEYS, CONFIG, DEBUG…); INFO and CLUSTER SLOTS back in for the client's own checks.
+ * test/integration/redis-acl.test.ts runs the Redis adapters as a user with exactly this access string.
+ */
+export const REDIS_APP_ACCESS = 'on ~* &* +@all -@admin -@dangerous +info +cluster|slots +cluster|shards';
+/** The user group must hold a user named `default`: it is switched off, so a connection without AUTH can do nothing. */
+export const REDIS_DEFAULT_ACCESS = 'off -@all';
 
 /**
  * ElastiCache Serverless (Valkey) in a new two-AZ VPC. Functions in the private subnets leave through one
@@ -57,6 +72,9 @@ export class ServerlessRedis extends Construct implements RedisBackend {
   readonly mode = 'serverless';
   readonly vpc: Vpc;
   readonly cache: CfnServerlessCache;
+  /** `{"username", "password"}` of the app user. */
+  readonly authSecret: Secret;
+  readonly userGroup: CfnUserGroup;
   readonly functionSecurityGroup: SecurityGroup;
   readonly cacheSecurityGroup: SecurityGroup;
   readonly environment: RedisBackend['environment'];
@@ -98,8 +116,52 @@ export class ServerlessRedis extends Construct implements RedisBackend {
     const privateSubnets = this.vpc.selectSubnets({ subnetType: SubnetType.PRIVATE_WITH_EGRESS });
     const retained = props.removalPolicy === RemovalPolicy.RETAIN;
     const name = `relay-ws-${props.stage}`;
+    // AUTH: the functions connect as the app user with a password Secrets Manager generated; nobody else can.
+    this.authSecret = new Secret(this, 'AuthSecret', {
+      description: `relay-ws ${props.stage}: the ElastiCache user the functions AUTH as`,
+      generateSecretString: {
+        secretStringTemplate: JSON.stringify({ username: REDIS_APP_USER }),
+        generateStringKey: 'password',
+        // AUTH passwords are 16-128 printable characters; without punctuation they also need no escaping in a URL.
+        passwordLength: 64,
+        excludePunctuation: true,
+      },
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    acknowledge(
+      this.authSecret,
+      'AwsSolutions-SMG4',
+      'Rotating it means setting the new password on the ElastiCache user (ModifyUser, both passwords during the switch); until a rotation function does that, docs/deploy.md gives the manual two-password procedure.',
+    );
+    const appUser = new CfnUser(this, 'AppUser', {
+      userId: `${name}-app`,
+      userName: REDIS_APP_USER,
+      engine: 'valkey',
+      accessString: REDIS_APP_ACCESS,
+      authenticationMode: { Type: 'password', Passwords: [this.authSecret.secretValueFromJson('password').unsafeUnwrap()] },
+    });
+    const defaultUser = new CfnUser(this, 'DefaultUser', {
+      userId: `${name}-default`,
+      userName: 'default',
+      engine: 'valkey',
+      accessString: REDIS_DEFAULT_ACCESS,
+      authenticationMode: { Type: 'no-password-required' },
+    });
+    this.userGroup = new CfnUserGroup(this, 'UserGroup', {
+      userGroupId: name,
+      engine: 'valkey',
+      userIds: [defaultUser.userId, appUser.userId],
+    });
+    this.userGroup.addDependency(appUser);
+    this.userGroup.addDependency(defaultUser);
+
     this.cache = new CfnServerlessCache(this, 'Cache', {
       serverlessCacheName: name,
+      userGroupId: this.userGroup.userGroupId,
+      cacheUsageLimits: {
+        dataStorage: { maximum: props.maxDataStorageGb, unit: 'GB' },
+        ecpuPerSecond: { maximum: props.maxEcpuPerSecond },
+      },
       description: `relay-ws ${props.stage}: offline queues, sequence numbers, rate limits`,
       engine: 'valkey',
       majorEngineVersion: '8',
@@ -110,11 +172,13 @@ export class ServerlessRedis extends Construct implements RedisBackend {
     });
     // Deleting the cache (with its final snapshot in prod) lets the VPC and security groups go too.
     this.cache.applyRemovalPolicy(RemovalPolicy.DESTROY);
+    this.cache.addDependency(this.userGroup);
 
     const mode: ConfigOf<'connect'>['REDIS_MODE'] = 'cluster';
     this.environment = {
       // ElastiCache Serverless speaks TLS only, in cluster mode.
       REDIS_URL: `rediss://${this.cache.attrEndpointAddress}:${this.cache.attrEndpointPort}`,
+      REDIS_AUTH_SECRET_ID: this.authSecret.secretArn,
       REDIS_MODE: mode,
     };
     this.placement = {
@@ -124,8 +188,9 @@ export class ServerlessRedis extends Construct implements RedisBackend {
     };
   }
 
-  grantConnect(): void {
-    // Reaching the cache is a network permission (the security groups above), not an IAM one.
+  grantConnect(grantee: IGrantable): void {
+    // Reaching the cache is a network permission (the security groups above); AUTH needs the app user's password.
+    this.authSecret.grantRead(grantee);
   }
 }
 

@@ -13,7 +13,7 @@ import { WebSocketGateway } from './api.js';
 import { RelayFunction, type FunctionEnvironment } from './functions.js';
 import { FanoutQueues } from './queues.js';
 import { ExternalRedis, ServerlessRedis, type RedisBackend } from './redis.js';
-import type { StackSettings } from './settings.js';
+import { workerMaxConcurrency, type StackSettings } from './settings.js';
 import { Tables } from './tables.js';
 import { acknowledge } from './nag.js';
 import { OUTPUTS } from './outputs.js';
@@ -83,7 +83,13 @@ export class RelayStack extends Stack {
     );
     this.redis =
       settings.redis === 'serverless'
-        ? new ServerlessRedis(this, 'Redis', { stage: settings.stage, logRetention, removalPolicy: dataRemoval })
+        ? new ServerlessRedis(this, 'Redis', {
+            stage: settings.stage,
+            logRetention,
+            removalPolicy: dataRemoval,
+            maxDataStorageGb: settings.cacheMaxDataStorageGb,
+            maxEcpuPerSecond: settings.cacheMaxEcpuPerSecond,
+          })
         : new ExternalRedis(this, 'Redis', { redisUrlSecretArn: requireValue(settings.redisUrlSecretArn, 'redisUrlSecretArn') });
 
     // Every value any function reads; each function gets only the variables its own schema names.
@@ -120,7 +126,11 @@ export class RelayStack extends Stack {
     this.routeFunctions = routes.map((route) => ({ route, relayFunction: makeFunction(route, ROUTE_TIMEOUT) }));
     this.worker = makeFunction(fanoutWorker, WORKER_TIMEOUT);
     this.worker.function.addEventSource(
-      new SqsEventSource(this.fanout.queue, { batchSize: WORKER_BATCH_SIZE, reportBatchItemFailures: true }),
+      new SqsEventSource(this.fanout.queue, {
+        batchSize: WORKER_BATCH_SIZE,
+        reportBatchItemFailures: true,
+        maxConcurrency: workerMaxConcurrency(settings),
+      }),
     );
 
     this.gateway = new WebSocketGateway(this, 'WebSocket', {
@@ -152,6 +162,8 @@ export class RelayStack extends Stack {
         postToConnectionsArn: this.gateway.postToConnectionsArn,
       });
     }
+
+    this.fanout.allowSendersOnly(this.allFunctions.filter((f) => f.spec.access.enqueue).map((f) => f.role));
 
     this.alarms = new Alarms(this, 'Alarms', {
       functions: this.allFunctions.map((f) => ({ name: f.spec.name, handler: f.function })),

@@ -61,6 +61,20 @@ export const contextSchema = z
     rateLimitBurst: unsetOr(settingSchemas.RATE_LIMIT_BURST),
     tracing: unsetOr(flag.default(false)),
     /**
+     * The account's API Gateway request quota (10,000 requests/s by default, shared by every API in the account and
+     * region; each @connections post counts), and the share of it the fan-out worker may spend.
+     */
+    callbackQuotaPerSecond: unsetOr(z.coerce.number().int().positive().max(1_000_000).default(10_000)),
+    callbackQuotaShare: unsetOr(z.coerce.number().positive().max(1).default(0.5)),
+    /**
+     * Posts per second one worker invocation can make: 1,938 is the poster's measured rate at 32 in flight with a
+     * whole CPU (BENCHMARKS.md); a 512 MB Lambda has less, so the worker count derived from it errs low.
+     */
+    workerPostsPerSecond: unsetOr(z.coerce.number().positive().max(100_000).default(1_938)),
+    /** ElastiCache Serverless usage limits: stored data (GB) and ECPUs per second, so cost cannot run away. */
+    cacheMaxDataStorageGb: unsetOr(z.coerce.number().int().min(1).max(5_000).default(5)),
+    cacheMaxEcpuPerSecond: unsetOr(z.coerce.number().int().min(1_000).max(15_000_000).default(50_000)),
+    /**
      * WebSocket access logs need API Gateway's account-level CloudWatch role; set false when the account
      * already has one managed elsewhere.
      */
@@ -87,6 +101,18 @@ export const contextSchema = z
   });
 
 export type StackSettings = z.output<typeof contextSchema>;
+
+/** The SQS event source's bounds on MaximumConcurrency. */
+export const WORKER_CONCURRENCY_RANGE = { min: 2, max: 1_000 } as const;
+
+/**
+ * How many fan-out workers may run at once so their posts stay within the configured share of the callback
+ * quota: floor(quota × share / posts per second of one worker), within the event source's bounds (at least 2).
+ */
+export function workerMaxConcurrency(settings: Pick<StackSettings, 'callbackQuotaPerSecond' | 'callbackQuotaShare' | 'workerPostsPerSecond'>): number {
+  const fits = Math.floor((settings.callbackQuotaPerSecond * settings.callbackQuotaShare) / settings.workerPostsPerSecond);
+  return Math.min(WORKER_CONCURRENCY_RANGE.max, Math.max(WORKER_CONCURRENCY_RANGE.min, fits));
+}
 export type ContextKey = keyof z.input<typeof contextSchema>;
 
 export const CONTEXT_KEYS = Object.keys(contextSchema.shape) as ContextKey[];

@@ -11,7 +11,7 @@ import { lazyServices, Scope, type Route } from '../lambdas/context/lazy.js';
 import type { Services } from '../lambdas/ports.js';
 import { MemoryPresence } from '../lambdas/adapters/memory-presence.js';
 import { MemoryRateLimiter } from '../lambdas/adapters/memory-rate-limiter.js';
-import { loadConfig } from '../lambdas/config.js';
+import { loadConfig, type FunctionName } from '../lambdas/config.js';
 import { presenceTimings } from '../lambdas/context/presence.js';
 import { startSqsPoller } from './sqs-poller.js';
 import { ensureTables } from './tables.js';
@@ -40,6 +40,11 @@ export interface LocalBackendOptions {
   redisUrl?: string;
   /** Extra environment for the handlers' config (rate limits, thresholds, secrets…). */
   env?: Record<string, string>;
+  /**
+   * Environment of one function over `env` (e.g. its own access key id, so a proxy can tell which function made
+   * a call, as IAM tells roles apart).
+   */
+  functionEnv?: (name: FunctionName) => Record<string, string>;
   /** Gateway limits and timeouts (tests shorten them). */
   gateway?: Pick<LocalGatewayOptions, 'idleTimeoutMs' | 'maxConnectionMs' | 'maxFrameBytes' | 'maxMessageBytes' | 'maxPostBytes' | 'log' | 'managementDelayMs'>;
   /** Visibility timeout of the local fan-out queue, seconds. */
@@ -235,9 +240,9 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
       ...(redis.kind === 'none' ? { limiter: new MemoryRateLimiter(), presence: new MemoryPresence(presenceTimings(sweeperConfig)) } : {}),
       ...options.services,
     };
-    const handlerOf = async (entry: string) => {
+    const handlerOf = async ({ name, entry }: { name: FunctionName; entry: string }) => {
       const route = await loadRoute(entry);
-      const fresh = () => lazyServices(() => route.build(env, scope, given));
+      const fresh = () => lazyServices(() => route.build({ ...env, ...options.functionEnv?.(name) }, scope, given));
       let source = fresh();
       renewals.push(() => {
         source = fresh();
@@ -246,13 +251,13 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
     };
     const functions: Record<string, (event: unknown) => Promise<unknown>> = {};
     for (const route of routes) {
-      const handler = await handlerOf(route.entry);
+      const handler = await handlerOf(route);
       const call: RouteHandler = (event) => handler(event as never);
       routeTable[route.routeKey] = { handler: call, twoWay: route.twoWay };
       functions[route.name] = (event) => handler(event as never);
     }
 
-    const workerHandler = await handlerOf(fanoutWorker.entry);
+    const workerHandler = await handlerOf(fanoutWorker);
     functions[fanoutWorker.name] = (event) => workerHandler(event as never);
     const worker = async (event: SQSEvent) => batchResponse(await workerHandler(event as never));
     const poller = startSqsPoller(
@@ -270,7 +275,7 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
       },
     });
     // The presence sweeper, as EventBridge runs it in the cloud: here one sweep every PRESENCE_SWEEP_SECONDS.
-    const sweeperHandler = await handlerOf(presenceSweeper.entry);
+    const sweeperHandler = await handlerOf(presenceSweeper);
     functions[presenceSweeper.name] = (event) => sweeperHandler(event as never);
     started.push(startSweeping(() => sweeperHandler({} as never), sweeperConfig.PRESENCE_SWEEP_SECONDS * 1000));
 

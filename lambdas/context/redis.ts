@@ -14,6 +14,7 @@ interface RedisConfig {
   SECRETS_ENDPOINT?: string | undefined;
   REDIS_URL?: string | undefined;
   REDIS_URL_SECRET_ID?: string | undefined;
+  REDIS_AUTH_SECRET_ID?: string | undefined;
   REDIS_MODE: 'standalone' | 'cluster';
 }
 

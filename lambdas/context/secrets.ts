@@ -1,4 +1,5 @@
 import type { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
+import * as z from 'zod/mini';
 import { SecretError } from '../errors.js';
 import { appKeysFrom, type AppKeys } from '../secret.js';
 import { credentialsOption } from './credentials.js';
@@ -30,10 +31,38 @@ export async function readAppKeys(config: SecretsConfig & { APP_SECRET_ID?: stri
   return appKeysFrom(await (await secretsProvider(config, env)).get(config.APP_SECRET_ID));
 }
 
-/** The Redis URL: given, or the value of a secret (an external Redis with a password). */
-export async function readRedisUrl(config: SecretsConfig & { REDIS_URL?: string | undefined; REDIS_URL_SECRET_ID?: string | undefined }, env: Env): Promise<string> {
+const redisCredentialsSchema = z.object({ username: z.string().check(z.minLength(1)), password: z.string().check(z.minLength(1)) });
+
+/**
+ * The Redis URL: given (with the credentials of REDIS_AUTH_SECRET_ID added, for ElastiCache's app user), or the
+ * value of a secret (an external Redis with a password).
+ */
+export async function readRedisUrl(
+  config: SecretsConfig & { REDIS_URL?: string | undefined; REDIS_URL_SECRET_ID?: string | undefined; REDIS_AUTH_SECRET_ID?: string | undefined },
+  env: Env,
+): Promise<string> {
+  if (config.REDIS_URL !== undefined && config.REDIS_AUTH_SECRET_ID !== undefined) {
+    const value = await (await secretsProvider(config, env)).get(config.REDIS_AUTH_SECRET_ID);
+    return withCredentials(config.REDIS_URL, typeof value === 'string' ? value : '');
+  }
   if (config.REDIS_URL !== undefined) return config.REDIS_URL;
   const value = await (await secretsProvider(config, env)).get(config.REDIS_URL_SECRET_ID ?? '');
   if (typeof value !== 'string' || value === '') throw new SecretError('the Redis URL secret is empty');
   return value;
+}
+
+/** `url` with the username and password of a `{"username", "password"}` secret; nothing of the value is ever in an error. */
+export function withCredentials(url: string, secretValue: string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(secretValue);
+  } catch {
+    throw new SecretError('the Redis credentials secret is not JSON');
+  }
+  const credentials = z.safeParse(redisCredentialsSchema, parsed);
+  if (!credentials.success) throw new SecretError('the Redis credentials secret needs a "username" and a "password"');
+  const withAuth = new URL(url);
+  withAuth.username = encodeURIComponent(credentials.data.username);
+  withAuth.password = encodeURIComponent(credentials.data.password);
+  return withAuth.toString();
 }

@@ -1,7 +1,12 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fanoutWorker, presenceSweeper, routes, type FunctionSpec } from '../../deploy/routes.js';
-import { tableShapes, type TableName, type TableShape } from '../../deploy/tables.js';
+import { tableShapes, type TableName } from '../../deploy/tables.js';
 import { variablesOf } from '../../lambdas/config.js';
+import { grantedDynamoActions } from '../../lib/access.js';
+import { ENI_ACTIONS, REPOSITORY_ROOT } from '../../lib/functions.js';
+import { REDIS_APP_USER } from '../../lib/redis.js';
 import {
   actionsOf,
   asArray,
@@ -15,6 +20,7 @@ import {
   statementsOf,
   removeAssembly,
   synthesize,
+  type PolicyStatementJson,
   type Synthesized,
 } from './synth.js';
 
@@ -49,16 +55,8 @@ function idOfType(type: string, predicate: (properties: Record<string, unknown>)
   return found[0];
 }
 
-/** The indexes a read grant names, per table (from the shapes, so a new index shows up here too). */
-const INDEXES: Partial<Record<TableName, string[]>> = Object.fromEntries(
-  (Object.keys(tableShapes) as TableName[]).map((name) => {
-    const shape: TableShape = tableShapes[name];
-    return [name, [...shape.indexes.map((i) => i.name), ...(shape.localIndexes ?? []).map((i) => i.name)]];
-  }),
-);
-
 /** A table's key schema as "partition/sort", to find the CloudFormation table of each shape. */
-function keyOf(shape: TableShape): string {
+function keyOf(shape: (typeof tableShapes)[TableName]): string {
   return `${shape.partitionKey.name}/${shape.sortKey?.name ?? ''}`;
 }
 
@@ -75,7 +73,12 @@ function expectedGrants(spec: FunctionSpec, functionId: string): Map<string, Set
     (Object.keys(tableShapes) as TableName[]).map((name) => [name, idOfType('AWS::DynamoDB::Table', (p) => tableKeyOf(p) === keyOf(tableShapes[name]))] as const),
   );
   const queue = idOfType('AWS::SQS::Queue', (p) => p.RedrivePolicy !== undefined);
-  const [secret] = onlyResource(synth.json, 'AWS::SecretsManager::Secret');
+  const secret = idOfType('AWS::SecretsManager::Secret', (p) => JSON.stringify(p.GenerateSecretString).includes('masterKey'));
+  const redisSecret = idOfType('AWS::SecretsManager::Secret', (p) => JSON.stringify(p.GenerateSecretString).includes(REDIS_APP_USER));
+  const [, cache] = onlyResource(synth.json, 'AWS::ElastiCache::ServerlessCache');
+  const subnetArns = asArray(props(cache).SubnetIds).map((subnet) => `arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:subnet/${flat(subnet)}`);
+  const [functionGroup] = resourcesOfType(synth.json, 'AWS::EC2::SecurityGroup').find(([, g]) => String(props(g).GroupDescription).startsWith('Functions that use Redis')) ?? [''];
+  const functionGroupArn = `arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:security-group/<${functionGroup}.GroupId>`;
   const [api] = onlyResource(synth.json, 'AWS::ApiGatewayV2::Api');
   const logGroup = refTarget((props(synth.json.Resources[functionId] ?? { Type: '' }).LoggingConfig as { LogGroup: unknown }).LogGroup);
 
@@ -88,16 +91,19 @@ function expectedGrants(spec: FunctionSpec, functionId: string): Map<string, Set
   if (variablesOf(spec.name).includes('APP_SECRET_ID')) {
     allow(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [`<${secret}>`]);
   }
-  const tableGrant = (table: string, level: string, indexes: string[]) => {
-    if (level === 'read' || level === 'readwrite') {
-      allow(['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'], [`<${table}.Arn>`, ...indexes.map((index) => `<${table}.Arn>/index/${index}`)]);
-    }
-    if (level === 'write' || level === 'readwrite') allow(['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'], [`<${table}.Arn>`]);
-  };
-  for (const [name, level] of Object.entries(spec.access.tables)) {
-    const table = tableIds.get(name as TableName);
-    if (table === undefined) throw new Error(`no table ${name}`);
-    tableGrant(table, level, INDEXES[name as TableName] ?? []);
+  // DynamoDB: exactly the route table's actions, per table and per queried index (never `index/*`).
+  for (const grant of grantedDynamoActions(spec)) {
+    const table = tableIds.get(grant.table);
+    if (table === undefined) throw new Error(`no table ${grant.table}`);
+    allow(grant.actions.map((action) => `dynamodb:${action}`), [grant.index === undefined ? `<${table}.Arn>` : `<${table}.Arn>/index/${grant.index}`]);
+  }
+  // Redis functions: the app user's credentials (ElastiCache), and their network interfaces.
+  if (spec.access.redis) {
+    allow(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [`<${redisSecret}>`]);
+    const eni = 'arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*';
+    allow([...ENI_ACTIONS.create], [eni, ...subnetArns, functionGroupArn]);
+    allow([...ENI_ACTIONS.manage], [eni]);
+    allow([...ENI_ACTIONS.describe], ['*']);
   }
   if (spec.access.enqueue) allow(['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'], [`<${queue}.Arn>`]);
   if (spec.access.posts) {
@@ -135,24 +141,69 @@ describe('least privilege, from the route table', () => {
     expect(posting.length).toBeGreaterThan(0);
   });
 
-  it('has no statement on Resource "*" in any policy of the stack', () => {
+  it('puts only the EC2 Describe calls (no resource-level permissions) on Resource "*", and no logs action beyond a function\'s own group', () => {
     for (const [id, policy] of resourcesOfType(synth.json, 'AWS::IAM::Policy')) {
-      const document = props(policy).PolicyDocument as { Statement: { Resource: unknown }[] };
+      const document = props(policy).PolicyDocument as { Statement: PolicyStatementJson[] };
       for (const statement of document.Statement) {
-        expect(asArray(statement.Resource).map(flat), id).not.toContain('*');
+        if (asArray(statement.Resource).map(flat).includes('*')) expect(actionsOf(statement).sort(), id).toEqual([...ENI_ACTIONS.describe].sort());
+        for (const action of actionsOf(statement).filter((a) => a.startsWith('logs:'))) {
+          expect(action, id).not.toBe('logs:*');
+          expect(asArray(statement.Resource).map(flat).every((r) => /^<Logs[A-Za-z0-9]*\.Arn>$|^<[A-Za-z0-9]+Logs[A-Za-z0-9]*\.Arn>$/.test(r)), `${id} ${action}`).toBe(true);
+        }
       }
     }
   });
 
-  it('uses no AWS managed policy except the VPC one for in-VPC functions', () => {
+  it('uses no AWS managed policy (the VPC functions get an inline network-interface policy instead)', () => {
     for (const spec of allSpecs) {
       const [, fn] = functionNamed(synth.json, STACK, spec.name);
       const roleId = getAttTarget(props(fn).Role);
       const role = roleId === undefined ? undefined : synth.json.Resources[roleId];
-      const managed = asArray(role === undefined ? undefined : props(role).ManagedPolicyArns).map(flat);
-      expect(managed, spec.name).toEqual(
-        spec.access.redis ? ['arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole'] : [],
-      );
+      expect(asArray(role === undefined ? undefined : props(role).ManagedPolicyArns), spec.name).toEqual([]);
+      const eni = statementsOf(synth.json, functionNamed(synth.json, STACK, spec.name)[0]).filter((s) => actionsOf(s).includes('ec2:CreateNetworkInterface'));
+      expect(eni, spec.name).toHaveLength(spec.access.redis ? 1 : 0);
     }
+  });
+
+  it('grants the app secret only to the functions whose handler reads it ($default does not)', () => {
+    const readers = allSpecs.filter((spec) => readFileSync(join(REPOSITORY_ROOT, spec.entry), 'utf8').includes('readAppKeys(')).map((s) => s.name);
+    const [secretId] = resourcesOfType(synth.json, 'AWS::SecretsManager::Secret').find(([, r]) => JSON.stringify(props(r).GenerateSecretString).includes('masterKey')) ?? [''];
+    const granted = allSpecs
+      .filter((spec) => statementsOf(synth.json, functionNamed(synth.json, STACK, spec.name)[0]).some((s) => actionsOf(s).includes('secretsmanager:GetSecretValue') && asArray(s.Resource).map(flat).includes(`<${secretId}>`)))
+      .map((s) => s.name);
+    expect(granted.sort()).toEqual(readers.sort());
+    expect(granted).not.toContain('default');
+    expect(granted.length).toBeGreaterThan(0);
+  });
+});
+
+describe('fan-out queue policy', () => {
+  const denies = (queueId: string) =>
+    resourcesOfType(synth.json, 'AWS::SQS::QueuePolicy')
+      .filter(([, p]) => asArray(props(p).Queues).some((q) => refTarget(q) === queueId))
+      .flatMap(([, p]) => (props(p).PolicyDocument as { Statement: (PolicyStatementJson & { Principal?: unknown; Condition?: Record<string, Record<string, unknown>> })[] }).Statement)
+      .filter((s) => s.Effect === 'Deny' && actionsOf(s).includes('sqs:SendMessage'));
+
+  it('denies sqs:SendMessage to every principal but the enqueueing functions\' roles (AWS services aside)', () => {
+    const [queueId] = resourcesOfType(synth.json, 'AWS::SQS::Queue').find(([, q]) => props(q).RedrivePolicy !== undefined) ?? [''];
+    const [deny, ...others] = denies(queueId);
+    expect(others).toEqual([]);
+    expect(deny?.Principal).toEqual({ AWS: '*' });
+    const allowed = asArray(deny?.Condition?.ArnNotEquals?.['aws:PrincipalArn']).map((arn) => getAttTarget(arn)).sort();
+    const senders = allSpecs
+      .filter((spec) => spec.access.enqueue)
+      .map((spec) => getAttTarget(props(functionNamed(synth.json, STACK, spec.name)[1]).Role))
+      .sort();
+    expect(allowed).toEqual(senders);
+    expect(senders.length).toBeGreaterThan(0);
+    expect(deny?.Condition?.BoolIfExists).toEqual({ 'aws:PrincipalIsAWSService': 'false' });
+  });
+
+  it('denies sqs:SendMessage on the dead-letter queue to every principal (SQS itself moves jobs there)', () => {
+    const [dlqId] = resourcesOfType(synth.json, 'AWS::SQS::Queue').find(([, q]) => props(q).RedrivePolicy === undefined) ?? [''];
+    const [deny, ...others] = denies(dlqId);
+    expect(others).toEqual([]);
+    expect(deny?.Principal).toEqual({ AWS: '*' });
+    expect(deny?.Condition).toEqual({ BoolIfExists: { 'aws:PrincipalIsAWSService': 'false' } });
   });
 });

@@ -41,7 +41,7 @@ describe('function environment, checked against lambdas/config.ts', () => {
       expect(Object.keys(environment.raw).filter((name) => !allowed.has(name)), environment.functionName).toEqual([]);
     }
     const byName = new Map(environments.map((e) => [e.name, e.raw]));
-    expect(Object.keys(byName.get('disconnect') ?? {}).sort()).toEqual(['CONNECTIONS_TABLE', 'LOG_LEVEL', 'NODE_OPTIONS', 'REDIS_MODE', 'REDIS_URL']);
+    expect(Object.keys(byName.get('disconnect') ?? {}).sort()).toEqual(['CONNECTIONS_TABLE', 'LOG_LEVEL', 'NODE_OPTIONS', 'REDIS_AUTH_SECRET_ID', 'REDIS_MODE', 'REDIS_URL']);
     expect(byName.get('presenceSweeper')?.CALLBACK_URL).toBeDefined();
     expect(byName.get('sendMessage')?.CALLBACK_URL).toBeUndefined();
     expect(byName.get('typing')?.APP_SECRET_ID).toBeUndefined();
@@ -65,6 +65,9 @@ describe('function environment, checked against lambdas/config.ts', () => {
       expect(config, environment.functionName).toMatchObject(Object.fromEntries(Object.entries(expected).filter(([name]) => variables.has(name))));
       if (variables.has('APP_SECRET_ID')) expect(config.APP_SECRET_ID).toBeDefined();
       if (variables.has('REDIS_URL')) expect(config.REDIS_URL).toMatch(/^rediss:\/\//);
+      // The app user's credentials come from their secret, never from the template.
+      if (variables.has('REDIS_URL')) expect(config.REDIS_URL).not.toContain('@');
+      if (variables.has('REDIS_AUTH_SECRET_ID')) expect(config.REDIS_AUTH_SECRET_ID).toBeDefined();
     }
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ContextError, parseSettings, stackNameFor } from '../../lib/settings.js';
+import { ContextError, parseSettings, stackNameFor, workerMaxConcurrency } from '../../lib/settings.js';
 
 function problemsOf(context: Record<string, unknown>): readonly string[] {
   try {
@@ -25,6 +25,11 @@ describe('context values', () => {
       rateLimitBurst: 40,
       tracing: false,
       apiGatewayCloudWatchRole: true,
+      callbackQuotaPerSecond: 10_000,
+      callbackQuotaShare: 0.5,
+      workerPostsPerSecond: 1_938,
+      cacheMaxDataStorageGb: 5,
+      cacheMaxEcpuPerSecond: 50_000,
     });
     expect(stackNameFor('dev')).toBe('RelayWs-dev');
   });
@@ -71,5 +76,19 @@ describe('context values', () => {
 
   it('reports the problems in the error message, for the cdk CLI to print', () => {
     expect(() => parseSettings({ maxReceiveCount: '0' })).toThrow(/invalid CDK context:\n {2}-c maxReceiveCount="0"/);
+  });
+});
+
+describe('worker concurrency', () => {
+  it('is floor(quota × share / posts per second of one worker), between 2 and 1,000', () => {
+    expect(workerMaxConcurrency(parseSettings({}))).toBe(2);
+    expect(workerMaxConcurrency(parseSettings({ callbackQuotaPerSecond: 50_000, callbackQuotaShare: 0.8, workerPostsPerSecond: 1_000 }))).toBe(40);
+    expect(workerMaxConcurrency(parseSettings({ callbackQuotaPerSecond: '1000000', callbackQuotaShare: '1', workerPostsPerSecond: '10' }))).toBe(1_000);
+    expect(workerMaxConcurrency(parseSettings({ callbackQuotaShare: 0.01 }))).toBe(2);
+  });
+
+  it('refuses a share outside (0, 1]', () => {
+    expect(() => parseSettings({ callbackQuotaShare: 1.5 })).toThrow(ContextError);
+    expect(() => parseSettings({ callbackQuotaShare: 0 })).toThrow(ContextError);
   });
 });

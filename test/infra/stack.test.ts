@@ -13,7 +13,9 @@ import { connectionsTable, MEMBER_USER_INDEX, membersTable } from '../../deploy/
 import { ACCESS_LOG_FIELDS } from '../../lib/api.js';
 import { ESM_REQUIRE_BANNER } from '../../lib/functions.js';
 import { FanoutQueues } from '../../lib/queues.js';
+import { REDIS_APP_ACCESS, REDIS_APP_USER, REDIS_DEFAULT_ACCESS } from '../../lib/redis.js';
 import { OUTPUTS, WORKER_BATCH_SIZE } from '../../lib/relay-stack.js';
+import { parseSettings, workerMaxConcurrency } from '../../lib/settings.js';
 import {
   asArray,
   flat,
@@ -74,9 +76,13 @@ describe('the app', () => {
       'AwsSolutions-L1',
       'AwsSolutions-SMG4',
     ]);
-    expect([...acknowledged.keys()].filter((id) => id.startsWith('AwsSolutions-IAM5'))).toEqual([
+    // No AWS managed policy any more (IAM4 is left acknowledged for CDK's own API Gateway CloudWatch role).
+    expect([...acknowledged.keys()].filter((id) => id.startsWith('AwsSolutions-IAM5')).sort()).toEqual([
+      'AwsSolutions-IAM5[Resource::*]',
+      'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]',
       expect.stringMatching(/^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:execute-api:.*\/dev\/POST\/@connections\/\*\]$/),
     ]);
+    expect(acknowledged.get('AwsSolutions-IAM5[Resource::*]')).toMatch(/ec2:DescribeNetworkInterfaces/);
     for (const reason of acknowledged.values()) expect(reason.length).toBeGreaterThan(40);
   });
 
@@ -303,6 +309,16 @@ describe('fan-out queue', () => {
     expect(protectedQueues.sort()).toEqual(queues.map(([id]) => id).sort());
   });
 
+  it('caps the worker\'s concurrency so its posts stay within its share of the callback quota', () => {
+    const [workerId] = functionNamed(synth.json, STACK, fanoutWorker.name);
+    // 10,000 requests/s × 0.5 / 1,938 posts/s per worker = 2 (the event source's minimum).
+    synth.template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: workerId },
+      ScalingConfig: { MaximumConcurrency: workerMaxConcurrency(parseSettings({})) },
+    });
+    expect(workerMaxConcurrency(parseSettings({}))).toBe(2);
+  });
+
   it('feeds the worker in batches, reporting failures item by item', () => {
     const [workerId] = functionNamed(synth.json, STACK, fanoutWorker.name);
     const [queueId] = resourcesOfType(synth.json, 'AWS::SQS::Queue').find(([, q]) => props(q).RedrivePolicy !== undefined) ?? [''];
@@ -348,6 +364,30 @@ describe('ElastiCache Serverless (default Redis)', () => {
     }
   });
 
+  it('requires AUTH: a user group with the default user switched off and the app user, password from Secrets Manager', () => {
+    const [cacheId, cache] = onlyResource(synth.json, 'AWS::ElastiCache::ServerlessCache');
+    const [groupId, group] = onlyResource(synth.json, 'AWS::ElastiCache::UserGroup');
+    expect(props(cache).UserGroupId).toBe(props(group).UserGroupId);
+    expect(asArray(cache.DependsOn)).toContain(groupId);
+    expect(props(group)).toMatchObject({ Engine: 'valkey', UserIds: ['relay-ws-dev-default', 'relay-ws-dev-app'] });
+    const users = new Map(resourcesOfType(synth.json, 'AWS::ElastiCache::User').map(([, user]) => [props(user).UserName, props(user)]));
+    expect(users.get('default')).toMatchObject({ UserId: 'relay-ws-dev-default', AccessString: REDIS_DEFAULT_ACCESS, AuthenticationMode: { Type: 'no-password-required' } });
+    expect(String(users.get('default')?.AccessString)).toMatch(/^off /);
+    const app = users.get(REDIS_APP_USER);
+    expect(app).toMatchObject({ UserId: 'relay-ws-dev-app', Engine: 'valkey', AccessString: REDIS_APP_ACCESS });
+    expect(REDIS_APP_ACCESS).toMatch(/-@admin -@dangerous/);
+    const [secretId] = resourcesOfType(synth.json, 'AWS::SecretsManager::Secret').find(([, r]) => JSON.stringify(props(r).GenerateSecretString).includes(REDIS_APP_USER)) ?? [''];
+    // The password is a dynamic reference to the generated secret: it is never in the template.
+    const passwords = (app?.AuthenticationMode as { Type: string; Passwords: unknown[] }).Passwords.map(flat);
+    expect(passwords).toEqual([`{{resolve:secretsmanager:<${secretId}>:SecretString:password::}}`]);
+    expect(cacheId).not.toBe('');
+  });
+
+  it('has usage limits (data stored and ECPUs per second) from the context', () => {
+    const [, cache] = onlyResource(synth.json, 'AWS::ElastiCache::ServerlessCache');
+    expect(props(cache).CacheUsageLimits).toEqual({ DataStorage: { Maximum: 5, Unit: 'GB' }, ECPUPerSecond: { Maximum: 50_000 } });
+  });
+
   it('hands the functions that use Redis a TLS URL to the cache endpoint, in cluster mode', () => {
     const [cacheId] = onlyResource(synth.json, 'AWS::ElastiCache::ServerlessCache');
     for (const spec of allSpecs.filter((s) => s.access.redis)) {
@@ -356,6 +396,7 @@ describe('ElastiCache Serverless (default Redis)', () => {
       expect(flat(variables.REDIS_URL)).toBe(`rediss://<${cacheId}.Endpoint.Address>:<${cacheId}.Endpoint.Port>`);
       expect(variables.REDIS_MODE).toBe('cluster');
       expect(variables.REDIS_URL_SECRET_ID).toBeUndefined();
+      expect(variables.REDIS_AUTH_SECRET_ID).toEqual({ Ref: expect.stringMatching(/^RedisAuthSecret/) });
     }
   });
 });

@@ -73,6 +73,9 @@ describe('loadConfig', () => {
     expect(loadConfig('sendMessage', noRedis).REDIS_URL).toBeUndefined();
     expect(() => loadConfig('sendMessage', { ...base, REDIS_URL_SECRET_ID: 'arn:x' })).toThrowError(/only one of REDIS_URL/);
     expect(() => loadConfig('sendMessage', { ...base, APP_SECRET_ID: 'arn:y' })).toThrowError(/only one of APP_SECRET_ID/);
+    // The ElastiCache app user's credentials are for REDIS_URL.
+    expect(loadConfig('sendMessage', { ...base, REDIS_AUTH_SECRET_ID: 'arn:z' }).REDIS_AUTH_SECRET_ID).toBe('arn:z');
+    expect(() => loadConfig('sendMessage', { ...noRedis, REDIS_AUTH_SECRET_ID: 'arn:z' })).toThrowError(/REDIS_AUTH_SECRET_ID: needs REDIS_URL/);
   });
 
   it('refuses a burst below the rate and parses the origin allow list', () => {

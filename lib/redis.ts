@@ -1,5 +1,6 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import {
+  CfnNatGateway,
   FlowLogDestination,
   FlowLogTrafficType,
   GatewayVpcEndpointAwsService,
@@ -42,13 +43,15 @@ const HTTPS_PORT = 443;
 
 export interface ServerlessRedisProps {
   stage: string;
+  /** 1: one NAT gateway shared by both AZs; 2: one per AZ, so an AZ outage cuts off only that AZ. */
+  natGateways: 1 | 2;
   logRetention: RetentionDays;
   removalPolicy: RemovalPolicy;
 }
 
 /**
  * ElastiCache Serverless (Valkey) in a new two-AZ VPC. Functions in the private subnets leave through one
- * NAT gateway. They must reach the public Management API of this WebSocket API (an execute-api interface
+ * NAT gateway (or one per AZ, `natGateways: 2`). They must reach the public Management API of this WebSocket API (an execute-api interface
  * endpoint with private DNS would cut the VPC off from public APIs), so NAT is needed anyway, and interface
  * endpoints for SQS and Secrets Manager would only add about $15 a month each. DynamoDB gets a free gateway
  * endpoint, which also keeps its traffic off the NAT gateway's per-GB charge.
@@ -61,12 +64,14 @@ export class ServerlessRedis extends Construct implements RedisBackend {
   readonly cacheSecurityGroup: SecurityGroup;
   readonly environment: RedisBackend['environment'];
   readonly placement: RedisPlacement;
+  /** The VPC's NAT gateways (their port-allocation errors are alarmed on). */
+  readonly natGatewayIds: readonly string[];
 
   constructor(scope: Construct, id: string, props: ServerlessRedisProps) {
     super(scope, id);
     this.vpc = new Vpc(this, 'Vpc', {
       maxAzs: 2,
-      natGateways: 1,
+      natGateways: props.natGateways,
       subnetConfiguration: [
         { name: 'public', subnetType: SubnetType.PUBLIC, cidrMask: 24 },
         { name: 'private', subnetType: SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 22 },
@@ -74,6 +79,10 @@ export class ServerlessRedis extends Construct implements RedisBackend {
       // Nothing is placed in the default security group; restricting it would add a custom-resource Lambda.
       restrictDefaultSecurityGroup: false,
     });
+    this.natGatewayIds = this.vpc.node
+      .findAll()
+      .filter((child): child is CfnNatGateway => child instanceof CfnNatGateway)
+      .map((gateway) => gateway.attrNatGatewayId);
     this.vpc.addGatewayEndpoint('DynamoDb', { service: GatewayVpcEndpointAwsService.DYNAMODB });
     // Rejected traffic only: enough to debug a security-group mistake, at a fraction of full flow-log volume.
     const flowLogs = new LogGroup(this, 'FlowLogs', { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });

@@ -112,7 +112,6 @@ function clientFrameRoute<S extends ConnectionFrameServices, F extends z.ZodMini
   };
 }
 
-
 /** Every answer to a frame carries the frame's `requestId`; frames pushed to others (message, typing…) do not. */
 function withRequestId(frame: ServerFrame | undefined, requestId: string | undefined): ServerFrame | undefined {
   if (frame === undefined || requestId === undefined) return frame;

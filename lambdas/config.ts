@@ -28,10 +28,19 @@ const csv = z.pipe(
   ),
 );
 
+/**
+ * Counters (EMF metrics, see adapters/metrics.ts): `emf` writes them to stdout once per invocation, where
+ * CloudWatch turns them into metrics of namespace RelayWs with dimension `stage`; `off` (local) counts nothing.
+ */
+const metrics = {
+  METRICS: z._default(z.enum(['off', 'emf']), 'off'),
+  METRICS_STAGE: z._default(z.string().check(z.minLength(1), z.maxLength(64)), 'local'),
+};
 /** What every function reads. */
 const base = {
   LOG_LEVEL: logLevel,
   AWS_REGION: z._default(z.string().check(z.minLength(1)), 'us-east-1'),
+  ...metrics,
 };
 /** DynamoDB (the endpoint is set only for a local DynamoDB). */
 const dynamo = { DYNAMODB_ENDPOINT: optionalUrl };
@@ -86,11 +95,16 @@ const tokens = {
   JWT_ISSUER: optionalText,
   JWT_AUDIENCE: optionalText,
 };
+/** API Gateway closes a WebSocket connection after 2 hours whatever happens on it. */
+export const MAX_CONNECTION_SECONDS = 2 * 3600;
 const handshake = {
   /** Comma-separated allowed `Origin` values for $connect; empty = any origin (native apps send none). */
   ORIGIN_ALLOW_LIST: csv,
-  /** Connections older than this are treated as gone even if TTL has not removed their row yet. */
-  CONNECTION_TTL_SECONDS: positiveInt(3 * 3600),
+  /**
+   * Connections older than this are treated as gone even if TTL has not removed their row yet: at most API
+   * Gateway's own limit, 2 hours, after which it closes every WebSocket connection.
+   */
+  CONNECTION_TTL_SECONDS: z._default(z.coerce.number().check(z.int(), z.positive(), z.maximum(MAX_CONNECTION_SECONDS)), MAX_CONNECTION_SECONDS),
   /** Open connections a user may have at once; one more is refused with 429. */
   MAX_CONNECTIONS_PER_USER: positiveInt(10),
 };

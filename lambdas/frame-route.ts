@@ -1,18 +1,19 @@
 import * as z from 'zod/mini';
 import './zod.js';
 import { bootLog } from './adapters/log.js';
+import { bootMetrics, countAnswer } from './adapters/metrics.js';
 import type { ServiceSource } from './context/lazy.js';
 import { admitFrame, bindingFor, connectionFor } from './domain/connection.js';
 import { refreshPresence } from './domain/presence.js';
-import { BadRequestError, causeSummary, errorCodeOf, errorFrameFor, errorSummary } from './errors.js';
+import { BadRequestError, causeSummary, errorCodeOf, errorFrameFor, errorSummary, type ErrorCode } from './errors.js';
 import { answer, bodyText, parseProxyEvent, type ProxyEvent, type RouteResponse } from './proxy-event.js';
 import type { Binding, ConnectionRecord, ConnectionRegistry, Log, Presence, Services } from './ports.js';
 import { describeIssues, requestIdIn, type ClientAction, type ServerFrame } from './protocol.js';
 
 export type FrameHandler = (event: unknown) => Promise<RouteResponse>;
 
-/** What every client-frame route uses: the connection's record, the rate limits and a log. */
-export type ConnectionFrameServices = Pick<Services, 'limits' | 'limiter'> & {
+/** What every client-frame route uses: the connection's record, the rate limits, a log and the counters. */
+export type ConnectionFrameServices = Pick<Services, 'limits' | 'limiter' | 'metrics'> & {
   registry: Pick<ConnectionRegistry, 'connection'>;
   log: Log;
 };
@@ -90,19 +91,23 @@ function clientFrameRoute<S extends ConnectionFrameServices, F extends z.ZodMini
     } catch (error) {
       // The build is retried by the next event; say clearly why this one could not be served.
       bootLog.error('services build failed', { action, requestId, error: errorSummary(error), cause: causeSummary(error) });
+      countAnswer(bootMetrics, errorCodeOf(error));
       return answer(errorFrameFor(error, action, clientRequestId));
     }
+    let code: ErrorCode | undefined;
     try {
       const connection = await connectionFor(built, connectionId);
       await admitFrame(built, connection);
       const result = await run(built, connection, frame.data, parsedEvent);
       return answer(withRequestId(result, clientRequestId));
     } catch (error) {
-      const code = errorCodeOf(error);
+      code = errorCodeOf(error);
       const fields = { action, connectionId, requestId, code, error: errorSummary(error), cause: causeSummary(error) };
       if (code === 'internal' || code === 'unavailable') built.log.error('frame failed', fields);
       else built.log.info('frame refused', fields);
       return answer(errorFrameFor(error, action, clientRequestId));
+    } finally {
+      countAnswer(built.metrics, code);
     }
   };
 }

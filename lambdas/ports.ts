@@ -77,6 +77,22 @@ export interface Services {
   typingGate: TypingGate;
   /** Who is online in each conversation (Redis; in process without one). */
   presence: Presence;
+  /** Counters of what happened (EMF metrics on AWS, nothing locally), flushed once per invocation. */
+  metrics: Metrics;
+}
+
+/**
+ * What the counters are (namespace `RelayWs`, dimensions `service` and `stage`): `requests` frames and
+ * handshakes that reached their services; the `unavailable` and `rate_limited` answers among them; post outcomes
+ * (`deliveries`, `gone`, `failed`); `fanout_jobs` handed to the queue.
+ */
+export type MetricName = 'requests' | 'unavailable' | 'rate_limited' | 'deliveries' | 'gone' | 'failed' | 'fanout_jobs';
+
+/** Counters summed in the container and emitted at the end of each invocation. Neither call ever throws. */
+export interface Metrics {
+  count(name: MetricName, value?: number): void;
+  /** Emits what was counted since the last flush (nothing when nothing was). */
+  flush(): void;
 }
 
 /** Who a connection is: fixed at $connect (a connection is one device of one user), never changed. */

@@ -1,5 +1,6 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import {
+  CfnNatGateway,
   FlowLogDestination,
   FlowLogTrafficType,
   GatewayVpcEndpointAwsService,
@@ -43,6 +44,8 @@ const HTTPS_PORT = 443;
 
 export interface ServerlessRedisProps {
   stage: string;
+  /** 1: one NAT gateway shared by both AZs; 2: one per AZ, so an AZ outage cuts off only that AZ. */
+  natGateways: 1 | 2;
   logRetention: RetentionDays;
   removalPolicy: RemovalPolicy;
   /** Usage limits: the cache refuses writes above this much data, and throttles above this many ECPUs per second. */
@@ -63,7 +66,7 @@ export const REDIS_DEFAULT_ACCESS = 'off -@all';
 
 /**
  * ElastiCache Serverless (Valkey) in a new two-AZ VPC. Functions in the private subnets leave through one
- * NAT gateway. They must reach the public Management API of this WebSocket API (an execute-api interface
+ * NAT gateway (or one per AZ, `natGateways: 2`). They must reach the public Management API of this WebSocket API (an execute-api interface
  * endpoint with private DNS would cut the VPC off from public APIs), so NAT is needed anyway, and interface
  * endpoints for SQS and Secrets Manager would only add about $15 a month each. DynamoDB gets a free gateway
  * endpoint, which also keeps its traffic off the NAT gateway's per-GB charge.
@@ -79,12 +82,14 @@ export class ServerlessRedis extends Construct implements RedisBackend {
   readonly cacheSecurityGroup: SecurityGroup;
   readonly environment: RedisBackend['environment'];
   readonly placement: RedisPlacement;
+  /** The VPC's NAT gateways (their port-allocation errors are alarmed on). */
+  readonly natGatewayIds: readonly string[];
 
   constructor(scope: Construct, id: string, props: ServerlessRedisProps) {
     super(scope, id);
     this.vpc = new Vpc(this, 'Vpc', {
       maxAzs: 2,
-      natGateways: 1,
+      natGateways: props.natGateways,
       subnetConfiguration: [
         { name: 'public', subnetType: SubnetType.PUBLIC, cidrMask: 24 },
         { name: 'private', subnetType: SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 22 },
@@ -92,6 +97,10 @@ export class ServerlessRedis extends Construct implements RedisBackend {
       // Nothing is placed in the default security group; restricting it would add a custom-resource Lambda.
       restrictDefaultSecurityGroup: false,
     });
+    this.natGatewayIds = this.vpc.node
+      .findAll()
+      .filter((child): child is CfnNatGateway => child instanceof CfnNatGateway)
+      .map((gateway) => gateway.attrNatGatewayId);
     this.vpc.addGatewayEndpoint('DynamoDb', { service: GatewayVpcEndpointAwsService.DYNAMODB });
     // Rejected traffic only: enough to debug a security-group mistake, at a fraction of full flow-log volume.
     const flowLogs = new LogGroup(this, 'FlowLogs', { retention: props.logRetention, removalPolicy: RemovalPolicy.DESTROY });
@@ -152,8 +161,8 @@ export class ServerlessRedis extends Construct implements RedisBackend {
       engine: 'valkey',
       userIds: [defaultUser.userId, appUser.userId],
     });
-    this.userGroup.addDependency(appUser);
-    this.userGroup.addDependency(defaultUser);
+    this.userGroup.addResourceDependency(appUser);
+    this.userGroup.addResourceDependency(defaultUser);
 
     this.cache = new CfnServerlessCache(this, 'Cache', {
       serverlessCacheName: name,
@@ -172,7 +181,7 @@ export class ServerlessRedis extends Construct implements RedisBackend {
     });
     // Deleting the cache (with its final snapshot in prod) lets the VPC and security groups go too.
     this.cache.applyRemovalPolicy(RemovalPolicy.DESTROY);
-    this.cache.addDependency(this.userGroup);
+    this.cache.addResourceDependency(this.userGroup);
 
     const mode: ConfigOf<'connect'>['REDIS_MODE'] = 'cluster';
     this.environment = {

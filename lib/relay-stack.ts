@@ -6,14 +6,17 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { fanoutWorker, presenceSweeper, routes, type FunctionSpec, type RouteSpec } from '../deploy/routes.js';
+import type { TableName } from '../deploy/tables.js';
 import { variablesOf } from '../lambdas/config.js';
 import { grantAccess } from './access.js';
 import { Alarms } from './alarms.js';
 import { WebSocketGateway } from './api.js';
+import { OperationsDashboard } from './dashboard.js';
 import { RelayFunction, type FunctionEnvironment } from './functions.js';
 import { FanoutQueues } from './queues.js';
 import { ExternalRedis, ServerlessRedis, type RedisBackend } from './redis.js';
 import { workerMaxConcurrency, type StackSettings } from './settings.js';
+import { Signals } from './signals.js';
 import { Tables } from './tables.js';
 import { acknowledge } from './nag.js';
 import { OUTPUTS } from './outputs.js';
@@ -37,7 +40,7 @@ export interface RelayStackProps extends StackProps {
   settings: StackSettings;
 }
 
-/** The whole backend of one stage: API, functions, tables, queue, Redis, secret, alarms. */
+/** The whole backend of one stage: API, functions, tables, queue, Redis, secret, alarms and a dashboard. */
 export class RelayStack extends Stack {
   readonly settings: StackSettings;
   readonly tables: Tables;
@@ -49,14 +52,14 @@ export class RelayStack extends Stack {
   readonly sweeper: RelayFunction;
   readonly gateway: WebSocketGateway;
   readonly alarms: Alarms;
+  readonly dashboard: OperationsDashboard;
 
   constructor(scope: Construct, id: string, props: RelayStackProps) {
     super(scope, id, props);
     const { settings } = props;
     this.settings = settings;
-    const isProd = settings.stage === 'prod';
-    // prod keeps its data when the stack goes; other stages clean up after themselves.
-    const dataRemoval = isProd ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    // retainData (default: only the stage named prod) keeps the data when the stack goes; others clean up.
+    const dataRemoval = settings.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
     const logRetention = settings.logRetentionDays as RetentionDays;
     Tags.of(this).add('app', 'relay-ws');
     Tags.of(this).add('stage', settings.stage);
@@ -85,6 +88,7 @@ export class RelayStack extends Stack {
       settings.redis === 'serverless'
         ? new ServerlessRedis(this, 'Redis', {
             stage: settings.stage,
+            natGateways: settings.natGateways,
             logRetention,
             removalPolicy: dataRemoval,
             maxDataStorageGb: settings.cacheMaxDataStorageGb,
@@ -104,6 +108,8 @@ export class RelayStack extends Stack {
       APP_SECRET_ID: this.appSecret.secretArn,
       ...this.redis.environment,
       LOG_LEVEL: settings.logLevel,
+      METRICS: 'emf',
+      METRICS_STAGE: settings.stage,
       RATE_LIMIT_PER_SECOND: String(settings.rateLimitPerSecond),
       RATE_LIMIT_BURST: String(settings.rateLimitBurst),
       ...(settings.jwtJwksUrl === undefined ? {} : { JWT_JWKS_URL: settings.jwtJwksUrl }),
@@ -165,13 +171,18 @@ export class RelayStack extends Stack {
 
     this.fanout.allowSendersOnly(this.allFunctions.filter((f) => f.spec.access.enqueue).map((f) => f.role));
 
-    this.alarms = new Alarms(this, 'Alarms', {
-      functions: this.allFunctions.map((f) => ({ name: f.spec.name, handler: f.function })),
-      deadLetterQueue: this.fanout.deadLetterQueue,
+    const signals = new Signals({
+      stage: settings.stage,
       apiId: this.gateway.api.apiId,
-      stageName: settings.stage,
-      alarmEmail: settings.alarmEmail,
+      functions: this.allFunctions.map((f) => ({ name: f.spec.name, handler: f.function })),
+      fanoutQueue: this.fanout.queue,
+      deadLetterQueue: this.fanout.deadLetterQueue,
+      tables: (Object.keys(this.tables.byName) as TableName[]).map((name) => ({ name, table: this.tables.byName[name] })),
+      serverlessCacheName: this.redis instanceof ServerlessRedis ? this.redis.cache.serverlessCacheName : undefined,
+      natGatewayIds: this.redis instanceof ServerlessRedis ? this.redis.natGatewayIds : [],
     });
+    this.alarms = new Alarms(this, 'Alarms', { stackName: this.stackName, signals, alarmEmail: settings.alarmEmail });
+    this.dashboard = new OperationsDashboard(this, 'Operations', { stackName: this.stackName, signals, alarms: this.alarms.alarms });
 
     this.output(OUTPUTS.webSocketUrl, this.gateway.stage.url, 'Clients connect here (wss://…/{stage})');
     this.output(OUTPUTS.callbackUrl, this.gateway.stage.callbackUrl, 'Management API endpoint (POST @connections)');

@@ -27,7 +27,7 @@ const secretArn = z
 
 export const contextSchema = z
   .object({
-    /** Names the stack (`RelayWs-{stage}`) and the API stage; `prod` retains data on destroy. */
+    /** Names the stack (`RelayWs-{stage}`) and the API stage. */
     stage: unsetOr(
       z
         .string()
@@ -43,7 +43,21 @@ export const contextSchema = z
     /** Default route throttling of the stage (requests per second, steady and burst). */
     throttleRate: unsetOr(z.coerce.number().positive().max(10_000).default(500)),
     throttleBurst: unsetOr(z.coerce.number().int().positive().max(5_000).default(1_000)),
+    /**
+     * Keep the data (tables, app secret, logs; a final Redis snapshot) when the stack is destroyed. Unset: true
+     * for the stage named `prod`, false for any other (see `parseSettings`).
+     */
+    retainData: optional(flag),
     redis: unsetOr(z.enum(['serverless', 'external'], { error: 'must be serverless or external' }).default('serverless')),
+    /**
+     * With `redis=serverless`: NAT gateways of the VPC, 1 (shared by both AZs: cheaper, but an AZ outage there
+     * cuts the other AZ's functions off) or 2 (one per AZ). Unset: 1.
+     */
+    natGateways: optional(
+      z.coerce
+        .number()
+        .refine((n) => n === 1 || n === 2, 'must be 1 (one shared NAT gateway) or 2 (one per Availability Zone)'),
+    ),
     /** With `redis=external`: the secret whose value is the Redis URL (it may carry a password). */
     redisUrlSecretArn: optional(secretArn),
     /** Days messages stay readable (a TTL on the message log); unset = keep forever. */
@@ -89,6 +103,9 @@ export const contextSchema = z
           'is required with redis=external: create the secret (its value is the Redis URL) and pass its ARN',
       });
     }
+    if (ctx.redis === 'external' && ctx.natGateways !== undefined) {
+      issues.addIssue({ code: 'custom', path: ['natGateways'], message: 'is only used with redis=serverless (external Redis needs no VPC)' });
+    }
     if (ctx.redis === 'serverless' && ctx.redisUrlSecretArn !== undefined) {
       issues.addIssue({ code: 'custom', path: ['redisUrlSecretArn'], message: 'is only used with redis=external' });
     }
@@ -100,7 +117,11 @@ export const contextSchema = z
     }
   });
 
-export type StackSettings = z.output<typeof contextSchema>;
+/** The settings, with the defaults that depend on other values resolved. */
+export type StackSettings = Omit<z.output<typeof contextSchema>, 'retainData' | 'natGateways'> & {
+  retainData: boolean;
+  natGateways: 1 | 2;
+};
 
 /** The SQS event source's bounds on MaximumConcurrency. */
 export const WORKER_CONCURRENCY_RANGE = { min: 2, max: 1_000 } as const;
@@ -127,7 +148,11 @@ export class ContextError extends Error {
 /** Parses the context values from a plain object (tests) — the same rules as `readSettings`. */
 export function parseSettings(context: Partial<Record<ContextKey, unknown>>): StackSettings {
   const parsed = contextSchema.safeParse(context);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    const { retainData, natGateways, ...rest } = parsed.data;
+    // Retention follows the stage name only when it is not said: a stage named otherwise can keep its data too.
+    return { ...rest, retainData: retainData ?? rest.stage === 'prod', natGateways: natGateways === 2 ? 2 : 1 };
+  }
   throw new ContextError(
     parsed.error.issues.map((issue) => {
       const key = issue.path.map(String).join('.');

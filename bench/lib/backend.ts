@@ -7,6 +7,7 @@ import { startLocalBackend, type LocalBackend, type LocalBackendOptions } from '
 import { signToken } from '../../local/tokens.js';
 import { sleep } from './limit.js';
 import { createLog } from '../../lambdas/adapters/log.js';
+import { NoMetrics } from '../../lambdas/adapters/metrics.js';
 import { loadConfig } from '../../lambdas/config.js';
 import { documentClient } from '../../lambdas/context/dynamo.js';
 import { Scope } from '../../lambdas/context/lazy.js';
@@ -34,7 +35,7 @@ async function realServices(env: Readonly<Record<string, string>>, scope: Scope)
     positions: devicePositions(config, db),
     limiter,
     seqCache,
-    posterFor: postersFor(posting, scope, env, log),
+    posterFor: postersFor(posting, scope, env, log, new NoMetrics()),
   };
 }
 

@@ -1,4 +1,9 @@
-/** AWS list prices (us-east-1) the cost figures use. */
+/**
+ * AWS list prices (us-east-1) the cost figures use, from each service's pricing page on aws.amazon.com: API
+ * Gateway (/api-gateway/pricing), Lambda (/lambda/pricing), DynamoDB (/dynamodb/pricing/on-demand), ElastiCache
+ * (/elasticache/pricing), CloudWatch (/cloudwatch/pricing), VPC NAT gateways and public IPv4 (/vpc/pricing),
+ * Secrets Manager (/secrets-manager/pricing). Check them for your region; free tiers are ignored.
+ */
 export const PRICES = {
   apiGatewayPerMillionMessages: 1.0,
   apiGatewayPerMillionConnectionMinutes: 0.25,
@@ -11,6 +16,20 @@ export const PRICES = {
   dynamoStoragePerGbMonth: 0.25,
   /** ElastiCache Serverless for Valkey: data stored, per GB-hour (minimum 100 MB billed, see docs/deploy.md). */
   valkeyStoragePerGbHour: 0.084,
+  valkeyPerMillionEcpu: 0.0023,
+  /** CloudWatch Logs, standard class: ingestion, and storage (billed on the compressed size, so at most this). */
+  cloudWatchLogsIngestionPerGb: 0.5,
+  cloudWatchLogsStoragePerGbMonth: 0.03,
+  /** A standard-resolution alarm is billed per metric it reads: a metric math alarm pays for each of its metrics. */
+  cloudWatchAlarmPerMetricMonth: 0.1,
+  /** Each EMF metric (a name with one set of dimension values) is a custom metric. */
+  cloudWatchCustomMetricPerMonth: 0.3,
+  /** Beyond the account's first three dashboards. */
+  cloudWatchDashboardPerMonth: 3.0,
+  natGatewayPerHour: 0.045,
+  natGatewayPerGb: 0.045,
+  publicIpv4PerHour: 0.005,
+  secretPerMonth: 0.4,
 } as const;
 
 /**
@@ -68,6 +87,12 @@ export function dynamoStoragePerMillion(bytes: number, days: number): number {
 /** Dollars for keeping `bytes` per message in ElastiCache Serverless (Valkey) for `hours`, per million messages. */
 export function valkeyStoragePerMillion(bytes: number, hours: number): number {
   return ((bytes * 1e6) / GB) * PRICES.valkeyStoragePerGbHour * hours;
+}
+
+/** Dollars for CloudWatch Logs lines of `bytes` each, per million lines: ingested once, then stored for `days`. */
+export function logsPerMillion(bytes: number, days: number): { ingestion: number; storage: number } {
+  const gb = (bytes * 1e6) / GB;
+  return { ingestion: gb * PRICES.cloudWatchLogsIngestionPerGb, storage: gb * PRICES.cloudWatchLogsStoragePerGbMonth * (days / MONTH_DAYS) };
 }
 
 /**

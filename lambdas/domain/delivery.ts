@@ -9,9 +9,9 @@ export type PostingServices = Pick<Services, 'posterFor' | 'log' | 'clock'> & {
   delivery: Pick<Services['delivery'], 'pruneGraceMs'>;
 };
 /** What live delivery needs: posting, and the queue for large fan-outs. */
-export type DeliveryServices = PostingServices & Pick<Services, 'delivery' | 'fanout'>;
+export type DeliveryServices = PostingServices & Pick<Services, 'delivery' | 'fanout' | 'metrics'>;
 export type FanoutJobServices = PostingServices &
-  Pick<Services, 'sealer'> & { delivery: Pick<Services['delivery'], 'postConcurrency' | 'pruneGraceMs'>; messages: Pick<Services['messages'], 'get'> };
+  Pick<Services, 'sealer' | 'metrics'> & { delivery: Pick<Services['delivery'], 'postConcurrency' | 'pruneGraceMs'>; messages: Pick<Services['messages'], 'get'> };
 
 export interface DeliveryReport {
   delivered: number;
@@ -53,6 +53,7 @@ export async function deliver(
     );
   }
   await services.fanout.enqueue(jobs);
+  services.metrics.count('fanout_jobs', jobs.length);
   return { delivered: 0, gone: 0, failed: 0, queued: connectionIds.length };
 }
 

@@ -3,6 +3,7 @@ import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { metricsOf } from '../context/metrics.js';
 import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
 import { devicePositions, messageLog } from '../context/store.js';
@@ -22,6 +23,7 @@ export const route: Route<AckRouteServices, FrameHandler> = {
     const redis = once(() => redisHelpers(config, scope, env, log));
     return {
       log,
+      metrics: given.metrics ?? metricsOf(config, log),
       roster: given.roster ?? memberRoster(config, membershipStore(config, db())),
       limits: given.limits ?? rateSettings(config),
       clock: given.clock ?? systemClock,

@@ -1,9 +1,11 @@
 import { bootLog, createLog } from '../adapters/log.js';
+import { bootMetrics, countAnswer } from '../adapters/metrics.js';
 import { TokenVerifier } from '../auth.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { metricsOf } from '../context/metrics.js';
 import { postersFor } from '../context/posters.js';
 import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
@@ -13,7 +15,7 @@ import { conversationSizeSettings, deliverySettings, handshakeSettings, systemCl
 import { fanoutQueue } from '../context/sqs.js';
 import { openConnection, type OpenConnectionServices } from '../domain/connection.js';
 import { touchPresence, type PresenceAnnouncing } from '../domain/presence.js';
-import { HandshakeError, causeSummary, errorSummary, handshakeRefusalFor } from '../errors.js';
+import { HandshakeError, causeSummary, errorCodeOf, errorSummary, handshakeRefusalFor, type ErrorCode } from '../errors.js';
 import { callbackEndpoint, header, parseProxyEvent, type RouteResponse } from '../proxy-event.js';
 import type { Log } from '../ports.js';
 
@@ -29,6 +31,7 @@ export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResp
   async build(env, scope, given = {}) {
     const config = loadConfig('connect', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
+    const metrics = given.metrics ?? metricsOf(config, log);
     const db = once(() => documentClient(config, scope, env));
     const redis = once(() => redisHelpers(config, scope, env, log));
     const members = given.members ?? membershipStore(config, db());
@@ -42,6 +45,7 @@ export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResp
       });
     return {
       log,
+      metrics,
       auth,
       handshake: given.handshake ?? handshakeSettings(config),
       clock: given.clock ?? systemClock,
@@ -56,7 +60,7 @@ export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResp
       delivery: given.delivery ?? deliverySettings(config),
       conversationSize: given.conversationSize ?? conversationSizeSettings(config),
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
-      posterFor: given.posterFor ?? postersFor(config, scope, env, log),
+      posterFor: given.posterFor ?? postersFor(config, scope, env, log, metrics),
     };
   },
   create: (services: ServiceSource<ConnectServices>) => async (event) => {
@@ -68,8 +72,10 @@ export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResp
       built = await services();
     } catch (error) {
       bootLog.error('services build failed', { route: '$connect', requestId, error: errorSummary(error), cause: causeSummary(error) });
+      countAnswer(bootMetrics, errorCodeOf(error));
       return refuse(handshakeRefusalFor(error));
     }
+    let status = 200;
     try {
       const record = await openConnection(built, {
         connectionId,
@@ -86,10 +92,19 @@ export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResp
       const fields = { connectionId, requestId, status: refusal.statusCode, reason: refusal.message, cause: causeSummary(refusal) };
       if (refusal.statusCode >= 500) built.log.error('connect failed', fields);
       else built.log.info('connect refused', fields);
+      status = refusal.statusCode;
       return refuse(refusal);
+    } finally {
+      countAnswer(built.metrics, ANSWER_OF_STATUS.get(status));
     }
   },
 };
+
+/** The refusals the alarms watch, as the frame codes they are counted under. */
+const ANSWER_OF_STATUS = new Map<number, ErrorCode>([
+  [429, 'rate_limited'],
+  [503, 'unavailable'],
+]);
 
 function refuse(error: HandshakeError): RouteResponse {
   return { statusCode: error.statusCode, body: error.message };

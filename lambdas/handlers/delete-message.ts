@@ -3,6 +3,7 @@ import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { metricsOf } from '../context/metrics.js';
 import { postersFor } from '../context/posters.js';
 import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
@@ -21,10 +22,12 @@ export const route: Route<DeleteMessageRouteServices, FrameHandler> = {
   async build(env, scope, given = {}) {
     const config = loadConfig('deleteMessage', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
+    const metrics = given.metrics ?? metricsOf(config, log);
     const db = once(() => documentClient(config, scope, env));
     const redis = once(() => redisHelpers(config, scope, env, log));
     return {
       log,
+      metrics,
       roster: given.roster ?? memberRoster(config, membershipStore(config, db())),
       callbackUrl: config.CALLBACK_URL,
       limits: given.limits ?? rateSettings(config),
@@ -35,7 +38,7 @@ export const route: Route<DeleteMessageRouteServices, FrameHandler> = {
       limiter: given.limiter ?? (await redis()).limiter,
       presence: given.presence ?? presenceOf(await redis(), config),
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
-      posterFor: given.posterFor ?? postersFor(config, scope, env, log),
+      posterFor: given.posterFor ?? postersFor(config, scope, env, log, metrics),
     };
   },
   create: (services: ServiceSource<DeleteMessageRouteServices>) =>

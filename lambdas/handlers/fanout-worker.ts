@@ -7,6 +7,7 @@ import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { metricsOf } from '../context/metrics.js';
 import { postersFor } from '../context/posters.js';
 import { systemClock } from '../context/settings.js';
 import { messageLog } from '../context/store.js';
@@ -58,24 +59,28 @@ export const route: Route<FanoutJobServices, FanoutWorker> = {
   async build(env, scope, given = {}) {
     const config = loadConfig('fanoutWorker', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
+    const metrics = given.metrics ?? metricsOf(config, log);
     const db = once(() => documentClient(config, scope, env));
     return {
       log,
+      metrics,
       delivery: given.delivery ?? { postConcurrency: config.POST_CONCURRENCY, pruneGraceMs: config.PRUNE_GRACE_SECONDS * 1000 },
       sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKeys),
       registry: given.registry ?? connectionRegistry(config, db()),
       messages: given.messages ?? messageLog(config, db()),
-      posterFor: given.posterFor ?? postersFor(config, scope, env, log),
+      posterFor: given.posterFor ?? postersFor(config, scope, env, log, metrics),
       clock: given.clock ?? systemClock,
     };
   },
   create: (services: ServiceSource<FanoutJobServices>) => {
     const processor = new BatchProcessor(EventType.SQS);
+    // The container's services once a record has built them: their counters are flushed once per batch.
+    let built: FanoutJobServices | undefined;
     const processRecord = async (record: SQSRecord): Promise<void> => {
       const receiveCount = record.attributes.ApproximateReceiveCount;
       try {
         const job = parseJob(record);
-        const built = await services();
+        built = await services();
         const report = await runFanoutJob(built, job);
         built.log.info('fan-out batch done', { messageId: record.messageId, ...report });
       } catch (error) {
@@ -84,7 +89,13 @@ export const route: Route<FanoutJobServices, FanoutWorker> = {
         throw error;
       }
     };
-    return (event) => processPartialResponse(event, processRecord, processor, { throwOnFullBatchFailure: false });
+    return async (event) => {
+      try {
+        return await processPartialResponse(event, processRecord, processor, { throwOnFullBatchFailure: false });
+      } finally {
+        built?.metrics.flush();
+      }
+    };
   },
 };
 

@@ -3,6 +3,7 @@ import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { metricsOf } from '../context/metrics.js';
 import { redisHelpers } from '../context/redis.js';
 import { rateSettings } from '../context/settings.js';
 import { messageLog } from '../context/store.js';
@@ -20,6 +21,7 @@ export const route: Route<GetConversationsRouteServices, FrameHandler> = {
     const db = once(() => documentClient(config, scope, env));
     return {
       log,
+      metrics: given.metrics ?? metricsOf(config, log),
       limits: given.limits ?? rateSettings(config),
       registry: given.registry ?? connectionRegistry(config, db()),
       members: given.members ?? membershipStore(config, db()),

@@ -3,6 +3,7 @@ import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { metricsOf } from '../context/metrics.js';
 import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
 import { readAppKeys } from '../context/secrets.js';
@@ -25,6 +26,7 @@ export const route: Route<GetHistoryRouteServices, FrameHandler> = {
     const members = given.members ?? membershipStore(config, db());
     return {
       log,
+      metrics: given.metrics ?? metricsOf(config, log),
       roster: given.roster ?? memberRoster(config, members),
       members,
       limits: given.limits ?? rateSettings(config),

@@ -3,6 +3,7 @@ import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { metricsOf } from '../context/metrics.js';
 import { postersFor } from '../context/posters.js';
 import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
@@ -38,10 +39,12 @@ export const route: Route<PresenceSweeperServices, (event: unknown, context?: In
   async build(env, scope, given = {}) {
     const config = loadConfig('presenceSweeper', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
+    const metrics = given.metrics ?? metricsOf(config, log);
     const db = once(() => documentClient(config, scope, env));
     const redis = once(() => redisHelpers(config, scope, env, log));
     return {
       log,
+      metrics,
       callbackUrl: config.CALLBACK_URL,
       sweepIntervalMs: config.PRESENCE_SWEEP_SECONDS * 1000,
       clock: given.clock ?? systemClock,
@@ -51,7 +54,7 @@ export const route: Route<PresenceSweeperServices, (event: unknown, context?: In
       delivery: given.delivery ?? deliverySettings(config),
       conversationSize: given.conversationSize ?? conversationSizeSettings(config),
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
-      posterFor: given.posterFor ?? postersFor(config, scope, env, log),
+      posterFor: given.posterFor ?? postersFor(config, scope, env, log, metrics),
     };
   },
   create: (services: ServiceSource<PresenceSweeperServices>) => async (_event, context) => {
@@ -77,6 +80,7 @@ export const route: Route<PresenceSweeperServices, (event: unknown, context?: In
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
     if (report.offline > 0) built.log.info('presence swept', { ...report });
+    built.metrics.flush();
     return report;
   },
 };

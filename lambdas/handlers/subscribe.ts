@@ -2,6 +2,7 @@ import { createLog } from '../adapters/log.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { metricsOf } from '../context/metrics.js';
 import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { postersFor } from '../context/posters.js';
 import { presenceOf } from '../context/presence.js';
@@ -26,11 +27,13 @@ export const route: Route<SubscribeRouteServices, FrameHandler> = {
   async build(env, scope, given = {}) {
     const config = loadConfig('subscribe', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
+    const metrics = given.metrics ?? metricsOf(config, log);
     const db = once(() => documentClient(config, scope, env));
     const redis = once(() => redisHelpers(config, scope, env, log));
     const members = given.members ?? membershipStore(config, db());
     return {
       log,
+      metrics,
       callbackUrl: config.CALLBACK_URL,
       limits: given.limits ?? rateSettings(config),
       subscriptions: given.subscriptions ?? subscriptionSettings(config),
@@ -47,7 +50,7 @@ export const route: Route<SubscribeRouteServices, FrameHandler> = {
       delivery: given.delivery ?? deliverySettings(config),
       conversationSize: given.conversationSize ?? conversationSizeSettings(config),
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
-      posterFor: given.posterFor ?? postersFor(config, scope, env, log),
+      posterFor: given.posterFor ?? postersFor(config, scope, env, log, metrics),
     };
   },
   create: (services: ServiceSource<SubscribeRouteServices>) =>

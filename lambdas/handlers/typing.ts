@@ -3,6 +3,7 @@ import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { connectionRegistry, memberRoster, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { metricsOf } from '../context/metrics.js';
 import { postersFor } from '../context/posters.js';
 import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
@@ -20,11 +21,13 @@ export const route: Route<TypingRouteServices, FrameHandler> = {
   async build(env, scope, given = {}) {
     const config = loadConfig('typing', env);
     const log = given.log ?? createLog(config.LOG_LEVEL);
+    const metrics = given.metrics ?? metricsOf(config, log);
     const db = once(() => documentClient(config, scope, env));
     const redis = once(() => redisHelpers(config, scope, env, log));
     const typing = given.typing ?? typingSettings(config);
     return {
       log,
+      metrics,
       roster: given.roster ?? memberRoster(config, membershipStore(config, db())),
       callbackUrl: config.CALLBACK_URL,
       limits: given.limits ?? rateSettings(config),
@@ -37,7 +40,7 @@ export const route: Route<TypingRouteServices, FrameHandler> = {
       typingGate: given.typingGate ?? (await redis()).typingGate(typing),
       presence: given.presence ?? presenceOf(await redis(), config),
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
-      posterFor: given.posterFor ?? postersFor(config, scope, env, log),
+      posterFor: given.posterFor ?? postersFor(config, scope, env, log, metrics),
     };
   },
   create: (services: ServiceSource<TypingRouteServices>) =>

@@ -2,6 +2,7 @@ import { createLog } from '../adapters/log.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
+import { metricsOf } from '../context/metrics.js';
 import { connectionRegistry } from '../context/members.js';
 import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
@@ -25,6 +26,7 @@ export const route: Route<UnsubscribeRouteServices, FrameHandler> = {
     const redis = once(() => redisHelpers(config, scope, env, log));
     return {
       log,
+      metrics: given.metrics ?? metricsOf(config, log),
       limits: given.limits ?? rateSettings(config),
       clock: given.clock ?? systemClock,
       registry: given.registry ?? connectionRegistry(config, documentClient(config, scope, env)),

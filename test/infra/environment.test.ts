@@ -41,7 +41,16 @@ describe('function environment, checked against lambdas/config.ts', () => {
       expect(Object.keys(environment.raw).filter((name) => !allowed.has(name)), environment.functionName).toEqual([]);
     }
     const byName = new Map(environments.map((e) => [e.name, e.raw]));
-    expect(Object.keys(byName.get('disconnect') ?? {}).sort()).toEqual(['CONNECTIONS_TABLE', 'LOG_LEVEL', 'NODE_OPTIONS', 'REDIS_AUTH_SECRET_ID', 'REDIS_MODE', 'REDIS_URL']);
+    expect(Object.keys(byName.get('disconnect') ?? {}).sort()).toEqual([
+      'CONNECTIONS_TABLE',
+      'LOG_LEVEL',
+      'METRICS',
+      'METRICS_STAGE',
+      'NODE_OPTIONS',
+      'REDIS_AUTH_SECRET_ID',
+      'REDIS_MODE',
+      'REDIS_URL',
+    ]);
     expect(byName.get('presenceSweeper')?.CALLBACK_URL).toBeDefined();
     expect(byName.get('sendMessage')?.CALLBACK_URL).toBeUndefined();
     expect(byName.get('typing')?.APP_SECRET_ID).toBeUndefined();
@@ -56,6 +65,9 @@ describe('function environment, checked against lambdas/config.ts', () => {
       const expected: Record<string, unknown> = {
         REDIS_MODE: 'cluster',
         LOG_LEVEL: 'DEBUG',
+        // Every function writes its counters as EMF lines, under the stage's dimension.
+        METRICS: 'emf',
+        METRICS_STAGE: 'dev',
         RATE_LIMIT_PER_SECOND: 10,
         RATE_LIMIT_BURST: 30,
         JWT_JWKS_URL: JWT.jwtJwksUrl,

@@ -30,8 +30,28 @@ describe('context values', () => {
       workerPostsPerSecond: 1_938,
       cacheMaxDataStorageGb: 5,
       cacheMaxEcpuPerSecond: 50_000,
+      retainData: false,
+      natGateways: 1,
     });
     expect(stackNameFor('dev')).toBe('RelayWs-dev');
+  });
+
+  it('retains data for the stage named prod unless told otherwise, and for any stage told to', () => {
+    expect(parseSettings({ stage: 'prod' }).retainData).toBe(true);
+    expect(parseSettings({ stage: 'prod', retainData: 'false' }).retainData).toBe(false);
+    expect(parseSettings({ stage: 'production', retainData: 'true' }).retainData).toBe(true);
+    expect(parseSettings({ stage: 'production' }).retainData).toBe(false);
+    expect(parseSettings({ stage: 'staging', retainData: true }).retainData).toBe(true);
+    expect(problemsOf({ retainData: 'yes' })).toEqual([expect.stringMatching(/^-c retainData="yes": must be true or false$/)]);
+  });
+
+  it('takes one NAT gateway or one per AZ, only with redis=serverless', () => {
+    expect(parseSettings({ natGateways: '2' }).natGateways).toBe(2);
+    expect(parseSettings({ natGateways: 1 }).natGateways).toBe(1);
+    expect(problemsOf({ natGateways: '3' })).toEqual([expect.stringMatching(/^-c natGateways="3": must be 1 .* or 2 \(one per Availability Zone\)$/)]);
+    expect(problemsOf({ natGateways: '2', redis: 'external', redisUrlSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:x-AbCdEf' })).toEqual([
+      expect.stringMatching(/^-c natGateways="2": is only used with redis=serverless/),
+    ]);
   });
 
   it('accepts command-line strings and cdk.json values alike', () => {

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { App, Stack, Validations } from 'aws-cdk-lib';
-import { Match } from 'aws-cdk-lib/assertions';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -411,48 +410,6 @@ describe('app secret', () => {
         ExcludePunctuation: true,
       },
     });
-  });
-});
-
-describe('alarms', () => {
-  it('watches errors and throttles of every function', () => {
-    for (const spec of allSpecs) {
-      const [functionId] = functionNamed(synth.json, STACK, spec.name);
-      for (const metric of ['Errors', 'Throttles']) {
-        synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-          Namespace: 'AWS/Lambda',
-          MetricName: metric,
-          Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId } }],
-        });
-      }
-    }
-  });
-
-  it('fires on any dead letter and on API 5xx', () => {
-    const [dlqId] = resourcesOfType(synth.json, 'AWS::SQS::Queue').find(([, q]) => props(q).RedrivePolicy === undefined) ?? [''];
-    synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      Namespace: 'AWS/SQS',
-      MetricName: 'ApproximateNumberOfMessagesVisible',
-      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlqId, 'QueueName'] } }],
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-    });
-    const [apiId] = onlyResource(synth.json, 'AWS::ApiGatewayV2::Api');
-    for (const metric of ['ExecutionError', 'IntegrationError']) {
-      synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        Namespace: 'AWS/ApiGateway',
-        MetricName: metric,
-        Dimensions: Match.arrayWith([{ Name: 'ApiId', Value: { Ref: apiId } }, { Name: 'Stage', Value: 'dev' }]),
-      });
-    }
-  });
-
-  it('notifies the alarm e-mail through SNS', () => {
-    const [topicId] = onlyResource(synth.json, 'AWS::SNS::Topic');
-    synth.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: ALARM_EMAIL, TopicArn: { Ref: topicId } });
-    const alarms = resourcesOfType(synth.json, 'AWS::CloudWatch::Alarm');
-    expect(alarms).toHaveLength(allSpecs.length * 2 + 3);
-    for (const [, alarm] of alarms) expect(props(alarm).AlarmActions).toEqual([{ Ref: topicId }]);
   });
 });
 

@@ -2,6 +2,7 @@ import { vi } from 'vitest';
 import { MemoryPresence } from '../../lambdas/adapters/memory-presence.js';
 import { MessageCipher } from '../../lambdas/encryption.js';
 import { changeEntry } from './fake-log-changes.js';
+import { RecordingMetrics } from './recording-metrics.js';
 import type {
   AppendOutcome,
   ConnectionRecord,
@@ -274,6 +275,7 @@ export function fakeServices(
     },
     /** The in-process twin (contract-tested like the Redis one), with the default timings. */
     presence: new MemoryPresence({ ttlMs: 60_000, graceMs: 15_000, occupancyIntervalMs: 5_000 }),
+    metrics: new RecordingMetrics(),
   } satisfies Services;
 
   return {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { functionEnvironments, loadConfig, requiredVariablesOf, variablesOf, type FunctionName } from '../../lambdas/config.js';
+import { functionEnvironments, loadConfig, MAX_CONNECTION_SECONDS, requiredVariablesOf, variablesOf, type FunctionName } from '../../lambdas/config.js';
 import { ConfigError } from '../../lambdas/errors.js';
 import { completeEnv } from '../support/env.js';
 
@@ -82,5 +82,20 @@ describe('loadConfig', () => {
     expect(() => loadConfig('ack', { ...completeEnv('redis://x'), RATE_LIMIT_PER_SECOND: '50', RATE_LIMIT_BURST: '10' })).toThrowError(/RATE_LIMIT_BURST/);
     const config = loadConfig('connect', { ...completeEnv('redis://x'), ORIGIN_ALLOW_LIST: 'https://a.example, https://b.example' });
     expect(config.ORIGIN_ALLOW_LIST).toEqual(['https://a.example', 'https://b.example']);
+  });
+});
+
+describe('connection lifetime and metrics settings', () => {
+  it('keeps a connection row no longer than API Gateway keeps the connection: 2 hours at most, the default', () => {
+    expect(loadConfig('connect', completeEnv('redis://x')).CONNECTION_TTL_SECONDS).toBe(MAX_CONNECTION_SECONDS);
+    expect(MAX_CONNECTION_SECONDS).toBe(7200);
+    expect(loadConfig('connect', { ...completeEnv('redis://x'), CONNECTION_TTL_SECONDS: '3600' }).CONNECTION_TTL_SECONDS).toBe(3600);
+    expect(() => loadConfig('connect', { ...completeEnv('redis://x'), CONNECTION_TTL_SECONDS: '10800' })).toThrowError(/CONNECTION_TTL_SECONDS/);
+  });
+
+  it('counts nothing unless METRICS=emf, and names the stage dimension', () => {
+    expect(loadConfig('sendMessage', completeEnv('redis://x'))).toMatchObject({ METRICS: 'off', METRICS_STAGE: 'local' });
+    expect(loadConfig('sendMessage', { ...completeEnv('redis://x'), METRICS: 'emf', METRICS_STAGE: 'prod' })).toMatchObject({ METRICS: 'emf', METRICS_STAGE: 'prod' });
+    expect(() => loadConfig('sendMessage', { ...completeEnv('redis://x'), METRICS: 'statsd' })).toThrowError(/METRICS/);
   });
 });

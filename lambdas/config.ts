@@ -145,8 +145,10 @@ const presence = {
   PRESENCE_GRACE_SECONDS: positiveInt(15),
   PRESENCE_OCCUPANCY_INTERVAL_MS: positiveInt(5000),
 };
+/** The stage's own Management API, for functions no request names it to (the sweeper, the fan-out worker). */
+const ownCallback = { CALLBACK_URL: z.url() };
 /** The presence sweeper: how often it sweeps, and the Management API it announces through (the stage's). */
-const presenceSweep = { PRESENCE_SWEEP_SECONDS: positiveInt(5), CALLBACK_URL: z.url() };
+const presenceSweep = { PRESENCE_SWEEP_SECONDS: positiveInt(5), ...ownCallback };
 
 type Env = Record<string, unknown>;
 
@@ -200,7 +202,7 @@ export const functionEnvironments = {
   getHistory: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...presence }),
   markRead: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...limits, ...delivery, ...presence }),
   getConversations: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...redis, ...limits }),
-  fanoutWorker: environment({ ...base, ...dynamo, ...connections, ...messages, ...appSecret, ...posting }),
+  fanoutWorker: environment({ ...base, ...dynamo, ...connections, ...messages, ...appSecret, ...posting, ...typingTimes, ...ownCallback }),
   ping: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize, ...presence }),
   getPresence: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...conversationSize, ...presence }),
   presenceSweeper: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...delivery, ...conversationSize, ...presence, ...presenceSweep }),

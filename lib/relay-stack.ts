@@ -118,10 +118,6 @@ export class RelayStack extends Stack {
         placement: spec.access.redis ? this.redis.placement : undefined,
       });
     this.routeFunctions = routes.map((route) => ({ route, relayFunction: makeFunction(route, ROUTE_TIMEOUT) }));
-    this.worker = makeFunction(fanoutWorker, WORKER_TIMEOUT);
-    this.worker.function.addEventSource(
-      new SqsEventSource(this.fanout.queue, { batchSize: WORKER_BATCH_SIZE, reportBatchItemFailures: true }),
-    );
 
     this.gateway = new WebSocketGateway(this, 'WebSocket', {
       name: this.stackName,
@@ -134,6 +130,11 @@ export class RelayStack extends Stack {
       createCloudWatchRole: settings.apiGatewayCloudWatchRole,
     });
 
+    // The worker posts only to the stage's own endpoint (a job cannot name another): it is given it like the sweeper.
+    this.worker = makeFunction(fanoutWorker, WORKER_TIMEOUT, { CALLBACK_URL: this.gateway.stage.callbackUrl });
+    this.worker.function.addEventSource(
+      new SqsEventSource(this.fanout.queue, { batchSize: WORKER_BATCH_SIZE, reportBatchItemFailures: true }),
+    );
     // The sweeper has no event to take the endpoint from: it is given the stage's (it is no route of the API, so
     // referring to the stage makes no cycle).
     this.sweeper = makeFunction(presenceSweeper, SWEEPER_TIMEOUT, { CALLBACK_URL: this.gateway.stage.callbackUrl }, SWEEPER_MEMORY_MB);

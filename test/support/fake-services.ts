@@ -32,6 +32,8 @@ import type {
 } from '../../lambdas/ports.js';
 
 /** The master key of every fake's sealer (tests that need another keyring build their own cipher). */
+/** The stage endpoint the fake fan-out worker posts to. */
+export const FAKE_ENDPOINT = 'https://api.example/dev';
 export const FAKE_MASTER_KEY = Buffer.from('domain-test-master-key-0123456789abcdef', 'utf8');
 
 type PageRange = { afterSeq?: number; beforeSeq?: number; limit: number; maxBytes: number; newestFirst: boolean };
@@ -277,7 +279,8 @@ export function fakeServices(
   } satisfies Services;
 
   return {
-    services,
+    /** With the fan-out worker's own stage endpoint (it posts nowhere else). */
+    services: { ...services, endpoint: FAKE_ENDPOINT },
     records,
     connections,
     outcomes,

@@ -79,10 +79,19 @@ const appSecret = {
   APP_SECRET_JSON: optionalText,
   ...secrets,
 };
+/**
+ * Connection tokens: HS256 with the stage's JWT secret (Secrets Manager JWT_SECRET_ID; locally the inline
+ * APP_SECRET_JSON), or a JWKS (then issuer and audience are required: a token minted for another app must not
+ * pass). A token may live at most MAX_TOKEN_AGE_SECONDS (exp - iat).
+ */
 const tokens = {
+  JWT_SECRET_ID: optionalText,
+  APP_SECRET_JSON: optionalText,
+  ...secrets,
   JWT_JWKS_URL: optionalUrl,
   JWT_ISSUER: optionalText,
   JWT_AUDIENCE: optionalText,
+  MAX_TOKEN_AGE_SECONDS: positiveInt(24 * 3600),
 };
 const handshake = {
   /** Comma-separated allowed `Origin` values for $connect; empty = any origin (native apps send none). */
@@ -166,6 +175,12 @@ const crossChecks = (variables: ReadonlySet<string>) => z.superRefine((env: Env,
     ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'set only one of REDIS_URL and REDIS_URL_SECRET_ID', input: undefined });
   }
   exactlyOne('APP_SECRET_ID', 'APP_SECRET_JSON');
+  exactlyOne('JWT_SECRET_ID', 'APP_SECRET_JSON');
+  if (variables.has('JWT_JWKS_URL') && env.JWT_JWKS_URL !== undefined) {
+    for (const name of ['JWT_ISSUER', 'JWT_AUDIENCE']) {
+      if (env[name] === undefined) ctx.addIssue({ code: 'custom', path: [name], message: 'is required with JWT_JWKS_URL', input: undefined });
+    }
+  }
   for (const [rateName, burstName] of [
     ['RATE_LIMIT_PER_SECOND', 'RATE_LIMIT_BURST'],
     ['RATE_LIMIT_USER_PER_SECOND', 'RATE_LIMIT_USER_BURST'],
@@ -188,7 +203,7 @@ function environment<T extends z.core.$ZodLooseShape>(shape: T) {
 
 /** The environment of each function, by its name in the deploy manifest (deploy/routes.ts). */
 export const functionEnvironments = {
-  connect: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...tokens, ...handshake, ...delivery, ...conversationSize, ...presence }),
+  connect: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...tokens, ...handshake, ...delivery, ...conversationSize, ...presence }),
   disconnect: environment({ ...base, ...dynamo, ...connections, ...redis, ...presence }),
   default: environment({ ...base }),
   subscribe: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...limits, ...subscriptions, ...delivery, ...conversationSize, ...presence }),
@@ -202,7 +217,7 @@ export const functionEnvironments = {
   getHistory: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...presence }),
   markRead: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...limits, ...delivery, ...presence }),
   getConversations: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...redis, ...limits }),
-  fanoutWorker: environment({ ...base, ...dynamo, ...connections, ...messages, ...appSecret, ...posting, ...typingTimes, ...ownCallback }),
+  fanoutWorker: environment({ ...base, ...dynamo, ...connections, ...messages, ...appSecret, ...posting, TYPING_EXPIRES_MS: typingTimes.TYPING_EXPIRES_MS, ...ownCallback }),
   ping: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize, ...presence }),
   getPresence: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...conversationSize, ...presence }),
   presenceSweeper: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...delivery, ...conversationSize, ...presence, ...presenceSweep }),

@@ -12,7 +12,7 @@ import { describeIssues, requestIdIn, type ClientAction, type ServerFrame } from
 export type FrameHandler = (event: unknown) => Promise<RouteResponse>;
 
 /** What every client-frame route uses: the connection's record, the rate limits and a log. */
-export type ConnectionFrameServices = Pick<Services, 'limits' | 'limiter'> & {
+export type ConnectionFrameServices = Pick<Services, 'limits' | 'limiter' | 'clock'> & {
   registry: Pick<ConnectionRegistry, 'connection'>;
   log: Log;
 };

@@ -12,7 +12,8 @@ export interface Log {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
-export type TokenCheck = { ok: true; userId: string } | { ok: false; reason: 'expired' | 'invalid' | 'unavailable' };
+/** A valid token names its user and when it expires (`exp`, epoch ms): frames after that are refused. */
+export type TokenCheck = { ok: true; userId: string; expiresAt: number } | { ok: false; reason: 'expired' | 'invalid' | 'unavailable' };
 
 export interface TokenVerifier {
   verify(token: string): Promise<TokenCheck>;
@@ -87,6 +88,11 @@ export interface ConnectionRecord {
   connectedAt: number;
   /** Epoch seconds after which the connection is treated as gone (TTL attribute in AWS). */
   expiresAt: number;
+  /**
+   * Epoch ms at which the token it connected with expires: frames after it are refused (`token_expired`). Absent
+   * on records written before this was kept.
+   */
+  tokenExpiresAt?: number;
 }
 
 /** A connection subscribed to one conversation: what a frame for that conversation is checked against. */

@@ -44,8 +44,8 @@ describe('npm run admin against a running dev server', () => {
     expect(await members.isMember(conversationId, 'carol')).toBe(true);
 
     const token = await admin('token', 'carol', '--ttl', '15m');
-    const check = await new TokenVerifier({ hmacSecret: appKeysFrom(backend.env.APP_SECRET_JSON ?? '').jwtSecret }).verify(token);
-    expect(check).toEqual({ ok: true, userId: 'carol' });
+    const check = await new TokenVerifier({ hmacSecrets: appKeysFrom(backend.env.APP_SECRET_JSON ?? '').jwtSecrets, maxTokenAgeSeconds: 86_400 }).verify(token);
+    expect(check).toEqual({ ok: true, userId: 'carol', expiresAt: expect.any(Number) });
     const carol = await ChatClient.connect(backend, conversationId, 'carol', 'phone');
 
     // Removal also cuts carol's open connection off the conversation: it is told, and its subscription is gone

@@ -30,9 +30,10 @@ describe('-c stage=prod', () => {
     }
   });
 
-  it('retains the app secret: it decrypts the stored messages', () => {
-    const [, secret] = onlyResource(synth.json, 'AWS::SecretsManager::Secret');
-    expect(secret.DeletionPolicy).toBe('Retain');
+  it('retains both secrets: the app secret decrypts the stored messages, the JWT secret signs the tokens in use', () => {
+    const secrets = resourcesOfType(synth.json, 'AWS::SecretsManager::Secret');
+    expect(secrets).toHaveLength(2);
+    for (const [, secret] of secrets) expect(secret.DeletionPolicy).toBe('Retain');
   });
 
   it('snapshots Redis daily and once more on delete', () => {

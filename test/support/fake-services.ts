@@ -257,7 +257,7 @@ export function fakeServices(
     sealer: new MessageCipher([FAKE_MASTER_KEY]),
     clock: { now: () => 1_700_000_000_000 },
     log: { debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') },
-    auth: { verify: vi.fn(async (token: string) => (token === 'good' ? { ok: true as const, userId: 'alice' } : { ok: false as const, reason: 'invalid' as const })) },
+    auth: { verify: vi.fn(async (token: string) => (token === 'good' ? { ok: true as const, userId: 'alice', expiresAt: 1_700_000_000_000 + 3_600_000 } : { ok: false as const, reason: 'invalid' as const })) },
     posterFor: vi.fn((endpoint: string) => ({
       post: async (connectionId: string, data: string): Promise<PostOutcome> => {
         timeline.push(`start ${connectionId}`);

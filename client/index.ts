@@ -431,6 +431,9 @@ export class RelayClient {
         if (!this.requests.settle(frame)) {
           void this.events.emit('error', new RelayClientError(frame.code, frame.message, { ...(frame.action === undefined ? {} : { action: frame.action }) }));
         }
+        // The connection outlived its token: every frame on it would be refused. A new socket asks the token
+        // provider for a fresh one (messages refused meanwhile are resent by the outbox).
+        if (frame.code === 'token_expired') this.connection.restart('the connection token expired');
         return;
       default:
         break;

@@ -3,8 +3,11 @@ import { RelayClientError, type RelayClientErrorCode } from './errors.js';
 import type { Requests } from './requests.js';
 import type { SentFrame } from './protocol.js';
 
-/** Failures after which the same clientMessageId is sent again: the server stores it once either way. */
-const RESEND_ON: ReadonlySet<RelayClientErrorCode> = new Set(['unavailable', 'timeout', 'rate_limited']);
+/**
+ * Failures after which the same clientMessageId is sent again: the server stores it once either way. After
+ * `token_expired` the client reconnects with a fresh token, and the resend waits for that.
+ */
+const RESEND_ON: ReadonlySet<RelayClientErrorCode> = new Set(['unavailable', 'timeout', 'rate_limited', 'token_expired']);
 
 export interface OutboxOptions {
   requests: Requests;

@@ -90,10 +90,19 @@ const appSecret = {
   APP_SECRET_JSON: optionalText,
   ...secrets,
 };
+/**
+ * Connection tokens: HS256 with the stage's JWT secret (Secrets Manager JWT_SECRET_ID; locally the inline
+ * APP_SECRET_JSON), or a JWKS (then issuer and audience are required: a token minted for another app must not
+ * pass). A token may live at most MAX_TOKEN_AGE_SECONDS (exp - iat).
+ */
 const tokens = {
+  JWT_SECRET_ID: optionalText,
+  APP_SECRET_JSON: optionalText,
+  ...secrets,
   JWT_JWKS_URL: optionalUrl,
   JWT_ISSUER: optionalText,
   JWT_AUDIENCE: optionalText,
+  MAX_TOKEN_AGE_SECONDS: positiveInt(24 * 3600),
 };
 /** API Gateway closes a WebSocket connection after 2 hours whatever happens on it. */
 export const MAX_CONNECTION_SECONDS = 2 * 3600;
@@ -161,8 +170,10 @@ const presence = {
   PRESENCE_GRACE_SECONDS: positiveInt(15),
   PRESENCE_OCCUPANCY_INTERVAL_MS: positiveInt(5000),
 };
+/** The stage's own Management API, for functions no request names it to (the sweeper, the fan-out worker). */
+const ownCallback = { CALLBACK_URL: z.url() };
 /** The presence sweeper: how often it sweeps, and the Management API it announces through (the stage's). */
-const presenceSweep = { PRESENCE_SWEEP_SECONDS: positiveInt(5), CALLBACK_URL: z.url() };
+const presenceSweep = { PRESENCE_SWEEP_SECONDS: positiveInt(5), ...ownCallback };
 
 type Env = Record<string, unknown>;
 
@@ -183,6 +194,12 @@ const crossChecks = (variables: ReadonlySet<string>) => z.superRefine((env: Env,
     ctx.addIssue({ code: 'custom', path: ['REDIS_AUTH_SECRET_ID'], message: 'needs REDIS_URL (the credentials are for that Redis)', input: undefined });
   }
   exactlyOne('APP_SECRET_ID', 'APP_SECRET_JSON');
+  exactlyOne('JWT_SECRET_ID', 'APP_SECRET_JSON');
+  if (variables.has('JWT_JWKS_URL') && env.JWT_JWKS_URL !== undefined) {
+    for (const name of ['JWT_ISSUER', 'JWT_AUDIENCE']) {
+      if (env[name] === undefined) ctx.addIssue({ code: 'custom', path: [name], message: 'is required with JWT_JWKS_URL', input: undefined });
+    }
+  }
   for (const [rateName, burstName] of [
     ['RATE_LIMIT_PER_SECOND', 'RATE_LIMIT_BURST'],
     ['RATE_LIMIT_USER_PER_SECOND', 'RATE_LIMIT_USER_BURST'],
@@ -205,7 +222,7 @@ function environment<T extends z.core.$ZodLooseShape>(shape: T) {
 
 /** The environment of each function, by its name in the deploy manifest (deploy/routes.ts). */
 export const functionEnvironments = {
-  connect: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...tokens, ...handshake, ...delivery, ...conversationSize, ...presence }),
+  connect: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...tokens, ...handshake, ...delivery, ...conversationSize, ...presence }),
   disconnect: environment({ ...base, ...dynamo, ...connections, ...redis, ...presence }),
   default: environment({ ...base }),
   subscribe: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...limits, ...subscriptions, ...delivery, ...conversationSize, ...presence }),
@@ -219,7 +236,7 @@ export const functionEnvironments = {
   getHistory: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...presence }),
   markRead: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...limits, ...delivery, ...presence }),
   getConversations: environment({ ...base, ...dynamo, ...connections, ...members, ...messages, ...redis, ...limits }),
-  fanoutWorker: environment({ ...base, ...dynamo, ...connections, ...messages, ...appSecret, ...posting }),
+  fanoutWorker: environment({ ...base, ...dynamo, ...connections, ...messages, ...appSecret, ...posting, TYPING_EXPIRES_MS: typingTimes.TYPING_EXPIRES_MS, ...ownCallback }),
   ping: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize, ...presence }),
   getPresence: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...conversationSize, ...presence }),
   presenceSweeper: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...delivery, ...conversationSize, ...presence, ...presenceSweep }),

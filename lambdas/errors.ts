@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'rate_limited'
   | 'unavailable'
+  | 'token_expired'
   | 'internal';
 
 /** The base of every error of ours. */
@@ -54,6 +55,15 @@ export class RateLimitedError extends DomainError {
 export class UnavailableError extends DomainError {
   override readonly name = 'UnavailableError';
   readonly code = 'unavailable';
+}
+
+/** The connection's token has expired since it connected: the client must reconnect with a fresh token. */
+export class TokenExpiredError extends DomainError {
+  override readonly name = 'TokenExpiredError';
+  readonly code = 'token_expired';
+  constructor(message = 'the connection token has expired; reconnect with a fresh token') {
+    super(message);
+  }
 }
 
 /** Why a $connect was refused; the status goes back on the handshake and nothing is written. */
@@ -125,6 +135,7 @@ const GENERIC: Record<ErrorCode, string> = {
   not_found: 'not found',
   payload_too_large: 'payload too large',
   rate_limited: 'too many frames; slow down and retry',
+  token_expired: 'the connection token has expired; reconnect with a fresh token',
   unavailable: 'a dependency is unavailable; retry later',
   internal: 'internal error',
 };

@@ -12,8 +12,8 @@ import { describeIssues, requestIdIn, type ClientAction, type ServerFrame } from
 
 export type FrameHandler = (event: unknown) => Promise<RouteResponse>;
 
-/** What every client-frame route uses: the connection's record, the rate limits, a log and the counters. */
-export type ConnectionFrameServices = Pick<Services, 'limits' | 'limiter' | 'metrics'> & {
+/** What every client-frame route uses: the connection's record, the rate limits, the clock, a log and the counters. */
+export type ConnectionFrameServices = Pick<Services, 'limits' | 'limiter' | 'clock' | 'metrics'> & {
   registry: Pick<ConnectionRegistry, 'connection'>;
   log: Log;
 };

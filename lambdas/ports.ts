@@ -12,7 +12,8 @@ export interface Log {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
-export type TokenCheck = { ok: true; userId: string } | { ok: false; reason: 'expired' | 'invalid' | 'unavailable' };
+/** A valid token names its user and when it expires (`exp`, epoch ms): frames after that are refused. */
+export type TokenCheck = { ok: true; userId: string; expiresAt: number } | { ok: false; reason: 'expired' | 'invalid' | 'unavailable' };
 
 export interface TokenVerifier {
   verify(token: string): Promise<TokenCheck>;
@@ -103,6 +104,11 @@ export interface ConnectionRecord {
   connectedAt: number;
   /** Epoch seconds after which the connection is treated as gone (TTL attribute in AWS). */
   expiresAt: number;
+  /**
+   * Epoch ms at which the token it connected with expires: frames after it are refused (`token_expired`). Absent
+   * on records written before this was kept.
+   */
+  tokenExpiresAt?: number;
 }
 
 /** A connection subscribed to one conversation: what a frame for that conversation is checked against. */
@@ -217,19 +223,23 @@ export interface Device {
   deviceId: string;
 }
 
-/** A batch of deliveries handed to the fan-out worker through the queue. */
-export type FanoutJob =
-  | { kind: 'message'; endpoint: string; conversationId: string; seq: number; messageId: string; connectionIds: string[] }
-  | {
-      kind: 'frame';
-      endpoint: string;
-      frame: string;
-      connectionIds: string[];
-      /** False for an ephemeral frame (presence): a 410 may be a connection still in its `$connect`, kept. */
-      pruneGone?: boolean;
-    }
-  /** An edit, reloaded by the worker (the job never carries a body). */
-  | { kind: 'edited'; endpoint: string; conversationId: string; seq: number; messageId: string; connectionIds: string[] };
+/**
+ * A batch of deliveries handed to the fan-out worker through the queue. A job names what to deliver by ids only
+ * (never a body, a frame or an endpoint): the worker reloads stored messages, rebuilds the other frames itself
+ * and posts only to its own stage's callback endpoint, so a job put on the queue by someone else can neither
+ * speak for a user nor send anything elsewhere.
+ */
+export type FanoutJob = { connectionIds: string[] } & (
+  /** A stored message or its edit, reloaded and opened by the worker. */
+  | { kind: 'message' | 'edited'; conversationId: string; seq: number; messageId: string }
+  /** A deletion: posted only if the log holds that message as a tombstone. */
+  | { kind: 'deleted'; conversationId: string; seq: number; messageId: string }
+  | { kind: 'typing'; conversationId: string; userId: string; state: 'start' | 'stop'; at: number }
+  | { kind: 'read'; conversationId: string; userId: string; seq: number; at: number }
+  /** Presence is ephemeral: a 410 may be a connection still in its `$connect`, so these never prune. */
+  | { kind: 'presence'; conversationId: string; userId: string; state: 'online' | 'offline'; at: number }
+  | { kind: 'occupancy'; conversationId: string; occupancy: number }
+);
 
 export interface FanoutQueue {
   enqueue(jobs: readonly FanoutJob[]): Promise<void>;

@@ -12,6 +12,7 @@ export interface AccessTargets {
   tables: Tables;
   fanoutQueue: IQueue;
   appSecret: ISecret;
+  jwtSecret: ISecret;
   redis: RedisBackend;
   /** `arn:…:execute-api:{region}:{account}:{apiId}/{stage}/POST/@connections/*` — the only calls the code makes. */
   postToConnectionsArn: string;
@@ -25,6 +26,7 @@ export function grantAccess(role: IRole, spec: FunctionSpec, targets: AccessTarg
   // Secrets and Redis only where the function's own environment names them (lambdas/config.ts).
   const variables = new Set(variablesOf(spec.name));
   if (variables.has('APP_SECRET_ID')) targets.appSecret.grantRead(role);
+  if (variables.has('JWT_SECRET_ID')) targets.jwtSecret.grantRead(role);
   if (access.redis) targets.redis.grantConnect(role);
   for (const grant of grantedDynamoActions(spec)) {
     const tableArn = targets.tables.byName[grant.table].tableArn;

@@ -13,6 +13,7 @@ export const OUTPUTS = {
   fanoutQueueUrl: 'FanoutQueueUrl',
   deadLetterQueueUrl: 'FanoutDeadLetterQueueUrl',
   appSecretArn: 'AppSecretArn',
+  jwtSecretArn: 'JwtSecretArn',
   redisMode: 'RedisMode',
 } as const;
 

@@ -46,6 +46,7 @@ export class RelayStack extends Stack {
   readonly tables: Tables;
   readonly fanout: FanoutQueues;
   readonly appSecret: Secret;
+  readonly jwtSecret: Secret;
   readonly redis: RedisBackend;
   readonly routeFunctions: readonly { route: RouteSpec; relayFunction: RelayFunction }[];
   readonly worker: RelayFunction;
@@ -70,7 +71,7 @@ export class RelayStack extends Stack {
       workerTimeout: WORKER_TIMEOUT,
     });
     this.appSecret = new Secret(this, 'AppSecret', {
-      description: `relay-ws ${settings.stage}: masterKey for message keys (and the derived JWT HS256 secret)`,
+      description: `relay-ws ${settings.stage}: masterKey for message keys`,
       generateSecretString: {
         secretStringTemplate: '{}',
         generateStringKey: 'masterKey',
@@ -83,6 +84,23 @@ export class RelayStack extends Stack {
       this.appSecret,
       'AwsSolutions-SMG4',
       'masterKey derives the keys of stored messages; rotating it unreads them, so rotation is a planned re-encryption, not a schedule.',
+    );
+    // A secret of its own (CloudFormation generates one key per secret; changing the app secret's template would
+    // generate a new masterKey): whoever can mint tokens cannot open messages, and each rotates on its own.
+    this.jwtSecret = new Secret(this, 'JwtSecret', {
+      description: `relay-ws ${settings.stage}: jwtSecret, the HS256 secret of connection tokens`,
+      generateSecretString: {
+        secretStringTemplate: '{}',
+        generateStringKey: 'jwtSecret',
+        passwordLength: 64,
+        excludePunctuation: true,
+      },
+      removalPolicy: dataRemoval,
+    });
+    acknowledge(
+      this.jwtSecret,
+      'AwsSolutions-SMG4',
+      'Rotating jwtSecret is a two-step procedure (previousJwtSecrets keeps tokens already issued valid until they expire): docs/deploy.md, "Rotation".',
     );
     this.redis =
       settings.redis === 'serverless'
@@ -106,6 +124,7 @@ export class RelayStack extends Stack {
       ...(settings.historyRetentionDays === undefined ? {} : { HISTORY_RETENTION_SECONDS: String(settings.historyRetentionDays * 24 * 3600) }),
       FANOUT_QUEUE_URL: this.fanout.queue.queueUrl,
       APP_SECRET_ID: this.appSecret.secretArn,
+      JWT_SECRET_ID: this.jwtSecret.secretArn,
       ...this.redis.environment,
       LOG_LEVEL: settings.logLevel,
       METRICS: 'emf',
@@ -130,14 +149,6 @@ export class RelayStack extends Stack {
         placement: spec.access.redis ? this.redis.placement : undefined,
       });
     this.routeFunctions = routes.map((route) => ({ route, relayFunction: makeFunction(route, ROUTE_TIMEOUT) }));
-    this.worker = makeFunction(fanoutWorker, WORKER_TIMEOUT);
-    this.worker.function.addEventSource(
-      new SqsEventSource(this.fanout.queue, {
-        batchSize: WORKER_BATCH_SIZE,
-        reportBatchItemFailures: true,
-        maxConcurrency: workerMaxConcurrency(settings),
-      }),
-    );
 
     this.gateway = new WebSocketGateway(this, 'WebSocket', {
       name: this.stackName,
@@ -150,6 +161,15 @@ export class RelayStack extends Stack {
       createCloudWatchRole: settings.apiGatewayCloudWatchRole,
     });
 
+    // The worker posts only to the stage's own endpoint (a job cannot name another): it is given it like the sweeper.
+    this.worker = makeFunction(fanoutWorker, WORKER_TIMEOUT, { CALLBACK_URL: this.gateway.stage.callbackUrl });
+    this.worker.function.addEventSource(
+      new SqsEventSource(this.fanout.queue, {
+        batchSize: WORKER_BATCH_SIZE,
+        reportBatchItemFailures: true,
+        maxConcurrency: workerMaxConcurrency(settings),
+      }),
+    );
     // The sweeper has no event to take the endpoint from: it is given the stage's (it is no route of the API, so
     // referring to the stage makes no cycle).
     this.sweeper = makeFunction(presenceSweeper, SWEEPER_TIMEOUT, { CALLBACK_URL: this.gateway.stage.callbackUrl }, SWEEPER_MEMORY_MB);
@@ -164,6 +184,7 @@ export class RelayStack extends Stack {
         tables: this.tables,
         fanoutQueue: this.fanout.queue,
         appSecret: this.appSecret,
+        jwtSecret: this.jwtSecret,
         redis: this.redis,
         postToConnectionsArn: this.gateway.postToConnectionsArn,
       });
@@ -194,6 +215,7 @@ export class RelayStack extends Stack {
     this.output(OUTPUTS.fanoutQueueUrl, this.fanout.queue.queueUrl, 'Fan-out queue');
     this.output(OUTPUTS.deadLetterQueueUrl, this.fanout.deadLetterQueue.queueUrl, 'Fan-out dead-letter queue');
     this.output(OUTPUTS.appSecretArn, this.appSecret.secretArn, 'App secret (admin CLI: APP_SECRET_ID)');
+    this.output(OUTPUTS.jwtSecretArn, this.jwtSecret.secretArn, 'JWT secret of connection tokens (admin CLI: JWT_SECRET_ID)');
     this.output(OUTPUTS.redisMode, this.redis.mode, 'serverless (ElastiCache) or external');
   }
 

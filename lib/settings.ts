@@ -109,6 +109,12 @@ export const contextSchema = z
     if (ctx.redis === 'serverless' && ctx.redisUrlSecretArn !== undefined) {
       issues.addIssue({ code: 'custom', path: ['redisUrlSecretArn'], message: 'is only used with redis=external' });
     }
+    // A JWKS signs tokens for many apps: without both, a token minted for another app would pass.
+    if (ctx.jwtJwksUrl !== undefined) {
+      for (const key of ['jwtIssuer', 'jwtAudience'] as const) {
+        if (ctx[key] === undefined) issues.addIssue({ code: 'custom', path: [key], message: 'is required with jwtJwksUrl' });
+      }
+    }
     if (ctx.throttleBurst < ctx.throttleRate) {
       issues.addIssue({ code: 'custom', path: ['throttleBurst'], message: 'must be at least throttleRate' });
     }

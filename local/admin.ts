@@ -10,7 +10,7 @@ import { DynamoMessageLog } from '../lambdas/adapters/dynamo-message-log.js';
 import { addMember, removeMember } from '../lambdas/domain/membership.js';
 import type { ConnectionPoster, MembershipStore, MessageLog } from '../lambdas/ports.js';
 import { conversationIdSchema } from '../lambdas/protocol.js';
-import { appKeysFrom, type AppKeys } from '../lambdas/secret.js';
+import { appKeysFrom, jwtKeysFrom, type JwtKeys } from '../lambdas/secret.js';
 import { OUTPUTS, stackNameFor } from '../lib/outputs.js';
 import { readDevState } from './dev-state.js';
 import { parseTtl, signToken } from './tokens.js';
@@ -25,12 +25,12 @@ Commands:
   add-member <conversationId> <userId>      let a user connect to a conversation
   remove-member <conversationId> <userId>   revoke it: their devices stop collecting messages at once, and
                                             their open connections are unsubscribed from it (and told)
-  token <userId> [--ttl 1h]                 sign a connection token (HS256 with the stage's secret)
+  token <userId> [--ttl 1h]                 sign a connection token (HS256 with the stage's JWT secret)
 
 Target:
   the dev server on PORT (default 3001), as started by \`npm start\`; or
   STAGE=<stage> (with AWS credentials and AWS_REGION): the deployed stack RelayWs-<stage>
-  (or STACK_NAME=<name>); MEMBERS_TABLE, MESSAGES_TABLE, IDEMPOTENCY_TABLE, APP_SECRET_ID, CONNECTIONS_TABLE and
+  (or STACK_NAME=<name>); MEMBERS_TABLE, MESSAGES_TABLE, IDEMPOTENCY_TABLE, JWT_SECRET_ID, CONNECTIONS_TABLE and
   CALLBACK_URL, when all set, are used without reading the stack.
 `;
 
@@ -43,7 +43,8 @@ interface Target {
   members: MembershipStore;
   /** Read for the conversation's last seq: a (re-)added member collects what comes after it. */
   messages: MessageLog;
-  keys(): Promise<AppKeys>;
+  /** The stage's token-signing secret (a deployed stage's JWT secret, or the dev server's). */
+  keys(): Promise<JwtKeys>;
   /** Removes the member and unsubscribes their open connections from the conversation; answers how many. */
   removeMember(conversationId: string, userId: string): Promise<number>;
   close(): void;
@@ -114,7 +115,7 @@ async function awsTarget(stackName: string): Promise<Target> {
   let messagesTable = process.env.MESSAGES_TABLE;
   let idempotencyTable = process.env.IDEMPOTENCY_TABLE;
   let membersTable = process.env.MEMBERS_TABLE;
-  let secretId = process.env.APP_SECRET_ID;
+  let secretId = process.env.JWT_SECRET_ID;
   let connectionsTable = process.env.CONNECTIONS_TABLE;
   let callbackUrl = process.env.CALLBACK_URL;
   if (membersTable === undefined || messagesTable === undefined || idempotencyTable === undefined || secretId === undefined || connectionsTable === undefined || callbackUrl === undefined) {
@@ -125,12 +126,12 @@ async function awsTarget(stackName: string): Promise<Target> {
     membersTable ??= outputs.get(OUTPUTS.membersTable);
     messagesTable ??= outputs.get(OUTPUTS.messagesTable);
     idempotencyTable ??= outputs.get(OUTPUTS.idempotencyTable);
-    secretId ??= outputs.get(OUTPUTS.appSecretArn);
+    secretId ??= outputs.get(OUTPUTS.jwtSecretArn);
     connectionsTable ??= outputs.get(OUTPUTS.connectionsTable);
     callbackUrl ??= outputs.get(OUTPUTS.callbackUrl);
     if (membersTable === undefined || messagesTable === undefined || idempotencyTable === undefined || secretId === undefined || connectionsTable === undefined || callbackUrl === undefined) {
       throw new UsageError(
-        `stack ${stackName} lacks the outputs ${OUTPUTS.membersTable}, ${OUTPUTS.messagesTable}, ${OUTPUTS.idempotencyTable}, ${OUTPUTS.appSecretArn}, ${OUTPUTS.connectionsTable}, ${OUTPUTS.callbackUrl}; is it deployed?`,
+        `stack ${stackName} lacks the outputs ${OUTPUTS.membersTable}, ${OUTPUTS.messagesTable}, ${OUTPUTS.idempotencyTable}, ${OUTPUTS.jwtSecretArn}, ${OUTPUTS.connectionsTable}, ${OUTPUTS.callbackUrl}; is it deployed?`,
       );
     }
   }
@@ -143,7 +144,7 @@ async function awsTarget(stackName: string): Promise<Target> {
     description: `${stackName} (table ${membersTable})`,
     members,
     messages: messageLogOf(db, { messages: messagesTable, idempotency: idempotencyTable }),
-    keys: async () => appKeysFrom((await secrets.send(new GetSecretValueCommand({ SecretId: secret }))).SecretString ?? ''),
+    keys: async () => jwtKeysFrom((await secrets.send(new GetSecretValueCommand({ SecretId: secret }))).SecretString ?? ''),
     removeMember: remover.removeMember,
     close: () => {
       db.destroy();
@@ -157,7 +158,7 @@ async function resolveTarget(): Promise<Target> {
   const port = process.env.PORT ?? '3001';
   const stage = process.env.STAGE;
   const stackName = process.env.STACK_NAME;
-  const explicit = ['MEMBERS_TABLE', 'MESSAGES_TABLE', 'IDEMPOTENCY_TABLE', 'APP_SECRET_ID', 'CONNECTIONS_TABLE', 'CALLBACK_URL'].every((name) => process.env[name] !== undefined);
+  const explicit = ['MEMBERS_TABLE', 'MESSAGES_TABLE', 'IDEMPOTENCY_TABLE', 'JWT_SECRET_ID', 'CONNECTIONS_TABLE', 'CALLBACK_URL'].every((name) => process.env[name] !== undefined);
   if (stackName === undefined && !explicit) {
     const local = await localTarget(port);
     const devStage = local === undefined ? undefined : (await readDevState(port))?.stage;

@@ -20,10 +20,9 @@ import { DynamoMembershipStore } from '../lambdas/adapters/dynamo-members.js';
 import { DynamoMessageLog } from '../lambdas/adapters/dynamo-message-log.js';
 import { appKeysFrom } from '../lambdas/secret.js';
 import { ensureMember } from './members.js';
+import { newDevSecretJson } from './dev-state.js';
 import { webPage } from './web/server.js';
 
-/** A development-only master key: fixed, so tokens minted by `npm run admin -- token` survive restarts. */
-export const DEV_SECRET_JSON = JSON.stringify({ masterKey: 'relay-ws-local-development-master-key--not-a-secret' });
 
 export interface LocalBackendOptions {
   port?: number;
@@ -46,7 +45,10 @@ export interface LocalBackendOptions {
    */
   functionEnv?: (name: FunctionName) => Record<string, string>;
   /** Gateway limits and timeouts (tests shorten them). */
-  gateway?: Pick<LocalGatewayOptions, 'idleTimeoutMs' | 'maxConnectionMs' | 'maxFrameBytes' | 'maxMessageBytes' | 'maxPostBytes' | 'log' | 'managementDelayMs'>;
+  gateway?: Pick<
+    LocalGatewayOptions,
+    'idleTimeoutMs' | 'maxConnectionMs' | 'maxFrameBytes' | 'maxMessageBytes' | 'maxPostBytes' | 'log' | 'managementDelayMs' | 'headersTimeoutMs' | 'requestTimeoutMs' | 'handshakeTimeoutMs'
+  >;
   /** Visibility timeout of the local fan-out queue, seconds. */
   visibilityTimeoutSeconds?: number;
   maxReceiveCount?: number;
@@ -200,7 +202,9 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
 
     // The gateway's routes are set once its Management endpoint (the handlers' CALLBACK_URL) is known.
     const routeTable: RouteTable = {};
-    const page = options.web === true ? webPageOf(dynamodbEndpoint, tables, options.env?.APP_SECRET_JSON ?? DEV_SECRET_JSON, () => gateway.url) : undefined;
+    // Without a secret given, one of its own for this backend only (`npm start` gives the machine's, kept in a file).
+    const secretJson = options.env?.APP_SECRET_JSON ?? newDevSecretJson();
+    const page = options.web === true ? webPageOf(dynamodbEndpoint, tables, secretJson, () => gateway.url) : undefined;
     if (page !== undefined) started.push(page);
     const gateway = await startLocalGateway({
       port: options.port ?? 0,
@@ -220,7 +224,7 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
       POSITIONS_TABLE: tables.positions,
       FANOUT_QUEUE_URL: queueUrl,
       ...(redis.kind === 'none' ? {} : { REDIS_URL: redis.url }),
-      APP_SECRET_JSON: DEV_SECRET_JSON,
+      APP_SECRET_JSON: secretJson,
       CALLBACK_URL: gateway.managementEndpoint,
       DYNAMODB_ENDPOINT: dynamodbEndpoint,
       SQS_ENDPOINT: sqsEndpoint,

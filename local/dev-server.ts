@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { appKeysFrom } from '../lambdas/secret.js';
-import { startLocalBackend, DEV_SECRET_JSON } from './backend.js';
-import { removeDevState, writeDevState } from './dev-state.js';
+import { startLocalBackend } from './backend.js';
+import { devSecret, isLoopback, removeDevState, stateDirectory, writeDevState } from './dev-state.js';
 import { signToken } from './tokens.js';
 import { DynamoMembershipStore } from '../lambdas/adapters/dynamo-members.js';
 import { DynamoMessageLog } from '../lambdas/adapters/dynamo-message-log.js';
@@ -15,7 +15,8 @@ const HELP = `Usage: npm start [-- options]
 
 Options (each also as an environment variable):
   --port N           WebSocket + Management API port (PORT, default 3001)
-  --host H           bind address (HOST, default 127.0.0.1)
+  --host H           bind address (HOST, default 127.0.0.1); anything but loopback needs APP_SECRET_JSON set
+                     (the Management API has no authentication, and the web page is then left out)
   --stage S          stage path (STAGE, default local)
   --redis-url URL    use this Redis (REDIS_URL); default: spawn redis-server, else run without one
   --redis-mode M     standalone | cluster (REDIS_MODE, default standalone): cluster for a Redis Cluster
@@ -25,6 +26,10 @@ Options (each also as an environment variable):
   --sqs URL          use this SQS endpoint (SQS_ENDPOINT); default: fauxqs in process
   --log-level L      DEBUG | INFO | WARN | ERROR | SILENT (LOG_LEVEL, default INFO)
   -h, --help         this text
+
+The dev secret (a master key and a JWT secret) is generated on the first start and kept in
+dev-secret.json (0600) in a directory only you can read: RELAY_WS_STATE_DIR, else
+$XDG_STATE_HOME/relay-ws, else ~/.local/state/relay-ws. APP_SECRET_JSON replaces it.
 `;
 
 async function main(): Promise<void> {
@@ -51,7 +56,19 @@ async function main(): Promise<void> {
   const port = Number(values.port ?? process.env.PORT ?? 3001);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`invalid port: ${String(values.port ?? process.env.PORT)}`);
   const logLevel = (values['log-level'] ?? process.env.LOG_LEVEL ?? 'INFO').toUpperCase();
-  const secretJson = process.env.APP_SECRET_JSON ?? DEV_SECRET_JSON;
+  const host = values.host ?? process.env.HOST ?? '127.0.0.1';
+  const explicitSecret = process.env.APP_SECRET_JSON;
+  // Bound to another interface, anyone who reaches it could use the unauthenticated Management API, and tokens
+  // signed with this machine's dev secret would be accepted there: only with a secret chosen on purpose.
+  const loopback = isLoopback(host);
+  if (!loopback && (explicitSecret === undefined || explicitSecret.trim() === '')) {
+    throw new RangeError(
+      `refusing --host ${host}: it is not a loopback address, and the emulator's Management API has no authentication. ` +
+        'Set APP_SECRET_JSON to a secret of your own (not the dev secret) to bind it anyway, or use 127.0.0.1.',
+    );
+  }
+  const secret = explicitSecret === undefined ? await devSecret() : undefined;
+  const secretJson = explicitSecret ?? secret?.json ?? '';
   const redisUrl = values['no-redis'] === true ? 'none' : (values['redis-url'] ?? process.env.REDIS_URL);
   const redisMode = values['redis-mode'] ?? process.env.REDIS_MODE ?? 'standalone';
   if (redisMode !== 'standalone' && redisMode !== 'cluster') throw new RangeError(`invalid redis mode: ${redisMode} (standalone or cluster)`);
@@ -60,13 +77,14 @@ async function main(): Promise<void> {
 
   const backend = await startLocalBackend({
     port,
-    host: values.host ?? process.env.HOST ?? '127.0.0.1',
+    host,
     stage: values.stage ?? process.env.STAGE ?? 'local',
     ...(redisUrl === undefined ? {} : { redisUrl }),
     ...(dynamodbEndpoint === undefined ? {} : { dynamodbEndpoint }),
     ...(sqsEndpoint === undefined ? {} : { sqsEndpoint }),
     env: { LOG_LEVEL: logLevel, APP_SECRET_JSON: secretJson, REDIS_MODE: redisMode },
-    web: true,
+    // The page signs a token for any user id who asks: on loopback only.
+    web: loopback,
     onWorkerError: (error) => process.stderr.write(`fan-out poller: ${error instanceof Error ? error.message : String(error)}\n`),
   });
   await writeDevState(backend, secretJson);
@@ -98,12 +116,17 @@ async function main(): Promise<void> {
       '',
       'relay-ws is running locally.',
       '',
-      `Web page:    http://${backend.url.slice('ws://'.length, -`/${backend.stage}`.length)}/?user=alice&conversation=demo   (local only: signs in any user id)`,
+      loopback
+        ? `Web page:    http://${backend.url.slice('ws://'.length, -`/${backend.stage}`.length)}/?user=alice&conversation=demo   (local only: signs in any user id)`
+        : `Web page:    off (--host ${host} is not loopback)`,
       `WebSocket:   ${backend.url}`,
       `Management:  ${backend.managementEndpoint}   (POST/GET/DELETE @connections/{id})`,
       `DynamoDB:    ${backend.dynamodbEndpoint}   tables ${Object.values(backend.tables).join(', ')}`,
       `SQS:         ${backend.queueUrl}`,
       redisNote,
+      secret === undefined
+        ? 'Secret:      APP_SECRET_JSON (given)'
+        : `Secret:      ${secret.path} (${secret.created ? 'generated now' : 'this machine\'s'}; only you can read ${stateDirectory()})`,
       '',
       'Demo conversation "demo" with members alice and bob (tokens valid 24 h):',
       '',

@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import dynalite from 'dynalite';
-import { startFauxqs } from 'fauxqs';
+import { buildApp } from 'fauxqs';
 import { spawnRedis } from './redis-server.js';
 
 /** The local stand-ins for AWS services: each starts on a free loopback port and stops cleanly. */
@@ -27,11 +27,21 @@ export async function startDynalite(port = 0, host = '127.0.0.1'): Promise<Runni
   };
 }
 
-export async function startSqsServer(port = 0): Promise<RunningService> {
-  // fauxqs binds every interface and names queues http://sqs.<region>.localhost:<port>/…; the SDK sends
-  // requests to the endpoint below, so that host name is never resolved.
-  const server = await startFauxqs({ port, logger: false });
-  return { endpoint: `http://127.0.0.1:${server.port}`, stop: () => server.stop() };
+/**
+ * fauxqs's own `startFauxqs` binds every interface and serves more than SQS: `/_fauxqs/queues` lists every queue
+ * and shows its messages to anyone who asks, and it emulates S3 and SNS too. Its app is started here instead, on
+ * loopback only, answering nothing but the SQS API (`POST /`, JSON protocol): every other path is a 404. Queues
+ * are named http://<host>:<port>/…, the address requests come to.
+ */
+export async function startSqsServer(port = 0, host = '127.0.0.1'): Promise<RunningService> {
+  const app = buildApp({ logger: false });
+  app.addHook('onRequest', async (request, reply) => {
+    const sqsApi = request.method === 'POST' && request.url === '/' && String(request.headers['content-type']).includes('application/x-amz-json-1.0');
+    if (!sqsApi) await reply.code(404).send({ error: 'not found' });
+  });
+  await app.listen({ port, host });
+  const address = app.server.address() as AddressInfo;
+  return { endpoint: `http://${host}:${address.port}`, stop: () => app.close() };
 }
 
 export type RedisSource = { kind: 'external' | 'spawned' | 'none'; url: string; stop(): Promise<void> };

@@ -239,7 +239,7 @@ export class DynamoConnectionRegistry implements ConnectionRegistry {
 
 function toRecord(item: Record<string, unknown> | undefined): ConnectionRecord | undefined {
   if (item === undefined) return undefined;
-  const { connectionId, userId, deviceId, connectedAt, expiresAt } = item;
+  const { connectionId, userId, deviceId, connectedAt, expiresAt, tokenExpiresAt } = item;
   if (
     typeof connectionId !== 'string' ||
     typeof userId !== 'string' ||
@@ -249,7 +249,7 @@ function toRecord(item: Record<string, unknown> | undefined): ConnectionRecord |
   ) {
     return undefined;
   }
-  return { connectionId, userId, deviceId, connectedAt, expiresAt };
+  return { connectionId, userId, deviceId, connectedAt, expiresAt, ...(typeof tokenExpiresAt === 'number' ? { tokenExpiresAt } : {}) };
 }
 
 function toSubscription(item: Record<string, unknown> | undefined): Subscription | undefined {

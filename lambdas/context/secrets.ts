@@ -1,7 +1,7 @@
 import type { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import * as z from 'zod/mini';
 import { SecretError } from '../errors.js';
-import { appKeysFrom, type AppKeys } from '../secret.js';
+import { appKeysFrom, jwtKeysFrom, type AppKeys, type JwtKeys } from '../secret.js';
 import { credentialsOption } from './credentials.js';
 import type { Env } from './lazy.js';
 
@@ -29,6 +29,15 @@ async function secretsProvider(config: SecretsConfig, env: Env): Promise<Secrets
 export async function readAppKeys(config: SecretsConfig & { APP_SECRET_ID?: string | undefined; APP_SECRET_JSON?: string | undefined }, env: Env): Promise<AppKeys> {
   if (config.APP_SECRET_ID === undefined) return appKeysFrom(config.APP_SECRET_JSON ?? '');
   return appKeysFrom(await (await secretsProvider(config, env)).get(config.APP_SECRET_ID));
+}
+
+/**
+ * The HS256 secrets of connection tokens: a deployed stage's own JWT secret (JWT_SECRET_ID, where `jwtSecret` is
+ * required), or for local development the inline APP_SECRET_JSON.
+ */
+export async function readJwtKeys(config: SecretsConfig & { JWT_SECRET_ID?: string | undefined; APP_SECRET_JSON?: string | undefined }, env: Env): Promise<JwtKeys> {
+  if (config.JWT_SECRET_ID === undefined) return appKeysFrom(config.APP_SECRET_JSON ?? '');
+  return jwtKeysFrom(await (await secretsProvider(config, env)).get(config.JWT_SECRET_ID));
 }
 
 const redisCredentialsSchema = z.object({ username: z.string().check(z.minLength(1)), password: z.string().check(z.minLength(1)) });

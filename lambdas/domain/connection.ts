@@ -1,4 +1,4 @@
-import { BadRequestError, ForbiddenError, HandshakeError, RateLimitedError, errorSummary, handshakeRefusalFor } from '../errors.js';
+import { BadRequestError, ForbiddenError, HandshakeError, RateLimitedError, TokenExpiredError, errorSummary, handshakeRefusalFor } from '../errors.js';
 import type { Binding, ConnectionRecord, DevicePosition, Membership, Presence, Services } from '../ports.js';
 import {
   connectParamsSchema,
@@ -65,6 +65,7 @@ export async function openConnection(services: OpenConnectionServices, request: 
       deviceId: clientId,
       connectedAt: now,
       expiresAt: Math.floor(now / 1000) + services.handshake.connectionTtlSeconds,
+      tokenExpiresAt: check.expiresAt,
     };
     if (!(await services.registry.open(record, services.handshake.maxConnectionsPerUser))) {
       throw new HandshakeError(429, `too many open connections for this user (at most ${services.handshake.maxConnectionsPerUser})`);
@@ -101,9 +102,17 @@ export async function closeConnection(services: CloseConnectionServices, connect
 }
 
 /** The record of the connection that sent a frame; a connection not registered (or expired) is refused. */
-export async function connectionFor(services: { registry: Pick<Services['registry'], 'connection'> }, connectionId: string): Promise<ConnectionRecord> {
+/**
+ * The connection's record. A connection outlives its token (API Gateway keeps it up to 2 hours): once the token
+ * has expired, its frames are refused with `token_expired`, and the client reconnects with a fresh token.
+ */
+export async function connectionFor(
+  services: { registry: Pick<Services['registry'], 'connection'>; clock: Pick<Services['clock'], 'now'> },
+  connectionId: string,
+): Promise<ConnectionRecord> {
   const record = await services.registry.connection(connectionId);
   if (record === undefined) throw new ForbiddenError('this connection is not registered; reconnect');
+  if (record.tokenExpiresAt !== undefined && services.clock.now() >= record.tokenExpiresAt) throw new TokenExpiredError();
   return record;
 }
 

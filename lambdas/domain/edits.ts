@@ -100,7 +100,7 @@ export async function deleteMessage(services: DeleteServices, binding: Binding, 
   // 'deleted': a concurrent delete of the same message won, and it tells the members.
   if (outcome.status === 'changed') {
     const pushed: MessageDeletedFrame = { type: 'messageDeleted', ...ids };
-    await tellOthers(services, binding, endpoint, { kind: 'frame', frame: JSON.stringify(pushed) });
+    await tellOthers(services, binding, endpoint, { kind: 'event', frame: pushed });
   }
   return answer;
 }

@@ -77,7 +77,7 @@ export async function typing(services: TypingServices, binding: Binding, frame: 
   const subscriptions = await services.registry.listByConversation(conversationId);
   const others = subscriptions.filter((c) => c.userId !== binding.userId);
   const recipients = await liveRecipients(services, conversationId, others, endpoint);
-  await deliver(services, endpoint, { kind: 'frame', frame: JSON.stringify(out) }, recipients);
+  await deliver(services, endpoint, { kind: 'event', frame: out }, recipients);
 }
 
 /**

@@ -2,7 +2,7 @@ import { errorSummary } from '../errors.js';
 import type { Binding, ConnectionRecord, Presence, Services } from '../ports.js';
 import type { GetPresenceFrame, PingFrame, PongFrame, PresenceFrame } from '../protocol.js';
 import { requestIdOf } from './request-id.js';
-import { deliver, liveRecipients, type DeliveryServices } from './delivery.js';
+import { deliver, liveRecipients, type DeliveryServices, type PushedFrame } from './delivery.js';
 
 /**
  * Presence: a user is online in a conversation while one of their connections there is live (touched within the
@@ -103,7 +103,7 @@ export async function sweepPresence(services: PresenceAnnouncing, endpoint: stri
  */
 export async function announce(services: PresenceAnnouncing, endpoint: string, change: PresenceAnnouncement): Promise<void> {
   const { conversationId, userId } = change;
-  let frame: PresenceFrame;
+  let frame: Extract<PushedFrame, { type: 'presence' }>;
   if ((await services.roster.count(conversationId)) > services.conversationSize.largeConversationMembers) {
     if (!(await services.presence.claimOccupancy(conversationId, change.at))) return;
     frame = { type: 'presence', conversationId, occupancy: await services.presence.count(conversationId) };
@@ -112,9 +112,9 @@ export async function announce(services: PresenceAnnouncing, endpoint: string, c
   }
   const others = (await services.registry.listByConversation(conversationId)).filter((s) => s.userId !== userId);
   const recipients = await liveRecipients(services, conversationId, others, endpoint);
-  // Not pruned on a 410: presence goes out from $connect, when other connections may still be in theirs (API
-  // Gateway answers 410 until a $connect completes); a connection really gone is pruned by a message or expires.
-  await deliver(services, endpoint, { kind: 'frame', frame: JSON.stringify(frame) }, recipients, { pruneGone: false });
+  // Not pruned on a 410 (deliver): presence goes out from $connect, when other connections may still be in theirs
+  // (API Gateway answers 410 until a $connect completes); a connection really gone is pruned by a message or expires.
+  await deliver(services, endpoint, { kind: 'event', frame }, recipients);
 }
 
 /**

@@ -40,7 +40,7 @@ async function tellOthers(services: MarkReadServices, binding: Binding, read: Re
     const subscriptions = await services.registry.listByConversation(binding.conversationId);
     const others = subscriptions.filter((s) => s.connectionId !== binding.connectionId);
     const recipients = await liveRecipients(services, binding.conversationId, others, endpoint);
-    await deliver(services, endpoint, { kind: 'frame', frame: JSON.stringify(read) }, recipients);
+    await deliver(services, endpoint, { kind: 'event', frame: read }, recipients);
   } catch (error) {
     services.log.warn('read receipt not delivered live', { conversationId: binding.conversationId, error: errorSummary(error) });
   }

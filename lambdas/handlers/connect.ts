@@ -10,7 +10,7 @@ import { postersFor } from '../context/posters.js';
 import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
 import { devicePositions, messageLog } from '../context/store.js';
-import { readAppKeys } from '../context/secrets.js';
+import { readJwtKeys } from '../context/secrets.js';
 import { conversationSizeSettings, deliverySettings, handshakeSettings, systemClock } from '../context/settings.js';
 import { fanoutQueue } from '../context/sqs.js';
 import { openConnection, type OpenConnectionServices } from '../domain/connection.js';
@@ -38,10 +38,12 @@ export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResp
     const auth =
       given.auth ??
       new TokenVerifier({
-        hmacSecret: (await readAppKeys(config, env)).jwtSecret,
+        // With a JWKS the HS256 secrets are not read at all.
+        hmacSecrets: config.JWT_JWKS_URL === undefined ? (await readJwtKeys(config, env)).jwtSecrets : [],
         jwksUrl: config.JWT_JWKS_URL,
         issuer: config.JWT_ISSUER,
         audience: config.JWT_AUDIENCE,
+        maxTokenAgeSeconds: config.MAX_TOKEN_AGE_SECONDS,
       });
     return {
       log,

@@ -13,6 +13,7 @@ import { systemClock } from '../context/settings.js';
 import { messageLog } from '../context/store.js';
 import { readAppKeys } from '../context/secrets.js';
 import { runFanoutJob, type FanoutJobServices } from '../domain/delivery.js';
+import type { FanoutJob } from '../ports.js';
 import { MessageCipher } from '../encryption.js';
 import { PoisonRecordError, errorSummary } from '../errors.js';
 import { conversationIdSchema } from '../protocol.js';
@@ -21,32 +22,36 @@ import { conversationIdSchema } from '../protocol.js';
 const connectionIds = z
   .array(z.string().check(z.minLength(1), z.maxLength(128), z.regex(/^[A-Za-z0-9+/=_-]+$/)))
   .check(z.minLength(1), z.maxLength(1000));
-/** A stored message (`message`) or its edit (`edited`), named by its ids: the worker reloads it. */
-const storedJob = <K extends 'message' | 'edited'>(kind: K) =>
-  z.object({
-    kind: z.literal(kind),
-    endpoint: z.url(),
-    conversationId: conversationIdSchema,
-    seq: z.int().check(z.minimum(1), z.maximum(Number.MAX_SAFE_INTEGER)),
-    messageId: z.string().check(z.minLength(1), z.maxLength(128)),
-    connectionIds,
-  });
+const seq = z.int().check(z.minimum(1), z.maximum(Number.MAX_SAFE_INTEGER));
+const at = z.int().check(z.minimum(0), z.maximum(Number.MAX_SAFE_INTEGER));
+const messageId = z.string().check(z.minLength(1), z.maxLength(128));
+const userId = z.string().check(z.minLength(1), z.maxLength(256));
+/**
+ * Jobs name what to deliver by ids only, and strictly: a field no job has (a prebuilt `frame`, a body) makes the
+ * record poison. `endpoint` is accepted only for the jobs of earlier versions, and checked against the stage's.
+ */
+const job = <K extends string, S extends z.core.$ZodLooseShape>(kind: K, shape: S) =>
+  z.strictObject({ kind: z.literal(kind), endpoint: z.optional(z.url()), conversationId: conversationIdSchema, connectionIds, ...shape });
 const fanoutJobSchema = z.discriminatedUnion('kind', [
-  storedJob('message'),
-  storedJob('edited'),
-  z.object({ kind: z.literal('frame'), endpoint: z.url(), frame: z.string().check(z.minLength(2)), connectionIds, pruneGone: z.optional(z.boolean()) }),
+  job('message', { seq, messageId }),
+  job('edited', { seq, messageId }),
+  job('deleted', { seq, messageId }),
+  job('typing', { userId, state: z.enum(['start', 'stop']), at }),
+  job('read', { userId, seq: z.int().check(z.minimum(0), z.maximum(Number.MAX_SAFE_INTEGER)), at }),
+  job('presence', { userId, state: z.enum(['online', 'offline']), at }),
+  job('occupancy', { occupancy: z.int().check(z.minimum(0), z.maximum(Number.MAX_SAFE_INTEGER)) }),
 ]);
 
-function parseJob(record: SQSRecord) {
+function parseJob(record: SQSRecord): FanoutJob & { endpoint?: string | undefined } {
   let body: unknown;
   try {
     body = JSON.parse(record.body);
   } catch (error) {
     throw new PoisonRecordError('record body is not JSON', { cause: error });
   }
-  const job = fanoutJobSchema.safeParse(body);
-  if (!job.success) throw new PoisonRecordError('record is not a fan-out job');
-  return job.data;
+  const parsed = fanoutJobSchema.safeParse(body);
+  if (!parsed.success) throw new PoisonRecordError('record is not a fan-out job');
+  return parsed.data;
 }
 
 export type FanoutWorker = (event: SQSEvent) => Promise<SQSBatchResponse>;
@@ -65,6 +70,8 @@ export const route: Route<FanoutJobServices, FanoutWorker> = {
       log,
       metrics,
       delivery: given.delivery ?? { postConcurrency: config.POST_CONCURRENCY, pruneGraceMs: config.PRUNE_GRACE_SECONDS * 1000 },
+      typing: given.typing ?? { expiresMs: config.TYPING_EXPIRES_MS },
+      endpoint: given.endpoint ?? ownEndpoint(config.CALLBACK_URL),
       sealer: given.sealer ?? new MessageCipher((await readAppKeys(config, env)).masterKeys),
       registry: given.registry ?? connectionRegistry(config, db()),
       messages: given.messages ?? messageLog(config, db()),
@@ -80,9 +87,15 @@ export const route: Route<FanoutJobServices, FanoutWorker> = {
       const receiveCount = record.attributes.ApproximateReceiveCount;
       try {
         const job = parseJob(record);
-        built = await services();
-        const report = await runFanoutJob(built, job);
-        built.log.info('fan-out batch done', { messageId: record.messageId, ...report });
+        const ready = await services();
+        built = ready;
+        if (job.endpoint !== undefined && ownEndpoint(job.endpoint) !== ready.endpoint) {
+          // Not ours to deliver, now or on any retry: dropped (the stack's own functions never name another).
+          ready.log.error('fan-out job refused: it names another endpoint', { messageId: record.messageId, kind: job.kind });
+          return;
+        }
+        const report = await runFanoutJob(ready, job);
+        ready.log.info('fan-out batch done', { messageId: record.messageId, ...report });
       } catch (error) {
         // Reported back to SQS as this record's failure; after maxReceiveCount it moves to the DLQ.
         bootLog.error('fan-out record failed', { messageId: record.messageId, receiveCount, error: errorSummary(error) });
@@ -98,5 +111,10 @@ export const route: Route<FanoutJobServices, FanoutWorker> = {
     };
   },
 };
+
+/** An endpoint as the routes name it (no trailing slash), so the stage's compares equal however it was written. */
+function ownEndpoint(url: string): string {
+  return url.replace(/\/+$/, '');
+}
 
 export const handler = lambdaHandler(route);

@@ -5,7 +5,7 @@ import { connectionRegistry, membershipStore } from '../context/members.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { metricsOf } from '../context/metrics.js';
 import { redisHelpers } from '../context/redis.js';
-import { rateSettings } from '../context/settings.js';
+import { rateSettings, systemClock } from '../context/settings.js';
 import { messageLog } from '../context/store.js';
 import { getConversations, type GetConversationsServices } from '../domain/reads.js';
 import { connectionRoute, type ConnectionFrameServices, type FrameHandler } from '../frame-route.js';
@@ -27,6 +27,7 @@ export const route: Route<GetConversationsRouteServices, FrameHandler> = {
       members: given.members ?? membershipStore(config, db()),
       messages: given.messages ?? messageLog(config, db()),
       limiter: given.limiter ?? (await redisHelpers(config, scope, env, log)).limiter,
+      clock: given.clock ?? systemClock,
     };
   },
   create: (services: ServiceSource<GetConversationsRouteServices>) =>

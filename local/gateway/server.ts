@@ -34,6 +34,12 @@ const DEFAULTS = {
   maxFrameBytes: 32 * 1024,
   maxMessageBytes: 128 * 1024,
   maxPostBytes: 128 * 1024,
+  // A client gets this long to send its request headers (an upgrade's too), then this long for a whole request;
+  // Node's own defaults (60 s, 300 s, checked every 30 s) let a few hundred slow clients hold sockets for minutes.
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  // API Gateway gives a `$connect` integration 29 s; a handshake still undecided then answers 504.
+  handshakeTimeoutMs: 29_000,
 } as const;
 
 const STAGE_NAME = /^[A-Za-z0-9_-]+$/;
@@ -90,6 +96,9 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     maxMessageBytes: positive('maxMessageBytes', options.maxMessageBytes ?? DEFAULTS.maxMessageBytes),
   };
   const maxPostBytes = positive('maxPostBytes', options.maxPostBytes ?? DEFAULTS.maxPostBytes);
+  const headersTimeoutMs = positive('headersTimeoutMs', options.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs);
+  const requestTimeoutMs = Math.max(headersTimeoutMs, positive('requestTimeoutMs', options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs));
+  const handshakeTimeoutMs = positive('handshakeTimeoutMs', options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs);
   const managementDelayMs = options.managementDelayMs ?? 0;
   if (!Number.isFinite(managementDelayMs) || managementDelayMs < 0) throw new Error('managementDelayMs must be a non-negative number');
   const newConnectionId = options.newConnectionId ?? newAwsStyleId;
@@ -254,7 +263,14 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
         done(false, 500);
         return;
       }
+      // A `$connect` that takes too long: the client is told 504 and its socket closed; if the integration says yes
+      // later, the socket is gone and the branch below tells it with a `$disconnect`.
+      const timer = setTimeout(() => {
+        log({ level: 'warn', event: 'connect_timeout', connectionId: pending.facts.connectionId });
+        rejectUpgrade(pending.socket, 504, 'Gateway Timeout');
+      }, handshakeTimeoutMs);
       const work = runConnect(req, pending).then((decision) => {
+        clearTimeout(timer);
         if (!decision.accept) {
           pendingUpgrades.delete(req);
           log({
@@ -319,7 +335,12 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     wss.handleUpgrade(req, socket, head, onOpen);
   };
 
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer({
+    headersTimeout: headersTimeoutMs,
+    requestTimeout: requestTimeoutMs,
+    // How often Node looks for requests past those timeouts (30 s by default, longer than the timeouts here).
+    connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeoutMs / 2)),
+  }, (req, res) => {
     const answered = options.http === undefined ? Promise.resolve(false) : options.http(req, res);
     answered.then((done) =>
       done

@@ -181,6 +181,15 @@ export interface LocalGatewayOptions {
    * round trip; a posted frame reaches its connection at the end of the wait. Defaults to 0 (no wait).
    */
   managementDelayMs?: number;
+  /**
+   * A client that has not sent its request headers (a WebSocket upgrade's included) this long after connecting is
+   * cut off (408, or the socket closed); defaults to 10 s.
+   */
+  headersTimeoutMs?: number;
+  /** The longest a whole HTTP request (Management API, web page) may take to arrive; defaults to 30 s. */
+  requestTimeoutMs?: number;
+  /** A WebSocket handshake whose `$connect` has not decided after this long answers 504; defaults to 29 s as on AWS. */
+  handshakeTimeoutMs?: number;
   /** Replaces the random connection id source, so tests can force ids that need URL encoding. Must be unique. */
   newConnectionId?: () => string;
   /**

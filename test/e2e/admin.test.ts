@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -15,7 +18,12 @@ let backend: LocalBackend;
 let members: DynamoMembershipStore;
 let db: DynamoDBDocumentClient;
 
+let stateDir: string;
+
 beforeAll(async () => {
+  // The dev state goes to a directory of this test's own, never the user's real one.
+  stateDir = mkdtempSync(join(tmpdir(), 'relay-ws-admin-test-'));
+  applyEnv({ RELAY_WS_STATE_DIR: stateDir });
   backend = await startLocalBackend({ redisUrl: inject('redisUrl'), env: { LOG_LEVEL: 'SILENT' } });
   await writeDevState(backend, backend.env.APP_SECRET_JSON ?? '');
   applyEnv({ PORT: String(backend.port) });
@@ -25,10 +33,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  restoreEnv();
   db.destroy();
   await removeDevState(backend.port);
+  restoreEnv();
   await backend.close();
+  rmSync(stateDir, { recursive: true, force: true });
 });
 
 async function admin(...argv: string[]): Promise<string> {
@@ -44,8 +53,8 @@ describe('npm run admin against a running dev server', () => {
     expect(await members.isMember(conversationId, 'carol')).toBe(true);
 
     const token = await admin('token', 'carol', '--ttl', '15m');
-    const check = await new TokenVerifier({ hmacSecret: appKeysFrom(backend.env.APP_SECRET_JSON ?? '').jwtSecret }).verify(token);
-    expect(check).toEqual({ ok: true, userId: 'carol' });
+    const check = await new TokenVerifier({ hmacSecrets: appKeysFrom(backend.env.APP_SECRET_JSON ?? '').jwtSecrets, maxTokenAgeSeconds: 86_400 }).verify(token);
+    expect(check).toEqual({ ok: true, userId: 'carol', expiresAt: expect.any(Number) });
     const carol = await ChatClient.connect(backend, conversationId, 'carol', 'phone');
 
     // Removal also cuts carol's open connection off the conversation: it is told, and its subscription is gone

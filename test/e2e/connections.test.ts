@@ -4,7 +4,7 @@ import { DynamoMembershipStore } from '../../lambdas/adapters/dynamo-members.js'
 import { removeMember } from '../../lambdas/domain/membership.js';
 import type { ConnectionPoster } from '../../lambdas/ports.js';
 import { startLocalBackend, type LocalBackend } from '../../local/backend.js';
-import { refusedStatus } from '../../local/gateway/testing.js';
+import { openClient, refusedStatus } from '../../local/gateway/testing.js';
 import { ChatClient, connectUrl, eventually, tokenFor, type Frame } from '../support/chat.js';
 import { documentClientOf } from '../support/durability.js';
 import { uniqueId } from '../support/env.js';
@@ -180,6 +180,37 @@ describe('resume', () => {
     const live = await send(hal, c2, 'live');
     expect(await back.waitFor((f) => f.type === 'message')).toMatchObject({ messageId: live.messageId, conversationId: c2 });
     expect(back.frames().filter((f) => f.type === 'error')).toEqual([]);
+  });
+});
+
+describe('token expiry', () => {
+  it('a connection is served until its token expires, then every frame is refused with token_expired; a fresh token reconnects', async () => {
+    const conversationId = await conversationWith('tess');
+    const token = await tokenFor(backend, 'tess', 2);
+    const socket = await openClient(connectUrl(backend, { token, clientId: 'phone' }));
+    try {
+      const send = async (frame: Record<string, unknown>) => {
+        const before = socket.received.length;
+        await socket.send(JSON.stringify(frame));
+        await eventually(() => socket.received.length > before);
+        return JSON.parse(socket.received[socket.received.length - 1] ?? '{}') as Frame;
+      };
+      expect(await send({ action: 'subscribe', conversationIds: [conversationId], requestId: 'r1' })).toMatchObject({ type: 'subscribed' });
+      // The token's exp is in whole seconds: past it for sure after 3 s.
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      for (const frame of [
+        { action: 'getUnacked', conversationId, requestId: 'r2' },
+        { action: 'sendMessage', conversationId, clientMessageId: 'late', body: 'too late', requestId: 'r3' },
+        { action: 'ping', requestId: 'r4' },
+      ]) {
+        expect(await send(frame)).toEqual({ type: 'error', code: 'token_expired', message: expect.stringMatching(/reconnect with a fresh token/), action: frame.action, requestId: frame.requestId });
+      }
+    } finally {
+      await socket.close();
+    }
+    const fresh = await device('tess', 'phone');
+    expect(await subscribed(fresh, [conversationId])).toMatchObject({ conversations: [{ conversationId, status: 'ok' }] });
+    expect((await fresh.request({ action: 'getUnacked', conversationId }, 'unacked')).messages).toEqual([]);
   });
 });
 

@@ -49,17 +49,17 @@ async function liveDevice(userId: string): Promise<{ client: ChatClient; convers
   return { client, conversationId, connectionId: String(row?.connectionId) };
 }
 
-const frameJob = (connectionIds: string[], frame: Record<string, unknown>) =>
-  JSON.stringify({ kind: 'frame', endpoint: backend.managementEndpoint, frame: JSON.stringify(frame), connectionIds });
+const frameJob = (connectionIds: string[], frame: { conversationId: string; userId: string; state: 'start' | 'stop'; at: number }) =>
+  JSON.stringify({ kind: 'typing', ...frame, connectionIds });
 
 describe('a poison record in the fan-out worker', () => {
   it('is the only record reported failed; its batch-mates are processed once', async () => {
     const { client, connectionId, conversationId } = await liveDevice('alice');
     const result = await fanoutWorker({
       Records: [
-        sqsRecord('good-1', frameJob([connectionId], { type: 'typing', conversationId, userId: 'one', state: 'start', at: 1 })),
+        sqsRecord('good-1', frameJob([connectionId], { conversationId, userId: 'one', state: 'start', at: 1 })),
         sqsRecord('poison', '{"kind":"message","endpoint":"nope"'),
-        sqsRecord('good-2', frameJob([connectionId], { type: 'typing', conversationId, userId: 'two', state: 'stop', at: 2 })),
+        sqsRecord('good-2', frameJob([connectionId], { conversationId, userId: 'two', state: 'stop', at: 2 })),
       ],
     });
     expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'poison' }]);
@@ -74,9 +74,9 @@ describe('a poison record in the fan-out worker', () => {
       new SendMessageBatchCommand({
         QueueUrl: backend.queueUrl,
         Entries: [
-          { Id: 'a', MessageBody: frameJob([connectionId], { type: 'typing', conversationId, userId: 'mate-a', state: 'start', at: 1 }) },
+          { Id: 'a', MessageBody: frameJob([connectionId], { conversationId, userId: 'mate-a', state: 'start', at: 1 }) },
           { Id: 'p', MessageBody: poison },
-          { Id: 'b', MessageBody: frameJob([connectionId], { type: 'typing', conversationId, userId: 'mate-b', state: 'start', at: 2 }) },
+          { Id: 'b', MessageBody: frameJob([connectionId], { conversationId, userId: 'mate-b', state: 'start', at: 2 }) },
         ],
       }),
     );

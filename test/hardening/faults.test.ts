@@ -332,7 +332,7 @@ describe('the context cannot be built', () => {
       }
       const token = await signToken(TEST_KEYS.jwtSecret, 'alice');
       expect((await connect(connectEvent(`${uniqueId('c')}=`, { token, conversationId, clientId: 'tablet' }))).statusCode).toBe(503);
-      const job = JSON.stringify({ kind: 'frame', endpoint: stub.endpoint, frame: '{"type":"typing"}', connectionIds: ['X'] });
+      const job = JSON.stringify({ kind: 'typing', conversationId, userId: 'alice', state: 'start', at: 1, connectionIds: ['X'] });
       expect((await fanoutWorker({ Records: [sqsRecord('w1', job)] })).batchItemFailures).toEqual([{ itemIdentifier: 'w1' }]);
 
       process.env.APP_SECRET_JSON = TEST_SECRET_JSON;

@@ -406,6 +406,8 @@ describe('$connect with arbitrary parameters and headers, and $disconnect', () =
           deviceId,
           connectedAt: expect.any(Number),
           expiresAt: expect.any(Number),
+          // When the token expires: frames after it answer token_expired.
+          tokenExpiresAt: expect.any(Number),
         });
         // Subscribed at once to the conversation it named, and to nothing else.
         expect(await probe.entriesOf(connectionId)).toEqual(
@@ -464,9 +466,11 @@ describe('the fan-out worker with arbitrary SQS records', () => {
     const ids = fc.array(fc.stringMatching(/^[A-Za-z0-9+/=_-]{1,40}$/).map((s) => `gone-${s}`), { minLength: 1, maxLength: 2 });
     const validJob: fc.Arbitrary<[string, FuzzValue][]> = fc.oneof(
       ids.map((connectionIds): [string, FuzzValue][] => [
-        ['kind', 'frame'],
-        ['endpoint', endpoint],
-        ['frame', '{"type":"typing"}'],
+        ['kind', 'typing'],
+        ['conversationId', conversationId],
+        ['userId', 'alice'],
+        ['state', 'start'],
+        ['at', 1],
         ['connectionIds', connectionIds],
       ]),
       fc.tuple(fc.uuid(), fc.integer({ min: 1, max: 1_000_000 }), ids).map(([messageId, seq, connectionIds]): [string, FuzzValue][] => [
@@ -481,7 +485,7 @@ describe('the fan-out worker with arbitrary SQS records', () => {
     type Classified = { body: string; valid: boolean | undefined };
     // One field replaced by a hostile value: may or may not still be a job, so only "never throws" is asserted.
     const replaceField = fc
-      .tuple(validJob, fc.constantFrom('kind', 'endpoint', 'conversationId', 'seq', 'messageId', 'connectionIds', 'frame'), fuzzValue(2000, 2))
+      .tuple(validJob, fc.constantFrom('kind', 'endpoint', 'conversationId', 'seq', 'messageId', 'connectionIds', 'userId', 'state', 'at', 'frame'), fuzzValue(2000, 2))
       .map(([entries, field, value]): Classified => ({
         body: encode(new Entries(entries.map(([k, v]): [string, FuzzValue] => [k, k === field ? value : v]))),
         valid: undefined,
@@ -491,10 +495,19 @@ describe('the fan-out worker with arbitrary SQS records', () => {
       { arbitrary: replaceField, weight: 3 },
       { arbitrary: edgeString(100).map((body) => ({ body, valid: false })), weight: 1 },
       {
-        arbitrary: fc.oneof(fc.constant('null'), fc.constant('[]'), fc.constant('{}'), fc.constant('{"kind":"other"}'), fc.constant('{"kind":"frame","connectionIds":[]}'))
-          .map((body) => ({ body, valid: false })),
+        arbitrary: fc.oneof(
+          fc.constant('null'),
+          fc.constant('[]'),
+          fc.constant('{}'),
+          fc.constant('{"kind":"other"}'),
+          fc.constant('{"kind":"frame","connectionIds":[]}'),
+          // A prebuilt frame is no job of this version: poison, never posted.
+          fc.constant(JSON.stringify({ kind: 'frame', endpoint, frame: '{"type":"typing"}', connectionIds: ['gone-x'] })),
+        ).map((body) => ({ body, valid: false })),
         weight: 1,
       },
+      // Another stage's endpoint: dropped as not ours (not a failure to retry), nothing posted.
+      { arbitrary: validJob.map((entries) => ({ body: encode(new Entries([...entries, ['endpoint', 'https://elsewhere.example/prod']])), valid: true })), weight: 1 },
       { arbitrary: fuzzValue(2000, 3).map((value) => ({ body: encode(value), valid: undefined })), weight: 1 },
     );
     await fc.assert(

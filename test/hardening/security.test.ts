@@ -119,7 +119,7 @@ describe('1. $connect with a bad token', () => {
       const conversationId = await probe.conversationWith('alice');
       const now = Math.floor(Date.now() / 1000);
       const token = (claims: { iss?: string; aud?: string }) =>
-        new SignJWT({ ...claims }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime(now + 600).sign(secret.jwtSecret);
+        new SignJWT({ ...claims }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setIssuedAt(now).setExpirationTime(now + 600).sign(secret.jwtSecret);
       const refused = {
         'no issuer, no audience': await token({}),
         'wrong issuer': await token({ iss: 'https://evil.example.test', aud: AUDIENCE }),

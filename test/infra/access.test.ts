@@ -73,7 +73,9 @@ function expectedGrants(spec: FunctionSpec, functionId: string): Map<string, Set
     (Object.keys(tableShapes) as TableName[]).map((name) => [name, idOfType('AWS::DynamoDB::Table', (p) => tableKeyOf(p) === keyOf(tableShapes[name]))] as const),
   );
   const queue = idOfType('AWS::SQS::Queue', (p) => p.RedrivePolicy !== undefined);
-  const secret = idOfType('AWS::SecretsManager::Secret', (p) => JSON.stringify(p.GenerateSecretString).includes('masterKey'));
+  const generated = (key: string) => (p: Record<string, unknown>) => (p.GenerateSecretString as { GenerateStringKey?: string } | undefined)?.GenerateStringKey === key;
+  const appSecret = idOfType('AWS::SecretsManager::Secret', generated('masterKey'));
+  const jwtSecret = idOfType('AWS::SecretsManager::Secret', generated('jwtSecret'));
   const redisSecret = idOfType('AWS::SecretsManager::Secret', (p) => JSON.stringify(p.GenerateSecretString).includes(REDIS_APP_USER));
   const [, cache] = onlyResource(synth.json, 'AWS::ElastiCache::ServerlessCache');
   const subnetArns = asArray(props(cache).SubnetIds).map((subnet) => `arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:subnet/${flat(subnet)}`);
@@ -87,9 +89,13 @@ function expectedGrants(spec: FunctionSpec, functionId: string): Map<string, Set
     for (const action of actions) expected.set(action, new Set([...(expected.get(action) ?? []), ...resources]));
   };
   allow(['logs:CreateLogStream', 'logs:PutLogEvents'], [`<${logGroup}.Arn>`]);
-  // The app secret only where the function's environment names it.
+  // Each secret only where the function's environment names it: the JWT secret for $connect alone, the app
+  // secret (message keys) for the functions that seal or open messages.
   if (variablesOf(spec.name).includes('APP_SECRET_ID')) {
-    allow(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [`<${secret}>`]);
+    allow(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [`<${appSecret}>`]);
+  }
+  if (variablesOf(spec.name).includes('JWT_SECRET_ID')) {
+    allow(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [`<${jwtSecret}>`]);
   }
   // DynamoDB: exactly the route table's actions, per table and per queried index (never `index/*`).
   for (const grant of grantedDynamoActions(spec)) {

@@ -30,9 +30,10 @@ describe('-c stage=prod', () => {
     }
   });
 
-  it('retains the app secret: it decrypts the stored messages', () => {
-    const [, secret] = resourcesOfType(synth.json, 'AWS::SecretsManager::Secret').find(([, s]) => JSON.stringify(props(s).GenerateSecretString).includes('masterKey')) ?? ['', { Type: '' }];
-    expect(secret.DeletionPolicy).toBe('Retain');
+  it('retains the app and JWT secrets: the app secret decrypts the stored messages, the JWT secret signs the tokens in use', () => {
+    const generated = resourcesOfType(synth.json, 'AWS::SecretsManager::Secret').filter(([, s]) => /masterKey|jwtSecret/.test(JSON.stringify(props(s).GenerateSecretString)));
+    expect(generated).toHaveLength(2);
+    for (const [, secret] of generated) expect(secret.DeletionPolicy).toBe('Retain');
   });
 
   it('snapshots Redis daily and once more on delete', () => {

@@ -91,7 +91,17 @@ describe('context values', () => {
       expect.stringMatching(/^-c rateLimitBurst="10": must be at least rateLimitPerSecond$/),
     ]);
     expect(problemsOf({ throttleRate: '2000' })).toEqual([expect.stringMatching(/^-c throttleBurst: must be at least throttleRate$/)]);
-    expect(problemsOf({ jwtJwksUrl: 'http://issuer.example.com/jwks' })).toEqual([expect.stringMatching(/jwtJwksUrl.*https URL/)]);
+    expect(problemsOf({ jwtJwksUrl: 'http://issuer.example.com/jwks', jwtIssuer: 'https://issuer.example.com/', jwtAudience: 'relay-ws' })).toEqual([expect.stringMatching(/jwtJwksUrl.*https URL/)]);
+  });
+
+  it('accepts a JWKS only with an issuer and an audience', () => {
+    const jwtJwksUrl = 'https://id.example.com/.well-known/jwks.json';
+    expect(problemsOf({ jwtJwksUrl })).toEqual([
+      expect.stringMatching(/^-c jwtIssuer: is required with jwtJwksUrl$/),
+      expect.stringMatching(/^-c jwtAudience: is required with jwtJwksUrl$/),
+    ]);
+    expect(problemsOf({ jwtJwksUrl, jwtIssuer: 'https://id.example.com/' })).toEqual([expect.stringMatching(/^-c jwtAudience: is required/)]);
+    expect(problemsOf({ jwtJwksUrl, jwtIssuer: 'https://id.example.com/', jwtAudience: 'relay-ws' })).toEqual([]);
   });
 
   it('reports the problems in the error message, for the cdk CLI to print', () => {

@@ -145,7 +145,6 @@ describe('route services against dynalite, fauxqs and redis-server', () => {
     const context = await built(sendMessageRoute);
     const job: FanoutJob = {
       kind: 'message',
-      endpoint: 'https://x.execute-api.us-east-1.amazonaws.com/prod',
       conversationId: `conv-${randomUUID()}`,
       seq: 1,
       messageId: randomUUID(),

@@ -141,6 +141,13 @@ describe('DynamoConnectionRegistry on dynalite: records', () => {
     expect(commandNames()).not.toContain('ScanCommand');
   });
 
+  it('keeps the token\'s expiry with the record (read from a fresh registry, so from the table)', async () => {
+    const row = { ...record({ connectionId: `tok-${randomUUID()}`, userId: newUser(), deviceId: 'phone' }), tokenExpiresAt: Date.now() + 600_000 };
+    await expect(registry.open(row, 3)).resolves.toBe(true);
+    const fresh = new DynamoConnectionRegistry(dynamo.doc, TABLES.connections, clock);
+    await expect(fresh.connection(row.connectionId)).resolves.toEqual(row);
+  });
+
   it('gets undefined for an unknown connection id', async () => {
     await expect(registry.connection(`unknown-${randomUUID()}`)).resolves.toBeUndefined();
   });

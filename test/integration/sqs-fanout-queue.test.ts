@@ -55,16 +55,17 @@ function jobs(count: number): FanoutJob[] {
     i % 2 === 0
       ? {
           kind: 'message',
-          endpoint: 'https://abc.execute-api.eu-west-1.amazonaws.com/prod',
           conversationId: `conv-${i}`,
           seq: i + 1,
           messageId: randomUUID(),
           connectionIds: [`c${i}a=`, `c${i}b+/`],
         }
       : {
-          kind: 'frame',
-          endpoint: 'https://abc.execute-api.eu-west-1.amazonaws.com/prod',
-          frame: JSON.stringify({ type: 'typing', userId: `u${i}`, text: 'ünïcødé ✓' }),
+          kind: 'typing',
+          conversationId: `conv-ünïcødé-✓-${i}`,
+          userId: `u${i}`,
+          state: 'start',
+          at: i,
           connectionIds: [`c${i}`],
         },
   );
@@ -105,7 +106,7 @@ describe('SqsFanoutQueue on fauxqs', () => {
     const queueUrl = sqs.createQueue(`fanout-${randomUUID()}`, { MaximumMessageSize: '1024' });
     const queue = new SqsFanoutQueue(sqs.client, queueUrl);
     const small = jobs(3);
-    const huge: FanoutJob = { kind: 'frame', endpoint: 'https://x/prod', frame: 'x'.repeat(2000), connectionIds: ['c'] };
+    const huge: FanoutJob = { kind: 'typing', conversationId: 'c', userId: 'x'.repeat(2000), state: 'start', at: 1, connectionIds: ['c'] };
 
     await expect(queue.enqueue([...small, huge])).rejects.toBeInstanceOf(FanoutRejectedError);
 

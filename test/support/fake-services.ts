@@ -33,6 +33,8 @@ import type {
 } from '../../lambdas/ports.js';
 
 /** The master key of every fake's sealer (tests that need another keyring build their own cipher). */
+/** The stage endpoint the fake fan-out worker posts to. */
+export const FAKE_ENDPOINT = 'https://api.example/dev';
 export const FAKE_MASTER_KEY = Buffer.from('domain-test-master-key-0123456789abcdef', 'utf8');
 
 type PageRange = { afterSeq?: number; beforeSeq?: number; limit: number; maxBytes: number; newestFirst: boolean };
@@ -256,7 +258,7 @@ export function fakeServices(
     sealer: new MessageCipher([FAKE_MASTER_KEY]),
     clock: { now: () => 1_700_000_000_000 },
     log: { debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') },
-    auth: { verify: vi.fn(async (token: string) => (token === 'good' ? { ok: true as const, userId: 'alice' } : { ok: false as const, reason: 'invalid' as const })) },
+    auth: { verify: vi.fn(async (token: string) => (token === 'good' ? { ok: true as const, userId: 'alice', expiresAt: 1_700_000_000_000 + 3_600_000 } : { ok: false as const, reason: 'invalid' as const })) },
     posterFor: vi.fn((endpoint: string) => ({
       post: async (connectionId: string, data: string): Promise<PostOutcome> => {
         timeline.push(`start ${connectionId}`);
@@ -279,7 +281,8 @@ export function fakeServices(
   } satisfies Services;
 
   return {
-    services,
+    /** With the fan-out worker's own stage endpoint (it posts nowhere else). */
+    services: { ...services, endpoint: FAKE_ENDPOINT },
     records,
     connections,
     outcomes,

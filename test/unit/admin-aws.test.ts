@@ -5,7 +5,7 @@ import { BatchWriteCommand, DeleteCommand, DynamoDBDocumentClient, PutCommand, Q
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TokenVerifier } from '../../lambdas/auth.js';
-import { appKeysFrom } from '../../lambdas/secret.js';
+import { jwtKeysFrom } from '../../lambdas/secret.js';
 import { runAdmin } from '../../local/admin.js';
 import { applyEnv, restoreEnv } from '../support/env.js';
 
@@ -13,7 +13,7 @@ const cloudFormation = mockClient(CloudFormationClient);
 const secrets = mockClient(SecretsManagerClient);
 const dynamo = mockClient(DynamoDBDocumentClient);
 const management = mockClient(ApiGatewayManagementApiClient);
-const SECRET = JSON.stringify({ masterKey: 'deployed-stage-master-key-0123456789abcdef' });
+const SECRET = JSON.stringify({ jwtSecret: 'deployed-stage-jwt-secret-0123456789abcdef' });
 
 beforeEach(() => {
   cloudFormation.reset();
@@ -30,12 +30,13 @@ beforeEach(() => {
         { OutputKey: 'MessagesTableName', OutputValue: 'RelayWs-dev-Messages' },
         { OutputKey: 'IdempotencyTableName', OutputValue: 'RelayWs-dev-Idempotency' },
         { OutputKey: 'AppSecretArn', OutputValue: 'arn:aws:secretsmanager:eu-west-1:1:secret:app' },
+        { OutputKey: 'JwtSecretArn', OutputValue: 'arn:aws:secretsmanager:eu-west-1:1:secret:jwt' },
         { OutputKey: 'ConnectionsTableName', OutputValue: 'RelayWs-dev-Connections' },
         { OutputKey: 'CallbackUrl', OutputValue: 'https://abc.execute-api.eu-west-1.amazonaws.com/dev' },
       ],
     }],
   });
-  secrets.on(GetSecretValueCommand, { SecretId: 'arn:aws:secretsmanager:eu-west-1:1:secret:app' }).resolves({ SecretString: SECRET });
+  secrets.on(GetSecretValueCommand, { SecretId: 'arn:aws:secretsmanager:eu-west-1:1:secret:jwt' }).resolves({ SecretString: SECRET });
   dynamo.on(PutCommand).resolves({});
   dynamo.on(UpdateCommand).resolves({});
   // The message log's last seq (the re-add point of a member): 7 messages so far in every conversation.
@@ -68,10 +69,11 @@ describe('npm run admin against a deployed stage (STAGE=dev)', () => {
     });
   });
 
-  it('signs tokens with the key derived from the stage\'s secret', async () => {
+  it('signs tokens with the stage\'s JWT secret (never reading the app secret)', async () => {
     const token = await admin('token', 'alice', '--ttl', '1h');
-    const verifier = new TokenVerifier({ hmacSecret: appKeysFrom(SECRET).jwtSecret });
-    expect(await verifier.verify(token)).toEqual({ ok: true, userId: 'alice' });
+    const verifier = new TokenVerifier({ hmacSecrets: jwtKeysFrom(SECRET).jwtSecrets, maxTokenAgeSeconds: 86_400 });
+    expect(await verifier.verify(token)).toEqual({ ok: true, userId: 'alice', expiresAt: expect.any(Number) });
+    expect(secrets.commandCalls(GetSecretValueCommand).map((call) => call.args[0].input.SecretId)).toEqual(['arn:aws:secretsmanager:eu-west-1:1:secret:jwt']);
   });
 
   it('uses explicit table names, secret and callback URL without reading the stack', async () => {
@@ -79,7 +81,7 @@ describe('npm run admin against a deployed stage (STAGE=dev)', () => {
       MEMBERS_TABLE: 'explicit-members',
       MESSAGES_TABLE: 'explicit-messages',
       IDEMPOTENCY_TABLE: 'explicit-idempotency',
-      APP_SECRET_ID: 'arn:aws:secretsmanager:eu-west-1:1:secret:app',
+      JWT_SECRET_ID: 'arn:aws:secretsmanager:eu-west-1:1:secret:jwt',
       CONNECTIONS_TABLE: 'explicit-connections',
       CALLBACK_URL: 'https://abc.execute-api.eu-west-1.amazonaws.com/dev',
     });

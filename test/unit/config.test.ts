@@ -78,6 +78,25 @@ describe('loadConfig', () => {
     expect(() => loadConfig('sendMessage', { ...noRedis, REDIS_AUTH_SECRET_ID: 'arn:z' })).toThrowError(/REDIS_AUTH_SECRET_ID: needs REDIS_URL/);
   });
 
+  it('$connect: a JWT secret source, a JWKS only with its issuer and audience, and a maximum token age', () => {
+    const base: Record<string, string> = completeEnv('redis://x');
+    expect(loadConfig('connect', base).MAX_TOKEN_AGE_SECONDS).toBe(86_400);
+    expect(loadConfig('connect', { ...base, MAX_TOKEN_AGE_SECONDS: '900' }).MAX_TOKEN_AGE_SECONDS).toBe(900);
+    // A deployed stage names its own JWT secret; $connect never reads the app secret.
+    expect(loadConfig('connect', { ...base, APP_SECRET_JSON: '', JWT_SECRET_ID: 'arn:jwt' }).JWT_SECRET_ID).toBe('arn:jwt');
+    expect(variablesOf('connect')).not.toContain('APP_SECRET_ID');
+    expect(() => loadConfig('connect', { ...base, APP_SECRET_JSON: '' })).toThrowError(/set JWT_SECRET_ID or APP_SECRET_JSON/);
+    const jwks = { ...base, JWT_JWKS_URL: 'https://id.example/.well-known/jwks.json' };
+    expect(() => loadConfig('connect', jwks)).toThrowError(/JWT_ISSUER: is required with JWT_JWKS_URL.*JWT_AUDIENCE: is required with JWT_JWKS_URL/);
+    expect(() => loadConfig('connect', { ...jwks, JWT_ISSUER: 'https://id.example' })).toThrowError(/JWT_AUDIENCE: is required/);
+    expect(loadConfig('connect', { ...jwks, JWT_ISSUER: 'https://id.example', JWT_AUDIENCE: 'relay' })).toMatchObject({ JWT_AUDIENCE: 'relay' });
+  });
+
+  it('the fan-out worker needs its stage\'s own callback URL', () => {
+    expect(() => loadConfig('fanoutWorker', completeEnv('redis://x'))).toThrowError(/CALLBACK_URL is missing/);
+    expect(loadConfig('fanoutWorker', { ...completeEnv('redis://x'), CALLBACK_URL: 'https://abc.execute-api.eu-west-1.amazonaws.com/prod' }).CALLBACK_URL).toMatch(/prod$/);
+  });
+
   it('refuses a burst below the rate and parses the origin allow list', () => {
     expect(() => loadConfig('ack', { ...completeEnv('redis://x'), RATE_LIMIT_PER_SECOND: '50', RATE_LIMIT_BURST: '10' })).toThrowError(/RATE_LIMIT_BURST/);
     const config = loadConfig('connect', { ...completeEnv('redis://x'), ORIGIN_ALLOW_LIST: 'https://a.example, https://b.example' });

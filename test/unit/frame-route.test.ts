@@ -255,3 +255,32 @@ describe('membership on every frame', () => {
     expect(fake.connections.map((c) => c.connectionId)).toEqual(['B1']);
   });
 });
+
+describe('a connection whose token has expired', () => {
+  it.each(ACTIONS)('%s: refused with token_expired (reconnect with a fresh token), touching nothing but the record', async (action) => {
+    // Prepare: alice's token expired a moment ago (the fake clock's now); bob's is still good.
+    const fake = chat();
+    const now = fake.services.clock.now();
+    const alice = fake.records.find((r) => r.connectionId === 'A1');
+    if (alice === undefined) throw new RangeError('no record');
+    alice.tokenExpiresAt = now;
+    // Act
+    const answer = answerOf(await call(routesOf(fake), action, 'A1', frameOf(action, { requestId: 'r-exp' })));
+    // Assess
+    expect(answer).toEqual({ type: 'error', code: 'token_expired', message: expect.stringMatching(/fresh token/), action, requestId: 'r-exp' });
+    expect(touched(fake)).toEqual(['registry.connection']);
+    expect(fake.posted).toEqual([]);
+  });
+
+  it('is served up to the moment its token expires', async () => {
+    // Prepare
+    const fake = chat();
+    const alice = fake.records.find((r) => r.connectionId === 'A1');
+    if (alice === undefined) throw new RangeError('no record');
+    alice.tokenExpiresAt = fake.services.clock.now() + 1;
+    // Act
+    const answer = answerOf(await call(routesOf(fake), 'getUnacked', 'A1', frameOf('getUnacked')));
+    // Assess
+    expect(answer.type).toBe('unacked');
+  });
+});

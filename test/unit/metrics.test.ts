@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { bootMetrics, countedPoster, EmfMetrics, METRICS_NAMESPACE, METRICS_SERVICE, NoMetrics } from '../../lambdas/adapters/metrics.js';
 import { Scope } from '../../lambdas/context/lazy.js';
 import { metricsOf } from '../../lambdas/context/metrics.js';
-import { deliver, postAll } from '../../lambdas/domain/delivery.js';
+import { deliver, postAll, type PushedFrame } from '../../lambdas/domain/delivery.js';
 import { UnavailableError } from '../../lambdas/errors.js';
 import { route as connectRoute } from '../../lambdas/handlers/connect.js';
 import { route as fanoutWorkerRoute } from '../../lambdas/handlers/fanout-worker.js';
@@ -31,6 +31,8 @@ function metered(overrides: Parameters<typeof fakeServices>[0] = {}) {
   const posterFor = (endpoint: string) => countedPoster(fake.services.posterFor(endpoint), metrics);
   return { fake, metrics, services: { ...fake.services, metrics, posterFor } };
 }
+
+const TYPING: PushedFrame = { type: 'typing', conversationId: 'conv', userId: 'alice', state: 'start', at: 1000, expiresAt: 7000 };
 
 describe('post outcomes', () => {
   it('counts each post under its outcome: deliveries, gone, failed', async () => {
@@ -79,7 +81,7 @@ describe('fan-out jobs', () => {
     const { fake, metrics, services } = metered({ fanoutThreshold: 2, fanoutBatchSize: 2 });
     const recipients = ['a', 'b', 'c', 'd', 'e'].map((id) => fake.connect(id, id, 'd'));
     // Act
-    await deliver(services, ENDPOINT, { kind: 'frame', frame: '{}' }, recipients);
+    await deliver(services, ENDPOINT, { kind: 'event', frame: TYPING }, recipients);
     // Assess
     expect(Object.fromEntries(metrics.pending)).toEqual({ fanout_jobs: 3 });
   });
@@ -89,7 +91,7 @@ describe('fan-out jobs', () => {
     const { fake, metrics, services } = metered({ fanoutThreshold: 5 });
     const recipients = ['a', 'b'].map((id) => fake.connect(id, id, 'd'));
     // Act
-    await deliver(services, ENDPOINT, { kind: 'frame', frame: '{}' }, recipients);
+    await deliver(services, ENDPOINT, { kind: 'event', frame: TYPING }, recipients);
     // Assess
     expect(Object.fromEntries(metrics.pending)).toEqual({ deliveries: 2 });
   });
@@ -100,7 +102,7 @@ describe('fan-out jobs', () => {
     fake.services.fanout.enqueue.mockRejectedValueOnce(new UnavailableError('queue down'));
     const recipients = ['a', 'b'].map((id) => fake.connect(id, id, 'd'));
     // Act
-    const delivered = deliver(services, ENDPOINT, { kind: 'frame', frame: '{}' }, recipients);
+    const delivered = deliver(services, ENDPOINT, { kind: 'event', frame: TYPING }, recipients);
     // Assess
     await expect(delivered).rejects.toThrow(UnavailableError);
     expect(metrics.pending.size).toBe(0);

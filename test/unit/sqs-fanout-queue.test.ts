@@ -6,7 +6,7 @@ import { UnavailableError } from '../../lambdas/errors.js';
 import type { FanoutJob } from '../../lambdas/ports.js';
 
 const sqs = mockClient(SQSClient);
-const job = (i: number): FanoutJob => ({ kind: 'frame', endpoint: 'https://x/dev', frame: `{"i":${i}}`, connectionIds: [`c${i}`] });
+const job = (i: number): FanoutJob => ({ kind: 'typing', conversationId: 'conv', userId: `u${i}`, state: 'start', at: i, connectionIds: [`c${i}`] });
 const queue = () => new SqsFanoutQueue(new SQSClient({ region: 'us-east-1' }), 'https://sqs.us-east-1.amazonaws.com/1/q');
 
 beforeEach(() => sqs.reset());

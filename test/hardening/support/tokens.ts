@@ -17,6 +17,10 @@ export async function badTokens(secret: Uint8Array, userId: string): Promise<Rec
     'without exp': await base().sign(secret),
     'without sub': await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuedAt(now).setExpirationTime(now + 3600).sign(secret),
     'not yet valid': await base().setNotBefore(now + 3600).setExpirationTime(now + 7200).sign(secret),
+    'without iat': await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(userId).setExpirationTime(now + 3600).sign(secret),
+    'issued in the future': await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(userId).setIssuedAt(now + 600).setExpirationTime(now + 3600).sign(secret),
+    'exp 1e300': await base().setExpirationTime(1e300).sign(secret),
+    'living longer than 24 h': await base().setExpirationTime(now + 24 * 3600 + 60).sign(secret),
     'HS512 with the right secret': await new SignJWT({}).setProtectedHeader({ alg: 'HS512' }).setSubject(userId).setExpirationTime(now + 3600).sign(secret),
   };
 }

@@ -69,6 +69,50 @@ describe('reconnect', () => {
     expect(new URL(server.socket.url).pathname).toBe('/local');
   });
 
+  it('on token_expired, reconnects at once with a fresh token and resends the refused message under the same clientMessageId', async () => {
+    // Prepare: the first socket's token has expired by the time the app sends; the next socket's is fresh.
+    let calls = 0;
+    const { server, client } = await connected(['c1'], {
+      token: () => {
+        calls += 1;
+        return `token-${calls}`;
+      },
+    });
+    const errors: string[] = [];
+    client.on('error', (error) => void errors.push(error.code));
+    server.script('sendMessage', (frame, socket) => [
+      new URL(socket.url).searchParams.get('token') === 'token-1'
+        ? { type: 'error', code: 'token_expired', message: 'the connection token has expired; reconnect with a fresh token', action: 'sendMessage', requestId: frame.requestId }
+        : { type: 'sent', requestId: frame.requestId, conversationId: 'c1', clientMessageId: frame.clientMessageId, messageId: 'm-1', seq: 1, sentAt: 1 },
+    ]);
+    // Act
+    const sending = client.send('c1', 'hello');
+    await run(5000);
+    const sent = await sending;
+    // Assess
+    expect(server.sockets.map((s) => new URL(s.url).searchParams.get('token'))).toEqual(['token-1', 'token-2']);
+    expect(server.sockets[0]?.readyState).not.toBe(1);
+    expect(sent).toMatchObject({ type: 'sent', messageId: 'm-1' });
+    const attempts = server.sent('sendMessage');
+    expect(attempts).toHaveLength(2);
+    expect(new Set(attempts.map((f) => f.clientMessageId)).size).toBe(1);
+    // Resubscribed on the new socket; the refusal was handled, not surfaced as an error.
+    expect(server.sent('subscribe')).toHaveLength(2);
+    expect(errors).toEqual([]);
+  });
+
+  it('on an unsolicited token_expired (a ping refused), reconnects with a fresh token too', async () => {
+    let calls = 0;
+    const { server, client } = await connected(['c1'], { token: () => `token-${(calls += 1)}` });
+    const errors: string[] = [];
+    client.on('error', (error) => void errors.push(error.code));
+    server.push({ type: 'error', code: 'token_expired', message: 'the connection token has expired; reconnect with a fresh token', action: 'ping' });
+    await run(5000);
+    expect(server.sockets.map((s) => new URL(s.url).searchParams.get('token'))).toEqual(['token-1', 'token-2']);
+    expect(client.state).toBe('open');
+    expect(errors).toEqual(['token_expired']);
+  });
+
   it('resubscribes with afterSeq = the last seen seq of each conversation', async () => {
     // Prepare
     const { server } = await connected(['a', 'b']);

@@ -57,7 +57,7 @@ describe('openConnection', () => {
     // Act
     const record = await openConnection(fake.services, { connectionId: 'c1', query: bare, origin: undefined });
     // Assess
-    const expected = { connectionId: 'c1', userId: 'alice', deviceId: 'phone', connectedAt: NOW, expiresAt: NOW / 1000 + 3600 };
+    const expected = { connectionId: 'c1', userId: 'alice', deviceId: 'phone', connectedAt: NOW, expiresAt: NOW / 1000 + 3600, tokenExpiresAt: NOW + 3_600_000 };
     expect(record).toEqual(expected);
     expect(fake.services.registry.open).toHaveBeenCalledWith(expected, 4);
     expect(fake.records).toEqual([expected]);
@@ -91,7 +91,7 @@ describe('openConnection', () => {
     expect(fake.services.positions.register).toHaveBeenCalledWith('conv', { userId: 'alice', deviceId: 'phone' }, 3, NOW);
     expect(fake.services.registry.subscribe).toHaveBeenCalledWith(record, ['conv'], NOW);
     expect(fake.services.messages.lastSeq).not.toHaveBeenCalled();
-    expect(record).toEqual({ connectionId: 'c1', userId: 'alice', deviceId: 'phone', connectedAt: NOW, expiresAt: NOW / 1000 + 3600 });
+    expect(record).toEqual({ connectionId: 'c1', userId: 'alice', deviceId: 'phone', connectedAt: NOW, expiresAt: NOW / 1000 + 3600, tokenExpiresAt: NOW + 3_600_000 });
   });
 
   it('starts the position at the log\'s last seq when the seq cache has none, and subscribes the connection', async () => {

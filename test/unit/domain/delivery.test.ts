@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { deliver, postAll, runFanoutJob } from '../../../lambdas/domain/delivery.js';
+import { deliver, postAll, runFanoutJob, type PushedFrame } from '../../../lambdas/domain/delivery.js';
 import { MessageCipher } from '../../../lambdas/encryption.js';
 import { UnavailableError } from '../../../lambdas/errors.js';
 import type { FanoutJob } from '../../../lambdas/ports.js';
-import { fakeServices } from '../../support/fake-services.js';
+import { FAKE_ENDPOINT, fakeServices } from '../../support/fake-services.js';
 
-const ENDPOINT = 'https://api.example/dev';
+const ENDPOINT = FAKE_ENDPOINT;
+const TYPING: PushedFrame = { type: 'typing', conversationId: 'conv', userId: 'alice', state: 'start', at: 1000, expiresAt: 7000 };
 
 describe('deliver', () => {
   it('posts inline up to the threshold', async () => {
@@ -13,7 +14,7 @@ describe('deliver', () => {
     const fake = fakeServices({ fanoutThreshold: 3 });
     const recipients = [fake.connect('a', 'u1', 'd'), fake.connect('b', 'u2', 'd'), fake.connect('c', 'u3', 'd')];
     // Act
-    const report = await deliver(fake.services, ENDPOINT, { kind: 'frame', frame: '{"type":"typing"}' }, recipients);
+    const report = await deliver(fake.services, ENDPOINT, { kind: 'event', frame: TYPING }, recipients);
     // Assess
     expect(report).toEqual({ delivered: 3, gone: 0, failed: 0, queued: 0 });
     expect(fake.services.fanout.enqueue).not.toHaveBeenCalled();
@@ -36,7 +37,35 @@ describe('deliver', () => {
     const jobs = fake.services.fanout.enqueue.mock.calls[0]?.[0] ?? [];
     expect(jobs.map((j) => j.connectionIds)).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
     expect(JSON.stringify(jobs)).not.toContain('private');
-    expect(jobs[0]).toEqual({ kind: 'message', endpoint: ENDPOINT, conversationId: 'conv', seq: 7, messageId: 'm1', connectionIds: ['a', 'b'] });
+    expect(jobs[0]).toEqual({ kind: 'message', conversationId: 'conv', seq: 7, messageId: 'm1', connectionIds: ['a', 'b'] });
+  });
+
+  it('queues a pushed frame as its ids (never the frame, nor an endpoint); the worker rebuilds the same frame', async () => {
+    // Prepare
+    const frames: PushedFrame[] = [
+      TYPING,
+      { type: 'typing', conversationId: 'conv', userId: 'alice', state: 'stop', at: 1000, expiresAt: 1000 },
+      { type: 'read', conversationId: 'conv', userId: 'bob', seq: 4, at: 2000 },
+      { type: 'presence', conversationId: 'conv', userId: 'carol', state: 'offline', at: 3000 },
+      { type: 'presence', conversationId: 'conv', occupancy: 250 },
+    ];
+    for (const frame of frames) {
+      const fake = fakeServices({ fanoutThreshold: 1, fanoutBatchSize: 2 });
+      const recipients = ['a', 'b'].map((id) => fake.connect(id, id, 'd'));
+      // Act
+      await deliver(fake.services, 'https://elsewhere.example/x', { kind: 'event', frame }, recipients);
+      const [job] = fake.services.fanout.enqueue.mock.calls[0]?.[0] ?? [];
+      if (job === undefined) throw new RangeError('no job queued');
+      const report = await runFanoutJob(fake.services, job);
+      // Assess
+      expect(job).not.toHaveProperty('frame');
+      expect(job).not.toHaveProperty('endpoint');
+      expect(report.delivered).toBe(2);
+      expect(fake.posted.map((p) => [p.endpoint, JSON.parse(p.data)])).toEqual([
+        [ENDPOINT, frame],
+        [ENDPOINT, frame],
+      ]);
+    }
   });
 });
 
@@ -103,7 +132,6 @@ describe('postAll', () => {
 describe('runFanoutJob', () => {
   const messageJob = (seq: number, messageId: string, connectionIds = ['x', 'y']): FanoutJob => ({
     kind: 'message',
-    endpoint: ENDPOINT,
     conversationId: 'conv',
     seq,
     messageId,
@@ -133,14 +161,32 @@ describe('runFanoutJob', () => {
     });
   });
 
-  it('posts a frame job as it is', async () => {
+  it('posts a deletion only when the log holds that message as a tombstone', async () => {
     // Prepare
     const fake = fakeServices();
+    const live = fake.addMessage({ senderId: 'alice', senderDevice: 'phone', body: 'still here' });
+    const gone = fake.addMessage({ senderId: 'alice', senderDevice: 'phone', body: 'taken back' });
+    gone.deleted = true;
+    const job = (seq: number, messageId: string): FanoutJob => ({ kind: 'deleted', conversationId: 'conv', seq, messageId, connectionIds: ['x'] });
     // Act
-    const report = await runFanoutJob(fake.services, { kind: 'frame', endpoint: ENDPOINT, frame: '{"type":"typing"}', connectionIds: ['x'] });
+    const forged = await Promise.all([runFanoutJob(fake.services, job(live.seq, live.messageId)), runFanoutJob(fake.services, job(gone.seq, 'other-id'))]);
+    const real = await runFanoutJob(fake.services, job(gone.seq, gone.messageId));
     // Assess
-    expect(report.delivered).toBe(1);
-    expect(fake.posted).toEqual([{ endpoint: ENDPOINT, connectionId: 'x', data: '{"type":"typing"}' }]);
+    expect(forged.map((r) => r.delivered)).toEqual([0, 0]);
+    expect(real.delivered).toBe(1);
+    expect(fake.posted.map((p) => JSON.parse(p.data))).toEqual([{ type: 'messageDeleted', conversationId: 'conv', seq: gone.seq, messageId: gone.messageId }]);
+  });
+
+  it('never prunes on a 410 for presence, as inline delivery does not', async () => {
+    // Prepare
+    const fake = fakeServices();
+    fake.connect('x', 'x', 'd');
+    fake.outcomes.set('x', 'gone');
+    // Act
+    const report = await runFanoutJob(fake.services, { kind: 'presence', conversationId: 'conv', userId: 'u', state: 'online', at: 1, connectionIds: ['x'] });
+    // Assess
+    expect(report.gone).toBe(1);
+    expect(fake.services.registry.remove).not.toHaveBeenCalled();
   });
 
   it('posts nothing for a message no longer in the log', async () => {

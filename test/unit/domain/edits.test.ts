@@ -142,7 +142,7 @@ describe('editMessage', () => {
     if (job === undefined) throw new RangeError('nothing queued');
     const report = await runFanoutJob(fake.services, job);
     // Assess
-    expect(job).toEqual({ kind: 'edited', endpoint: ENDPOINT, conversationId: 'conv', seq: 1, messageId: message.messageId, connectionIds: ['alice-laptop', 'bob-phone'] });
+    expect(job).toEqual({ kind: 'edited', conversationId: 'conv', seq: 1, messageId: message.messageId, connectionIds: ['alice-laptop', 'bob-phone'] });
     expect(JSON.stringify(jobs)).not.toContain('secret text');
     expect(report.delivered).toBe(2);
     expect(fake.posted.map((p) => JSON.parse(p.data))).toEqual([
@@ -216,7 +216,7 @@ describe('deleteMessage', () => {
   it('keeps a queued message or edit of a since-deleted message from going out', async () => {
     // Prepare
     const { fake, phone, message } = chat();
-    const ids = { endpoint: ENDPOINT, conversationId: 'conv', seq: 1, messageId: message.messageId, connectionIds: ['bob-phone'] };
+    const ids = { conversationId: 'conv', seq: 1, messageId: message.messageId, connectionIds: ['bob-phone'] };
     await deleteMessage(fake.services, phone, deleteFrame(message.messageId), ENDPOINT);
     fake.posted.length = 0;
     // Act

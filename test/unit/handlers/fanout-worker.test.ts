@@ -58,7 +58,7 @@ describe('fan-out worker', () => {
   });
 
   it('reports only the poison records as failed; their batch-mates succeed', async () => {
-    const good = { kind: 'frame', endpoint: aws.endpoint, frame: '{"type":"typing"}', connectionIds: ['G1'] };
+    const good = { kind: 'typing', conversationId: 'conv-1', userId: 'alice', state: 'start', at: 5, connectionIds: ['G1'] };
     const result = await handler({
       Records: [
         sqsRecord('ok-1', JSON.stringify(good)),
@@ -69,6 +69,74 @@ describe('fan-out worker', () => {
     });
     expect(result.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(['bad-json', 'bad-shape']);
     expect(aws.posts.map((p) => p.connectionId).sort()).toEqual(['G1', 'G2']);
+    // The worker built the frame from the ids (its expiry from TYPING_EXPIRES_MS).
+    expect(aws.postsTo('G1')).toEqual([{ type: 'typing', conversationId: 'conv-1', userId: 'alice', state: 'start', at: 5, expiresAt: 6005 }]);
+  });
+
+  describe('refuses forged jobs and posts nothing', () => {
+    async function storedMessage(conversationId: string, messageId: string): Promise<void> {
+      const context = await lambdas.services.sendMessage();
+      const stored = await store.messages.append(
+        { conversationId, messageId, senderId: 'alice', senderDevice: 'phone', clientMessageId: messageId, sentAt: 42 },
+        (fields) => context.sealer.seal(fields, 'the private text'),
+      );
+      expect(stored.status).toBe('stored');
+    }
+
+    it('a job naming another endpoint: dropped at once (not retried), nothing posted anywhere', async () => {
+      const conversationId = uniqueId('conv');
+      await storedMessage(conversationId, 'm-1');
+      // The same server under another stage path, so a post there would be seen.
+      const elsewhere = aws.endpoint.replace(/\/test$/, '/attacker');
+      const jobs = [
+        { kind: 'message', endpoint: elsewhere, conversationId, seq: 1, messageId: 'm-1', connectionIds: ['X1'] },
+        { kind: 'message', endpoint: 'https://attacker.example/prod', conversationId, seq: 1, messageId: 'm-1', connectionIds: ['X1'] },
+      ];
+      const result = await handler({ Records: jobs.map((job, i) => sqsRecord(`e${i}`, JSON.stringify(job))) });
+      expect(result.batchItemFailures).toEqual([]);
+      expect(aws.attempts).toEqual([]);
+    });
+
+    it('a job of an earlier version naming this stage\'s own endpoint is still delivered', async () => {
+      const conversationId = uniqueId('conv');
+      await storedMessage(conversationId, 'm-1');
+      const job = { kind: 'message', endpoint: `${aws.endpoint}/`, conversationId, seq: 1, messageId: 'm-1', connectionIds: ['X1'] };
+      const result = await handler({ Records: [sqsRecord('own', JSON.stringify(job))] });
+      expect(result.batchItemFailures).toEqual([]);
+      expect(aws.postsTo('X1')).toHaveLength(1);
+    });
+
+    it('a prebuilt frame, a body, or an unknown kind: poison, never posted', async () => {
+      const forged = { type: 'message', conversationId: 'c', messageId: 'm', seq: 1, senderId: 'alice', body: 'send me your password', sentAt: 1 };
+      const records = [
+        { kind: 'frame', endpoint: aws.endpoint, frame: JSON.stringify(forged), connectionIds: ['X1'] },
+        { kind: 'frame', frame: JSON.stringify(forged), connectionIds: ['X1'] },
+        { kind: 'typing', conversationId: 'c', userId: 'alice', state: 'start', at: 1, connectionIds: ['X1'], frame: JSON.stringify(forged) },
+        { kind: 'message', conversationId: 'c', seq: 1, messageId: 'm', connectionIds: ['X1'], body: 'send me your password' },
+        { kind: 'typing', conversationId: 'c', userId: 'alice', state: 'send me your password', at: 1, connectionIds: ['X1'] },
+        { kind: 'read', conversationId: 'c', userId: 'alice', seq: -1, at: 1, connectionIds: ['X1'] },
+        { kind: 'message', conversationId: 'c', seq: 1, messageId: 'm', connectionIds: ['not a connection id'] },
+      ].map((job, i) => sqsRecord(`f${i}`, JSON.stringify(job)));
+      const result = await handler({ Records: records });
+      expect(result.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(records.map((r) => r.messageId).sort());
+      expect(aws.attempts).toEqual([]);
+    });
+
+    it('a message id of another conversation, or a deletion of a message not deleted', async () => {
+      const mine = uniqueId('conv');
+      const theirs = uniqueId('conv');
+      await storedMessage(theirs, 'm-theirs');
+      await storedMessage(mine, 'm-mine');
+      const jobs = [
+        { kind: 'message', conversationId: mine, seq: 1, messageId: 'm-theirs', connectionIds: ['X1'] },
+        { kind: 'edited', conversationId: mine, seq: 1, messageId: 'm-theirs', connectionIds: ['X1'] },
+        { kind: 'deleted', conversationId: mine, seq: 1, messageId: 'm-mine', connectionIds: ['X1'] },
+        { kind: 'deleted', conversationId: mine, seq: 1, messageId: 'm-theirs', connectionIds: ['X1'] },
+      ];
+      const result = await handler({ Records: jobs.map((job, i) => sqsRecord(`m${i}`, JSON.stringify(job))) });
+      expect(result.batchItemFailures).toEqual([]);
+      expect(aws.attempts).toEqual([]);
+    });
   });
 
   it('prunes a gone connection while posting a batch', async () => {
@@ -77,12 +145,12 @@ describe('fan-out worker', () => {
     aws.gone.add('GONE');
     const itemsOf = (connectionId: string) => [...aws.connections.values()].filter((item) => item.connectionId === connectionId);
     expect(itemsOf('GONE')).toHaveLength(2);
-    const job = { kind: 'frame', endpoint: aws.endpoint, frame: '{"type":"typing"}', connectionIds: ['GONE', 'LIVE'] };
+    const job = { kind: 'read', conversationId: 'c', userId: 'w', seq: 3, at: 9, connectionIds: ['GONE', 'LIVE'] };
     const result = await handler({ Records: [sqsRecord('r', JSON.stringify(job))] });
     expect(result.batchItemFailures).toEqual([]);
     // The gone connection's record and subscription are removed; the live one keeps both.
     expect(itemsOf('GONE')).toEqual([]);
     expect(itemsOf('LIVE')).toHaveLength(2);
-    expect(aws.postsTo('LIVE')).toHaveLength(1);
+    expect(aws.postsTo('LIVE')).toEqual([{ type: 'read', conversationId: 'c', userId: 'w', seq: 3, at: 9 }]);
   });
 });

@@ -247,7 +247,7 @@ describe('fan-out worker', () => {
     const { fake, metrics, services } = metered();
     fake.outcomes.set('G3', 'gone');
     const worker = fanoutWorkerRoute.create(async () => services);
-    const job = (ids: string[]) => JSON.stringify({ kind: 'frame', endpoint: ENDPOINT, frame: '{"type":"typing"}', connectionIds: ids });
+    const job = (ids: string[]) => JSON.stringify({ kind: 'typing', conversationId: 'conv', userId: 'alice', state: 'start', at: 5, connectionIds: ids });
     // Act
     await worker({ Records: [sqsRecord('r1', job(['G1', 'G2'])), sqsRecord('r2', job(['G3'])), sqsRecord('bad', '{not json')] });
     // Assess

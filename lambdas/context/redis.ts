@@ -1,4 +1,4 @@
-import { connectRedis } from '../adapters/redis-connection.js';
+import { connectRedis, redisReady } from '../adapters/redis-connection.js';
 import { MemoryRateLimiter } from '../adapters/memory-rate-limiter.js';
 import { RedisRateLimiter } from '../adapters/redis-rate-limiter.js';
 import { NoSeqCache, RedisSeqCache } from '../adapters/redis-seq-cache.js';
@@ -8,6 +8,9 @@ import { RedisTypingGate } from '../adapters/redis-typing-gate.js';
 import type { Log, RateLimiter, SeqCache, TypingGate, TypingSettings } from '../ports.js';
 import type { Env, Scope } from './lazy.js';
 import { readRedisUrl } from './secrets.js';
+
+/** How long building a route's services waits for a cluster client's slot map. */
+const CLUSTER_READY_WAIT_MS = 500;
 
 interface RedisConfig {
   AWS_REGION: string;
@@ -42,6 +45,9 @@ export async function redisHelpers(config: RedisConfig, scope: Scope, env: Env, 
   }
   const url = await readRedisUrl(config, env);
   const redis = scope.adopt(connectRedis(url, config.REDIS_MODE, log), (r) => r.disconnect());
+  // A cluster client queues nothing: without its slot map the container's first frames would all fall back (and
+  // presence answer `unavailable`). It usually has it within milliseconds; a cluster that is down costs this once.
+  if (config.REDIS_MODE === 'cluster') await redisReady(redis, CLUSTER_READY_WAIT_MS);
   return {
     limiter: new RedisRateLimiter(redis, { log }),
     seqCache: new RedisSeqCache(redis, { log }),

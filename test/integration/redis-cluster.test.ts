@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { connectRedis, redisReady, type RedisConnection } from '../../lambdas/adapters/redis-connection.js';
+import { connectRedis, RECONNECT_ATTEMPTS, redisReady, type RedisConnection } from '../../lambdas/adapters/redis-connection.js';
 import { RedisRateLimiter } from '../../lambdas/adapters/redis-rate-limiter.js';
 import { RedisSeqCache } from '../../lambdas/adapters/redis-seq-cache.js';
 import { countingFallback, rateLimiterContract } from '../support/contract/rate-limiter.js';
@@ -84,7 +84,14 @@ describe('connectRedis', () => {
     try {
       expect(client).toBeInstanceOf(Cluster);
       if (!(client instanceof Cluster)) return;
-      expect(client.options).toMatchObject({ enableOfflineQueue: false, slotsRefreshTimeout: 2000 });
+      expect(client.options).toMatchObject({
+        enableOfflineQueue: false,
+        slotsRefreshTimeout: 2000,
+        maxRedirections: 5,
+        retryDelayOnTryAgain: 100,
+        retryDelayOnClusterDown: 100,
+        retryDelayOnFailover: 100,
+      });
       expect(client.options.redisOptions).toMatchObject({
         tls: {},
         username: 'relay',
@@ -93,7 +100,8 @@ describe('connectRedis', () => {
         connectTimeout: 2000,
         commandTimeout: 2000,
       });
-      expect(client.options.clusterRetryStrategy?.(1_000)).toBe(2000);
+      expect(client.options.clusterRetryStrategy?.(1)).toBe(200);
+      expect(client.options.clusterRetryStrategy?.(RECONNECT_ATTEMPTS)).toBe(2000);
       const resolved = await new Promise((resolve) => client.options.dnsLookup?.('cache.example', (_e, a) => resolve(a)));
       expect(resolved).toBe('cache.example');
       await sleep(300);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { functionEnvironments, loadConfig, requiredVariablesOf, variablesOf, type FunctionName } from '../../lambdas/config.js';
 import { ConfigError } from '../../lambdas/errors.js';
+import { fanoutWorker, presenceSweeper, routes } from '../../deploy/routes.js';
 import { completeEnv } from '../support/env.js';
 
 describe('loadConfig', () => {
@@ -37,6 +38,13 @@ describe('loadConfig', () => {
     expect(variablesOf('typing')).not.toContain('APP_SECRET_ID');
     expect(variablesOf('ack')).not.toContain('FANOUT_QUEUE_URL');
     expect(variablesOf('default')).not.toContain('CONNECTIONS_TABLE');
+  });
+
+  it('reads the Redis settings in exactly the functions the manifest lets reach Redis (the others build no client)', () => {
+    for (const spec of [...routes, fanoutWorker, presenceSweeper]) {
+      const reads = ['REDIS_URL', 'REDIS_URL_SECRET_ID', 'REDIS_MODE'].filter((name) => variablesOf(spec.name).includes(name));
+      expect({ name: spec.name, reads }).toEqual({ name: spec.name, reads: spec.access.redis ? ['REDIS_URL', 'REDIS_URL_SECRET_ID', 'REDIS_MODE'] : [] });
+    }
   });
 
   it('reads the typing times in the typing function only: defaults, 0 to send every frame, a start outliving the window', () => {

@@ -2,8 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectRedis, RECONNECT_ATTEMPTS, redisReady, type RedisConnection } from '../../lambdas/adapters/redis-connection.js';
+import { RedisFanoutBudget } from '../../lambdas/adapters/redis-fanout-budget.js';
 import { RedisRateLimiter } from '../../lambdas/adapters/redis-rate-limiter.js';
 import { RedisSeqCache } from '../../lambdas/adapters/redis-seq-cache.js';
+import { fanoutBudgetContract } from '../support/contract/fanout-budget.js';
 import { countingFallback, rateLimiterContract } from '../support/contract/rate-limiter.js';
 import { keySlot, startRedisCluster, type RedisClusterHarness } from '../support/redis-cluster.js';
 import { closedPort } from './net.js';
@@ -52,6 +54,23 @@ rateLimiterContract('RedisRateLimiter on a 3-node cluster', async () => ({
     log: quietLog(),
     fallback: {
       admit: async () => {
+        throw new Error('the fallback was used: the cluster did not answer');
+      },
+    },
+  }),
+  advance: sleep,
+  close: async () => undefined,
+}));
+
+// The conversation's and the sender's budgets sit in two slots (often on two nodes): two scripts per call.
+fanoutBudgetContract('RedisFanoutBudget on a 3-node cluster', async (settings) => ({
+  budget: new RedisFanoutBudget(redis, settings, {
+    log: quietLog(),
+    fallback: {
+      waitMs: async () => {
+        throw new Error('the fallback was used: the cluster did not answer');
+      },
+      spend: async () => {
         throw new Error('the fallback was used: the cluster did not answer');
       },
     },

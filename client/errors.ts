@@ -13,8 +13,11 @@ export class RelayClientError extends Error {
   constructor(
     readonly code: RelayClientErrorCode,
     message: string,
-    /** The action the failed frame named and its requestId, when known. */
-    readonly details: { action?: string; requestId?: string } = {},
+    /**
+     * The action the failed frame named and its requestId, when known; `retryAfterMs` when the server said how
+     * long until the same frame can succeed (`rate_limited` by a fan-out budget).
+     */
+    readonly details: { action?: string; requestId?: string; retryAfterMs?: number } = {},
     options?: { cause?: unknown },
   ) {
     super(message, options);

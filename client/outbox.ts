@@ -92,7 +92,8 @@ export class Outbox {
       message.reject(failure);
       return;
     }
-    const delayMs = backoffDelay(message.attempts - 1, this.options.backoff, this.options.random);
+    // Never sooner than the server said the same frame can succeed (a fan-out budget's wait).
+    const delayMs = Math.max(backoffDelay(message.attempts - 1, this.options.backoff, this.options.random), failure.details.retryAfterMs ?? 0);
     message.retryTimer = this.options.timers.setTimeout(() => this.attempt(message), delayMs);
   }
 

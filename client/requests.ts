@@ -70,7 +70,8 @@ export class Requests {
     if (pending === undefined || !pending.inFlight) return false;
     if (frame.type === 'error') {
       this.finish(requestId, pending);
-      pending.reject(new RelayClientError(frame.code, frame.message, { action: frame.action ?? pending.frame.action, requestId }));
+      const retryAfterMs = typeof frame.retryAfterMs === 'number' && frame.retryAfterMs > 0 ? { retryAfterMs: frame.retryAfterMs } : {};
+      pending.reject(new RelayClientError(frame.code, frame.message, { action: frame.action ?? pending.frame.action, requestId, ...retryAfterMs }));
       return true;
     }
     if (!pending.answers.includes(frame.type)) return false;

@@ -144,6 +144,18 @@ const limits = {
   RATE_LIMIT_USER_PER_SECOND: positiveInt(40),
   RATE_LIMIT_USER_BURST: positiveInt(80),
 };
+/**
+ * Fan-out budgets: the Management API posts per second one conversation (whoever sends) and one sender (in all of
+ * their conversations) may cause; a message to N live connections costs N. A send is refused (`rate_limited`,
+ * with `retryAfterMs`) while either is in debt. Defaults: 5% and 10% of the account's 10,000 requests per second
+ * (docs/deploy.md, "Quotas and fan-out budgets").
+ */
+const budgets = {
+  FANOUT_BUDGET_CONVERSATION_PER_SECOND: positiveInt(500),
+  FANOUT_BUDGET_SENDER_PER_SECOND: positiveInt(1000),
+};
+/** Members a conversation may have: an add beyond it is refused (the admin tool and the local tools add members). */
+const membership = { MAX_CONVERSATION_MEMBERS: positiveInt(1000) };
 const posting = {
   /** Management API base URL for custom domains or the local gateway; else https://{domainName}/{stage}. */
   CALLBACK_URL: optionalUrl,
@@ -227,10 +239,10 @@ export const functionEnvironments = {
   default: environment({ ...base }),
   subscribe: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...limits, ...subscriptions, ...delivery, ...conversationSize, ...presence }),
   unsubscribe: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits, ...presence }),
-  typing: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize, ...typingTimes, ...presence }),
-  sendMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery, ...presence }),
-  editMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery, ...presence }),
-  deleteMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...limits, ...delivery, ...presence }),
+  typing: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize, ...typingTimes, ...presence, ...budgets }),
+  sendMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery, ...presence, ...budgets }),
+  editMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery, ...presence, ...budgets }),
+  deleteMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...limits, ...delivery, ...presence, ...budgets }),
   ack: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...limits, ...presence }),
   getUnacked: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...limits, ...presence }),
   getHistory: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...presence }),
@@ -274,4 +286,11 @@ export function loadConfig<F extends FunctionName>(name: F, env: Readonly<Record
 }
 
 /** Schemas of the settings the stack also accepts as context values, so it cannot accept what a function rejects. */
-export const settingSchemas = { LOG_LEVEL: base.LOG_LEVEL, ...limits } as const;
+export const settingSchemas = { LOG_LEVEL: base.LOG_LEVEL, ...limits, ...budgets } as const;
+
+/** The membership limit of the tools that add members (local/admin.ts, local/members.ts), from their environment. */
+export function loadMembershipLimit(env: Readonly<Record<string, string | undefined>>): number {
+  const parsed = z.safeParse(z.object(membership), env);
+  if (!parsed.success) throw new ConfigError(['MAX_CONVERSATION_MEMBERS: must be a positive integer'], { cause: parsed.error });
+  return parsed.data.MAX_CONVERSATION_MEMBERS;
+}

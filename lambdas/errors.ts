@@ -38,6 +38,12 @@ export class NotFoundError extends DomainError {
   readonly code = 'not_found';
 }
 
+/** A member add would take a conversation past MAX_CONVERSATION_MEMBERS. */
+export class ConversationFullError extends DomainError {
+  override readonly name = 'ConversationFullError';
+  readonly code = 'forbidden';
+}
+
 export class PayloadTooLargeError extends DomainError {
   override readonly name = 'PayloadTooLargeError';
   readonly code = 'payload_too_large';
@@ -46,7 +52,11 @@ export class PayloadTooLargeError extends DomainError {
 export class RateLimitedError extends DomainError {
   override readonly name = 'RateLimitedError';
   readonly code = 'rate_limited';
-  constructor(message = 'too many frames; slow down and retry') {
+  constructor(
+    message = 'too many frames; slow down and retry',
+    /** When known, how long until a retry can succeed (goes to the client as `retryAfterMs`). */
+    readonly retryAfterMs?: number,
+  ) {
     super(message);
   }
 }
@@ -177,6 +187,7 @@ export function errorFrameFor(error: unknown, action?: string, requestId?: strin
     message,
     ...(action === undefined ? {} : { action }),
     ...(requestId === undefined ? {} : { requestId }),
+    ...(error instanceof RateLimitedError && error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}),
   };
 }
 

@@ -64,6 +64,8 @@ export interface Services {
   messages: MessageLog;
   positions: DevicePositions;
   limiter: RateLimiter;
+  /** What live fan-out may cost per conversation and per sender (posts per second). */
+  fanoutBudget: FanoutBudget;
   seqCache: SeqCache;
   fanout: FanoutQueue;
   sealer: Sealer;
@@ -405,6 +407,27 @@ export interface RateBucket {
   key: string;
   perSecond: number;
   burst: number;
+}
+
+/**
+ * Fan-out budgets: the Management API posts a conversation, and a sender, may cause per second (one message to
+ * N live connections costs N posts). Token buckets that start full (one second's worth) and may go into debt:
+ * the posts of a message are spent after it is stored, when they are known; a send (or typing frame) is only
+ * turned away while a budget is in debt. Shared by every container (Redis), this container's own while Redis is
+ * down (it fails open: a budget that knows nothing is full).
+ */
+export interface FanoutBudget {
+  /** How long until the conversation's and the sender's budgets both have room for a post again; 0 when they have now. */
+  waitMs(conversationId: string, senderId: string): Promise<number>;
+  /** Spends `posts` from both budgets (they may go into debt, which later sends wait out). */
+  spend(conversationId: string, senderId: string, posts: number): Promise<void>;
+}
+
+export interface FanoutBudgetSettings {
+  /** Posts per second one conversation may cause, whoever sends. */
+  conversationPerSecond: number;
+  /** Posts per second one user may cause, in all of their conversations. */
+  senderPerSecond: number;
 }
 
 /** The last seq of each conversation, cached so an append usually needs one attempt. Never the truth. */

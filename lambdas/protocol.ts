@@ -394,6 +394,8 @@ export interface ErrorFrame {
   message: string;
   action?: string;
   requestId?: string;
+  /** `rate_limited` by a fan-out budget: how long until the same frame can succeed. */
+  retryAfterMs?: number;
 }
 /**
  * `presence`: the answer to `getPresence` (`online`), a pushed change of one user (`userId`, `state`, `at`), or, in a

@@ -7,6 +7,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoMembershipStore } from '../lambdas/adapters/dynamo-members.js';
 import { DynamoConnectionRegistry } from '../lambdas/adapters/dynamo-registry.js';
 import { DynamoMessageLog } from '../lambdas/adapters/dynamo-message-log.js';
+import { loadMembershipLimit } from '../lambdas/config.js';
 import { addMember, removeMember } from '../lambdas/domain/membership.js';
 import type { ConnectionPoster, MembershipStore, MessageLog } from '../lambdas/ports.js';
 import { conversationIdSchema } from '../lambdas/protocol.js';
@@ -22,7 +23,9 @@ import { parseTtl, signToken } from './tokens.js';
 const USAGE = `Usage: npm run admin -- <command>
 
 Commands:
-  add-member <conversationId> <userId>      let a user connect to a conversation
+  add-member <conversationId> <userId>      let a user connect to a conversation (refused beyond
+                                            MAX_CONVERSATION_MEMBERS members, default 1000, read from this
+                                            tool's environment)
   remove-member <conversationId> <userId>   revoke it: their devices stop collecting messages at once, and
                                             their open connections are unsubscribed from it (and told)
   token <userId> [--ttl 1h]                 sign a connection token (HS256 with the stage's JWT secret)
@@ -197,7 +200,7 @@ export async function runAdmin(argv: string[], print: (line: string) => void): P
     if (command === 'add-member') {
       const conversationId = conversation(first);
       const userId = argument(second, 'userId');
-      await addMember(target, conversationId, userId);
+      await addMember(target, conversationId, userId, loadMembershipLimit(process.env));
       print(`added ${userId} to ${conversationId} on ${target.description}`);
     } else if (command === 'remove-member') {
       const conversationId = conversation(first);

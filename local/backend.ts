@@ -10,9 +10,11 @@ import { resolveRedis, startDynalite, startSqsServer, type RunningService } from
 import { lazyServices, Scope, type Route } from '../lambdas/context/lazy.js';
 import type { Services } from '../lambdas/ports.js';
 import { MemoryPresence } from '../lambdas/adapters/memory-presence.js';
+import { MemoryFanoutBudget } from '../lambdas/adapters/memory-fanout-budget.js';
 import { MemoryRateLimiter } from '../lambdas/adapters/memory-rate-limiter.js';
-import { loadConfig, type FunctionName } from '../lambdas/config.js';
+import { loadConfig, loadMembershipLimit, type FunctionName } from '../lambdas/config.js';
 import { presenceTimings } from '../lambdas/context/presence.js';
+import { fanoutBudgetSettings } from '../lambdas/context/settings.js';
 import { startSqsPoller } from './sqs-poller.js';
 import { ensureTables } from './tables.js';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -141,13 +143,13 @@ function batchResponse(value: unknown): SQSBatchResponse {
 }
 
 /** The web page's handler, with the DynamoDB client its `/dev/join` adds members through. */
-function webPageOf(dynamodbEndpoint: string, tables: TableNames, secretJson: string, url: () => string) {
+function webPageOf(dynamodbEndpoint: string, tables: TableNames, secretJson: string, maxMembers: number, url: () => string) {
   const db = DynamoDBDocumentClient.from(
     new DynamoDBClient({ endpoint: dynamodbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
   );
   const services = { members: new DynamoMembershipStore(db, tables.members), messages: new DynamoMessageLog(db, tables, { now: () => Date.now() }) };
   return {
-    http: webPage({ jwtSecret: appKeysFrom(secretJson).jwtSecret, url, join: (conversationId, userId) => ensureMember(services, conversationId, userId) }),
+    http: webPage({ jwtSecret: appKeysFrom(secretJson).jwtSecret, url, join: (conversationId, userId) => ensureMember(services, conversationId, userId, maxMembers) }),
     stop: async () => db.destroy(),
   };
 }
@@ -204,7 +206,7 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
     const routeTable: RouteTable = {};
     // Without a secret given, one of its own for this backend only (`npm start` gives the machine's, kept in a file).
     const secretJson = options.env?.APP_SECRET_JSON ?? newDevSecretJson();
-    const page = options.web === true ? webPageOf(dynamodbEndpoint, tables, secretJson, () => gateway.url) : undefined;
+    const page = options.web === true ? webPageOf(dynamodbEndpoint, tables, secretJson, loadMembershipLimit(options.env ?? {}), () => gateway.url) : undefined;
     if (page !== undefined) started.push(page);
     const gateway = await startLocalGateway({
       port: options.port ?? 0,
@@ -239,9 +241,13 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
     started.push({ stop: () => scope.close() });
     const renewals: (() => void)[] = [];
     const sweeperConfig = loadConfig('presenceSweeper', env);
-    // Without Redis every route shares one in-process limiter and one presence, as they would share Redis.
+    // Without Redis every route shares one in-process limiter, one set of fan-out budgets and one presence, as
+    // they would share Redis.
+    const budgets = fanoutBudgetSettings(loadConfig('sendMessage', env));
     const given: Partial<Services> = {
-      ...(redis.kind === 'none' ? { limiter: new MemoryRateLimiter(), presence: new MemoryPresence(presenceTimings(sweeperConfig)) } : {}),
+      ...(redis.kind === 'none'
+        ? { limiter: new MemoryRateLimiter(), fanoutBudget: new MemoryFanoutBudget(budgets), presence: new MemoryPresence(presenceTimings(sweeperConfig)) }
+        : {}),
       ...options.services,
     };
     const handlerOf = async ({ name, entry }: { name: FunctionName; entry: string }) => {

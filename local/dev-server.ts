@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { appKeysFrom } from '../lambdas/secret.js';
+import { loadMembershipLimit } from '../lambdas/config.js';
 import { startLocalBackend } from './backend.js';
 import { devSecret, isLoopback, removeDevState, stateDirectory, writeDevState } from './dev-state.js';
 import { signToken } from './tokens.js';
@@ -25,12 +26,27 @@ Options (each also as an environment variable):
   --dynamodb URL     use this DynamoDB endpoint (DYNAMODB_ENDPOINT); default: dynalite in process
   --sqs URL          use this SQS endpoint (SQS_ENDPOINT); default: fauxqs in process
   --log-level L      DEBUG | INFO | WARN | ERROR | SILENT (LOG_LEVEL, default INFO)
+
+Environment only: FANOUT_BUDGET_CONVERSATION_PER_SECOND, FANOUT_BUDGET_SENDER_PER_SECOND and
+MAX_CONVERSATION_MEMBERS raise the fan-out budgets and the conversation size (README, Configuration).
   -h, --help         this text
 
 The dev secret (a master key and a JWT secret) is generated on the first start and kept in
 dev-secret.json (0600) in a directory only you can read: RELAY_WS_STATE_DIR, else
 $XDG_STATE_HOME/relay-ws, else ~/.local/state/relay-ws. APP_SECRET_JSON replaces it.
 `;
+
+/** Limits a local run may raise (a demo with many clients, a load test): passed on to the handlers when set. */
+const TUNABLE = ['FANOUT_BUDGET_CONVERSATION_PER_SECOND', 'FANOUT_BUDGET_SENDER_PER_SECOND', 'MAX_CONVERSATION_MEMBERS'] as const;
+
+function tunedLimits(env: NodeJS.ProcessEnv): Record<string, string> {
+  const tuned: Record<string, string> = {};
+  for (const name of TUNABLE) {
+    const value = env[name];
+    if (value !== undefined) tuned[name] = value;
+  }
+  return tuned;
+}
 
 async function main(): Promise<void> {
   // Node 20 is supported for local work; the SDK's notice about its own future Node 22 floor is noise here.
@@ -82,7 +98,7 @@ async function main(): Promise<void> {
     ...(redisUrl === undefined ? {} : { redisUrl }),
     ...(dynamodbEndpoint === undefined ? {} : { dynamodbEndpoint }),
     ...(sqsEndpoint === undefined ? {} : { sqsEndpoint }),
-    env: { LOG_LEVEL: logLevel, APP_SECRET_JSON: secretJson, REDIS_MODE: redisMode },
+    env: { LOG_LEVEL: logLevel, APP_SECRET_JSON: secretJson, REDIS_MODE: redisMode, ...tunedLimits(process.env) },
     // The page signs a token for any user id who asks: on loopback only.
     web: loopback,
     onWorkerError: (error) => process.stderr.write(`fan-out poller: ${error instanceof Error ? error.message : String(error)}\n`),
@@ -97,7 +113,7 @@ async function main(): Promise<void> {
     members: new DynamoMembershipStore(db, backend.tables.members),
     messages: new DynamoMessageLog(db, backend.tables, { now: () => Date.now() }),
   };
-  for (const userId of ['alice', 'bob']) await ensureMember(services, 'demo', userId);
+  for (const userId of ['alice', 'bob']) await ensureMember(services, 'demo', userId, loadMembershipLimit(process.env));
   db.destroy();
   const keys = appKeysFrom(secretJson);
   const day = 24 * 3600;

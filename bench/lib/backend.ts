@@ -47,6 +47,9 @@ export const BENCH_ENV: Readonly<Record<string, string>> = {
   // The per-user bucket (across a user's connections) too: one bench user sends far more than 40 frames a second.
   RATE_LIMIT_USER_PER_SECOND: '1000000',
   RATE_LIMIT_USER_BURST: '1000000',
+  // Fan-out budgets no benchmark should meet either: a fan-out scenario posts to thousands of connections.
+  FANOUT_BUDGET_CONVERSATION_PER_SECOND: '100000000',
+  FANOUT_BUDGET_SENDER_PER_SECOND: '100000000',
 };
 
 export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };

@@ -15,8 +15,41 @@ export type RedisMode = 'standalone' | 'cluster';
 
 const CONNECT_TIMEOUT_MS = 2000;
 const COMMAND_TIMEOUT_MS = 2000;
-/** Reconnects never stop (Redis may come back), but the wait between attempts is capped. */
-const reconnectDelay = (times: number): number => Math.min(times * 200, 2000);
+/** Reconnection attempts after a loss, 200 ms apart and more up to 2 s (about 11 s in all), before giving up. */
+export const RECONNECT_ATTEMPTS = 10;
+/** A client that gave up is started again by the next call, at most this often. */
+export const RECONNECT_ON_DEMAND_MS = 5000;
+/** After a call outlived its deadline, every call on the same client goes straight to its fallback this long. */
+export const MISSED_DEADLINE_PAUSE_MS = 1000;
+/**
+ * Redirections and retries a cluster command may take (MOVED, ASK, and TRYAGAIN / CLUSTERDOWN / a lost node
+ * 100 ms apart): at most about 400 ms of retrying, well inside a caller's deadline, instead of 16 × 100 ms.
+ */
+const CLUSTER_MAX_REDIRECTIONS = 5;
+const CLUSTER_RETRY_DELAY_MS = 100;
+
+/** What runBounded knows of a client of connectRedis: whether it gave up reconnecting, and when it last missed a deadline. */
+interface Health {
+  gaveUp: boolean;
+  lastDemandedAt: number;
+  pausedUntil: number;
+}
+const healthOf = new WeakMap<RedisConnection, Health>();
+
+/**
+ * The reconnection delay after `times` failed attempts, or null to give up: a client that keeps retrying an
+ * unreachable Redis spends a Lambda's idle time on it and logs every attempt. Once it gave up, the next call
+ * starts it again (runBounded), so it comes back when Redis does, if anything still asks for it.
+ */
+function boundedReconnect(health: Health, attempts: number): (times: number) => number | null {
+  return (times) => {
+    if (times > attempts) {
+      health.gaveUp = true;
+      return null;
+    }
+    return Math.min(times * 200, 2000);
+  };
+}
 
 /**
  * A client for `url` (`redis://` or `rediss://`, credentials in the URL) that fails fast.
@@ -26,11 +59,20 @@ const reconnectDelay = (times: number): number => Math.min(times * 200, 2000);
  * on at most one reconnection (`maxRetriesPerRequest`).
  *
  * Cluster: connects at once and queues nothing (`enableOfflineQueue: false`): a command sent before the slots are
- * known, or while the cluster is reconnecting, fails at once and the caller falls back. Auto-pipelining is off:
- * during a slot migration a pipeline mixing an ASK reply with other replies is not retried by ioredis, and the ASK
- * would reach the caller as an error.
+ * known, or while the cluster is reconnecting, fails at once and the caller falls back. Redirections and the
+ * retries of TRYAGAIN / CLUSTERDOWN are bounded (CLUSTER_MAX_REDIRECTIONS). Auto-pipelining is off: during a slot
+ * migration a pipeline mixing an ASK reply with other replies is not retried by ioredis, and the ASK would reach
+ * the caller as an error.
+ *
+ * Both: reconnection gives up after RECONNECT_ATTEMPTS; connection errors are logged at most once per 30 s.
  */
-export function connectRedis(url: string, mode: RedisMode, log: Log): RedisConnection {
+export interface ConnectOptions {
+  /** @default RECONNECT_ATTEMPTS */
+  readonly reconnectAttempts?: number;
+}
+
+export function connectRedis(url: string, mode: RedisMode, log: Log, options: ConnectOptions = {}): RedisConnection {
+  const attempts = options.reconnectAttempts ?? RECONNECT_ATTEMPTS;
   const perNode = {
     maxRetriesPerRequest: 1,
     connectTimeout: CONNECT_TIMEOUT_MS,
@@ -38,13 +80,25 @@ export function connectRedis(url: string, mode: RedisMode, log: Log): RedisConne
   } satisfies RedisOptions;
   const report = throttledLog((message, fields) => log.warn(message, fields));
   const onError = (error: Error) => report('redis connection error', { error: error.message });
+  const health: Health = { gaveUp: false, lastDemandedAt: Number.NEGATIVE_INFINITY, pausedUntil: Number.NEGATIVE_INFINITY };
+  const adopt = (client: RedisConnection) => {
+    healthOf.set(client, health);
+    client.on('ready', () => {
+      health.gaveUp = false;
+    });
+    return client;
+  };
 
   if (mode === 'cluster') {
     const parsed = new URL(url);
     const cluster = new Cluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], {
       enableOfflineQueue: false,
-      clusterRetryStrategy: reconnectDelay,
+      clusterRetryStrategy: boundedReconnect(health, attempts),
       slotsRefreshTimeout: CONNECT_TIMEOUT_MS,
+      maxRedirections: CLUSTER_MAX_REDIRECTIONS,
+      retryDelayOnTryAgain: CLUSTER_RETRY_DELAY_MS,
+      retryDelayOnClusterDown: CLUSTER_RETRY_DELAY_MS,
+      retryDelayOnFailover: CLUSTER_RETRY_DELAY_MS,
       // ElastiCache presents TLS certificates for its host names: connect to the names, not resolved addresses.
       dnsLookup: (address, callback) => callback(null, address),
       redisOptions: {
@@ -56,17 +110,17 @@ export function connectRedis(url: string, mode: RedisMode, log: Log): RedisConne
     });
     cluster.on('error', onError);
     cluster.on('node error', onError);
-    return cluster;
+    return adopt(cluster);
   }
 
   const redis = new Redis(url, {
     ...perNode,
     lazyConnect: true,
     enableAutoPipelining: true,
-    retryStrategy: reconnectDelay,
+    retryStrategy: boundedReconnect(health, attempts),
   });
   redis.on('error', onError);
-  return redis;
+  return adopt(redis);
 }
 
 /**
@@ -110,13 +164,29 @@ const DOWN = new Set(['reconnecting', 'close', 'end']);
 /**
  * Sends `command` unless the client is known to be down, and waits at most `ms` for it: whatever the client's
  * options, a caller learns within `ms` that Redis is unavailable (RedisUnavailableError) and can fall back.
+ *
+ * A call that outlives its deadline pauses every call on the same client for MISSED_DEADLINE_PAUSE_MS: a node
+ * that stopped answering (frozen, or its network gone) is learnt of only by waiting, and a frame that makes
+ * several Redis calls (rate limit, presence, seq cache) must wait once, not once per adapter. A client of
+ * connectRedis that gave up reconnecting is started again here (at most every RECONNECT_ON_DEMAND_MS).
  */
 export async function runBounded<T>(redis: RedisConnection, command: () => Promise<T>, ms: number): Promise<T> {
+  const health = healthOf.get(redis);
+  const now = Date.now();
+  if (health !== undefined && redis.status === 'end' && health.gaveUp && now - health.lastDemandedAt >= RECONNECT_ON_DEMAND_MS) {
+    health.lastDemandedAt = now;
+    redis.connect().catch(() => undefined);
+    throw new RedisUnavailableError('the redis client had given up reconnecting: reconnecting now');
+  }
   if (DOWN.has(redis.status)) throw new RedisUnavailableError(`the redis client is ${redis.status}`);
+  if (health !== undefined && now < health.pausedUntil) throw new RedisUnavailableError('redis missed a deadline just now');
   const call = command();
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new RedisUnavailableError(`redis did not answer within ${ms} ms`)), ms);
+    timer = setTimeout(() => {
+      if (health !== undefined) health.pausedUntil = Date.now() + MISSED_DEADLINE_PAUSE_MS;
+      reject(new RedisUnavailableError(`redis did not answer within ${ms} ms`));
+    }, ms);
   });
   try {
     return await Promise.race([call, deadline]);

@@ -1,13 +1,18 @@
-import { connectRedis } from '../adapters/redis-connection.js';
+import { connectRedis, redisReady } from '../adapters/redis-connection.js';
+import { MemoryFanoutBudget } from '../adapters/memory-fanout-budget.js';
 import { MemoryRateLimiter } from '../adapters/memory-rate-limiter.js';
+import { RedisFanoutBudget } from '../adapters/redis-fanout-budget.js';
 import { RedisRateLimiter } from '../adapters/redis-rate-limiter.js';
 import { NoSeqCache, RedisSeqCache } from '../adapters/redis-seq-cache.js';
 import { MemoryTypingGate } from '../adapters/memory-typing-gate.js';
 import type { RedisConnection } from '../adapters/redis-connection.js';
 import { RedisTypingGate } from '../adapters/redis-typing-gate.js';
-import type { Log, RateLimiter, SeqCache, TypingGate, TypingSettings } from '../ports.js';
+import type { FanoutBudget, FanoutBudgetSettings, Log, RateLimiter, SeqCache, TypingGate, TypingSettings } from '../ports.js';
 import type { Env, Scope } from './lazy.js';
 import { readRedisUrl } from './secrets.js';
+
+/** How long building a route's services waits for a cluster client's slot map. */
+const CLUSTER_READY_WAIT_MS = 500;
 
 interface RedisConfig {
   AWS_REGION: string;
@@ -23,13 +28,15 @@ export interface RedisHelpers {
   seqCache: SeqCache;
   /** The typing gate with these settings' window (on the same connection). */
   typingGate(settings: TypingSettings): TypingGate;
+  /** The fan-out budgets with these rates (on the same connection). */
+  fanoutBudget(settings: FanoutBudgetSettings): FanoutBudget;
   /** The container's one Redis client, for other Redis adapters (presence); undefined without a Redis. */
   connection: RedisConnection | undefined;
 }
 
 /**
- * What Redis speeds up — the shared rate limits, the seq cache, the typing gate — on one connection per
- * container. Without a Redis (none configured, as `npm start` may run), limits and the typing gate are kept in
+ * What Redis speeds up — the shared rate limits, the seq cache, the typing gate, the fan-out budgets — on one
+ * connection per container. Without a Redis (none configured, as `npm start` may run), limits, budgets and the typing gate are kept in
  * this container and there is no cache: slower and less precise, never less correct.
  */
 export async function redisHelpers(config: RedisConfig, scope: Scope, env: Env, log: Log): Promise<RedisHelpers> {
@@ -38,15 +45,20 @@ export async function redisHelpers(config: RedisConfig, scope: Scope, env: Env, 
       limiter: new MemoryRateLimiter(),
       seqCache: new NoSeqCache(),
       typingGate: (settings) => new MemoryTypingGate({ windowMs: settings.coalesceMs }),
+      fanoutBudget: (settings) => new MemoryFanoutBudget(settings),
       connection: undefined,
     };
   }
   const url = await readRedisUrl(config, env);
   const redis = scope.adopt(connectRedis(url, config.REDIS_MODE, log), (r) => r.disconnect());
+  // A cluster client queues nothing: without its slot map the container's first frames would all fall back (and
+  // presence answer `unavailable`). It usually has it within milliseconds; a cluster that is down costs this once.
+  if (config.REDIS_MODE === 'cluster') await redisReady(redis, CLUSTER_READY_WAIT_MS);
   return {
     limiter: new RedisRateLimiter(redis, { log }),
     seqCache: new RedisSeqCache(redis, { log }),
     typingGate: (settings) => new RedisTypingGate(redis, { windowMs: settings.coalesceMs, log }),
+    fanoutBudget: (settings) => new RedisFanoutBudget(redis, settings, { log }),
     connection: redis,
   };
 }

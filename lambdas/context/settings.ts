@@ -1,4 +1,4 @@
-import type { ConversationSizeSettings, DeliverySettings, HandshakeSettings, RateSettings, SubscriptionSettings, TypingSettings } from '../ports.js';
+import type { ConversationSizeSettings, DeliverySettings, FanoutBudgetSettings, HandshakeSettings, RateSettings, SubscriptionSettings, TypingSettings } from '../ports.js';
 
 /** The domain's settings from a function's config (each function reads only the variables it uses). */
 
@@ -55,3 +55,7 @@ export function typingSettings(config: { TYPING_COALESCE_MS: number; TYPING_EXPI
 }
 
 export const systemClock = { now: () => Date.now() };
+
+export function fanoutBudgetSettings(config: { FANOUT_BUDGET_CONVERSATION_PER_SECOND: number; FANOUT_BUDGET_SENDER_PER_SECOND: number }): FanoutBudgetSettings {
+  return { conversationPerSecond: config.FANOUT_BUDGET_CONVERSATION_PER_SECOND, senderPerSecond: config.FANOUT_BUDGET_SENDER_PER_SECOND };
+}

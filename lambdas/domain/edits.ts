@@ -8,11 +8,12 @@ import type {
   MessageDeletedFrame,
   MessageEditedFrame,
 } from '../protocol.js';
+import { assertFanoutBudget, spendFanoutBudget, type BudgetServices } from './budgets.js';
 import { deliver, liveRecipients, type DeliveryServices } from './delivery.js';
 import { assertBodyFits, messageDataOf } from './message-frames.js';
 import { requestIdOf } from './request-id.js';
 
-export type DeleteServices = DeliveryServices & Pick<Services, 'clock' | 'registry' | 'roster' | 'messages'>;
+export type DeleteServices = DeliveryServices & BudgetServices & Pick<Services, 'clock' | 'registry' | 'roster' | 'messages'>;
 /** An edit also seals the new body. */
 export type EditServices = DeleteServices & Pick<Services, 'sealer'>;
 
@@ -59,6 +60,7 @@ export async function editMessage(services: EditServices, binding: Binding, fram
     ...requestIdOf(frame),
   });
   if (currentBody(services, entry) === frame.body) return answer(entry.editedAt ?? entry.sentAt);
+  await assertFanoutBudget(services, binding, 'edited');
 
   // Strictly after the version it replaces, so clients can keep the latest of two edits by editedAt.
   const editedAt = Math.max(services.clock.now(), (entry.editedAt ?? entry.sentAt) + 1);
@@ -95,6 +97,7 @@ export async function deleteMessage(services: DeleteServices, binding: Binding, 
   const ids = { conversationId: entry.conversationId, messageId: entry.messageId, seq: entry.seq };
   const answer: DeletedFrame = { type: 'deleted', ...ids, ...requestIdOf(frame) };
   if (entry.deleted === true) return answer;
+  await assertFanoutBudget(services, binding, 'deleted');
   const outcome = await services.messages.change(entry.conversationId, entry.seq, entry, { kind: 'delete', deletedAt: services.clock.now() });
   if (outcome.status === 'missing') throw new NotFoundError('no such message in this conversation');
   // 'deleted': a concurrent delete of the same message won, and it tells the members.
@@ -119,6 +122,7 @@ async function tellOthers(
     const subscriptions = await services.registry.listByConversation(binding.conversationId);
     const others = subscriptions.filter((s) => s.connectionId !== binding.connectionId);
     const recipients = await liveRecipients(services, binding.conversationId, others, endpoint);
+    await spendFanoutBudget(services, binding, recipients.length);
     await deliver(services, endpoint, delivery, recipients);
   } catch (error) {
     services.log.warn('live delivery of a change failed; history has it', { conversationId: binding.conversationId, error: errorSummary(error) });

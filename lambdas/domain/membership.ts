@@ -1,11 +1,29 @@
+import { ConversationFullError } from '../errors.js';
 import type { Services } from '../ports.js';
 import type { UnsubscribedFrame } from '../protocol.js';
 
 /**
  * Adds (or re-adds) a member: their devices collect the messages sent from now on. Removing a member is only
  * deleting the membership: delivery reads it, so a removed member's devices stop collecting at once.
+ *
+ * A new member beyond `maxMembers` is refused (ConversationFullError) and nothing is written: the size bounds
+ * what one message can cost in posts (see the fan-out budgets). Checked when adding, so two adds racing for the
+ * last place may both get it; re-adding a current member always works.
  */
-export async function addMember(services: Pick<Services, 'members' | 'messages'>, conversationId: string, userId: string): Promise<void> {
+export async function addMember(
+  services: Pick<Services, 'members' | 'messages'>,
+  conversationId: string,
+  userId: string,
+  maxMembers: number,
+): Promise<void> {
+  if (!(await services.members.isMember(conversationId, userId))) {
+    const count = (await services.members.list(conversationId)).length;
+    if (count >= maxMembers) {
+      throw new ConversationFullError(
+        `conversation ${conversationId} already has ${count} members (MAX_CONVERSATION_MEMBERS is ${maxMembers}): remove one, or raise the limit`,
+      );
+    }
+  }
   await services.members.add(conversationId, userId, await services.messages.lastSeq(conversationId));
 }
 

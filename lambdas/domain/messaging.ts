@@ -14,13 +14,15 @@ import {
   type TypingFrame,
   type UnackedFrame,
 } from '../protocol.js';
+import { assertFanoutBudget, spendFanoutBudget, withinFanoutBudget, type BudgetServices } from './budgets.js';
 import { deliver, liveRecipients, prune, type DeliveryServices } from './delivery.js';
 import { assertBodyFits, fitEntries, pageEntryOf } from './message-frames.js';
 import { isOwn, overOwn, samePosition, withAcks } from './positions.js';
 import { requestIdOf } from './request-id.js';
 
-export type TypingServices = DeliveryServices & Pick<Services, 'clock' | 'registry' | 'roster' | 'conversationSize' | 'typing' | 'typingGate'>;
+export type TypingServices = DeliveryServices & BudgetServices & Pick<Services, 'clock' | 'registry' | 'roster' | 'conversationSize' | 'typing' | 'typingGate'>;
 export type SendMessageServices = DeliveryServices &
+  BudgetServices &
   Pick<Services, 'clock' | 'registry' | 'roster' | 'sealer' | 'newMessageId' | 'messages' | 'seqCache'>;
 export type AckServices = Pick<Services, 'messages' | 'positions' | 'seqCache' | 'log'>;
 export type PendingServices = Pick<Services, 'messages' | 'positions' | 'seqCache' | 'sealer' | 'clock' | 'log'>;
@@ -56,7 +58,9 @@ export async function atMostLastSeq(services: Pick<Services, 'messages' | 'seqCa
  * out at most once per window, a change of state at once (the gate, shared by every container and so by every
  * device of the user). A `start` expires on the receivers at `expiresAt`; a `stop` is over at once. Above the
  * size limit nothing goes out, and that is checked first: the roster's count costs no round trip (it is this
- * container's snapshot), and a frame that cannot go out must not count as sent in the gate.
+ * container's snapshot), and a frame that cannot go out must not count as sent in the gate. While the
+ * conversation's or the user's fan-out budget is in debt the frame is dropped (typing is best effort); its posts
+ * are spent from the budgets when it goes out.
  */
 export async function typing(services: TypingServices, binding: Binding, frame: TypingFrame, endpoint: string): Promise<void> {
   if (frame.userId !== undefined && frame.userId !== binding.userId) {
@@ -64,6 +68,7 @@ export async function typing(services: TypingServices, binding: Binding, frame: 
   }
   const conversationId = binding.conversationId;
   if ((await services.roster.count(conversationId)) > services.conversationSize.largeConversationMembers) return;
+  if (!(await withinFanoutBudget(services, binding))) return;
   const at = services.clock.now();
   if (!(await services.typingGate.shouldSend(conversationId, binding.userId, frame.state, at))) return;
   const out: TypingEventFrame = {
@@ -77,6 +82,7 @@ export async function typing(services: TypingServices, binding: Binding, frame: 
   const subscriptions = await services.registry.listByConversation(conversationId);
   const others = subscriptions.filter((c) => c.userId !== binding.userId);
   const recipients = await liveRecipients(services, conversationId, others, endpoint);
+  await spendFanoutBudget(services, binding, recipients.length);
   await deliver(services, endpoint, { kind: 'event', frame: out }, recipients);
 }
 
@@ -85,6 +91,8 @@ export async function typing(services: TypingServices, binding: Binding, frame: 
  * clientMessageId; then `sent` goes to the sender first (through the Management API, so it does not wait for the
  * fan-out), then the message to the other live connections. Returns `sent` as the route's answer only when it
  * could not be posted. Pending is not written per device: it is the log after each device's position.
+ * While the conversation's or the sender's fan-out budget is in debt the send is refused before anything is
+ * written (`rate_limited` with `retryAfterMs`; see budgets.ts); its posts are spent once it is stored.
  */
 export async function sendMessage(
   services: SendMessageServices,
@@ -102,6 +110,7 @@ export async function sendMessage(
     sentAt: services.clock.now(),
   };
   assertBodyFits(draft, frame.body);
+  await assertFanoutBudget(services, binding, 'stored');
   const hint = await services.seqCache.get(conversationId);
   let outcome;
   try {
@@ -179,6 +188,8 @@ async function deliverLive(
   };
   try {
     const recipients = await liveRecipients(services, entry.conversationId, others, endpoint);
+    // The sender's `sent` was a post too.
+    await spendFanoutBudget(services, binding, recipients.length + 1);
     await deliver(
       services,
       endpoint,

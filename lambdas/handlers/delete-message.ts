@@ -7,7 +7,7 @@ import { metricsOf } from '../context/metrics.js';
 import { postersFor } from '../context/posters.js';
 import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
-import { deliverySettings, rateSettings, systemClock } from '../context/settings.js';
+import { deliverySettings, fanoutBudgetSettings, rateSettings, systemClock } from '../context/settings.js';
 import { fanoutQueue } from '../context/sqs.js';
 import { messageLog } from '../context/store.js';
 import { deleteMessage, type DeleteServices } from '../domain/edits.js';
@@ -36,6 +36,7 @@ export const route: Route<DeleteMessageRouteServices, FrameHandler> = {
       registry: given.registry ?? connectionRegistry(config, db()),
       messages: given.messages ?? messageLog(config, db()),
       limiter: given.limiter ?? (await redis()).limiter,
+      fanoutBudget: given.fanoutBudget ?? (await redis()).fanoutBudget(fanoutBudgetSettings(config)),
       presence: given.presence ?? presenceOf(await redis(), config),
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
       posterFor: given.posterFor ?? postersFor(config, scope, env, log, metrics),

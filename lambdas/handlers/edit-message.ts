@@ -8,7 +8,7 @@ import { postersFor } from '../context/posters.js';
 import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
 import { readAppKeys } from '../context/secrets.js';
-import { deliverySettings, rateSettings, systemClock } from '../context/settings.js';
+import { deliverySettings, fanoutBudgetSettings, rateSettings, systemClock } from '../context/settings.js';
 import { fanoutQueue } from '../context/sqs.js';
 import { messageLog } from '../context/store.js';
 import { editMessage, type EditServices } from '../domain/edits.js';
@@ -39,6 +39,7 @@ export const route: Route<EditMessageRouteServices, FrameHandler> = {
       registry: given.registry ?? connectionRegistry(config, db()),
       messages: given.messages ?? messageLog(config, db()),
       limiter: given.limiter ?? (await redis()).limiter,
+      fanoutBudget: given.fanoutBudget ?? (await redis()).fanoutBudget(fanoutBudgetSettings(config)),
       presence: given.presence ?? presenceOf(await redis(), config),
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
       posterFor: given.posterFor ?? postersFor(config, scope, env, log, metrics),

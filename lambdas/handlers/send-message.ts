@@ -10,7 +10,7 @@ import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
 import { messageLog } from '../context/store.js';
 import { readAppKeys } from '../context/secrets.js';
-import { deliverySettings, rateSettings, systemClock } from '../context/settings.js';
+import { deliverySettings, fanoutBudgetSettings, rateSettings, systemClock } from '../context/settings.js';
 import { fanoutQueue } from '../context/sqs.js';
 import { sendMessage, type SendMessageServices } from '../domain/messaging.js';
 import { MessageCipher } from '../encryption.js';
@@ -41,6 +41,7 @@ export const route: Route<SendMessageRouteServices, FrameHandler> = {
       registry: given.registry ?? connectionRegistry(config, db()),
       messages: given.messages ?? messageLog(config, db()),
       limiter: given.limiter ?? (await redis()).limiter,
+      fanoutBudget: given.fanoutBudget ?? (await redis()).fanoutBudget(fanoutBudgetSettings(config)),
       presence: given.presence ?? presenceOf(await redis(), config),
       seqCache: given.seqCache ?? (await redis()).seqCache,
       fanout: given.fanout ?? fanoutQueue(config, scope, env),

@@ -7,7 +7,7 @@ import { metricsOf } from '../context/metrics.js';
 import { postersFor } from '../context/posters.js';
 import { presenceOf } from '../context/presence.js';
 import { redisHelpers } from '../context/redis.js';
-import { conversationSizeSettings, deliverySettings, rateSettings, systemClock, typingSettings } from '../context/settings.js';
+import { conversationSizeSettings, deliverySettings, fanoutBudgetSettings, rateSettings, systemClock, typingSettings } from '../context/settings.js';
 import { fanoutQueue } from '../context/sqs.js';
 import { typing, type TypingServices } from '../domain/messaging.js';
 import { frameRoute, type FrameHandler, type FrameServices } from '../frame-route.js';
@@ -35,6 +35,7 @@ export const route: Route<TypingRouteServices, FrameHandler> = {
       clock: given.clock ?? systemClock,
       registry: given.registry ?? connectionRegistry(config, db()),
       limiter: given.limiter ?? (await redis()).limiter,
+      fanoutBudget: given.fanoutBudget ?? (await redis()).fanoutBudget(fanoutBudgetSettings(config)),
       conversationSize: given.conversationSize ?? conversationSizeSettings(config),
       typing,
       typingGate: given.typingGate ?? (await redis()).typingGate(typing),

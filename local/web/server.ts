@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { build } from 'esbuild';
 import { sendError, sendJson, splitTarget } from '../gateway/http.js';
 import { signToken } from '../tokens.js';
+import { ConversationFullError } from '../../lambdas/errors.js';
 
 /**
  * The chat page of `npm start` and the two endpoints it signs in with. Local emulator only: nothing here is
@@ -87,7 +88,13 @@ export function webPage(deps: WebPageDeps): (req: IncomingMessage, res: ServerRe
         sendError(res, 400, 'BadRequestException', 'conversation must be 1–64 of A-Z a-z 0-9 _ -');
         return true;
       }
-      await deps.join(conversationId, userId);
+      try {
+        await deps.join(conversationId, userId);
+      } catch (error) {
+        if (!(error instanceof ConversationFullError)) throw error;
+        sendError(res, 403, 'ForbiddenException', error.message);
+        return true;
+      }
       sendJson(res, 200, { userId, conversationId });
       return true;
     }

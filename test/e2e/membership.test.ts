@@ -80,7 +80,7 @@ describe('membership changes', () => {
     expect(await refusedStatus(connectUrl(backend, { token: await tokenFor(backend, 'carol'), conversationId, clientId: 'tablet' }))).toBe(403);
 
     // Re-added (lambdas/domain/membership.ts addMember: sinceSeq = the log's last seq now).
-    await addMember({ members, messages: log }, conversationId, 'carol');
+    await addMember({ members, messages: log }, conversationId, 'carol', 1000);
     expect(await members.get(conversationId, 'carol')).toMatchObject({ sinceSeq: sent.length });
     const afterReAdd = await say('readded', 2);
     // Her open connection was unsubscribed when its frames met the removal; re-added, it subscribes again.

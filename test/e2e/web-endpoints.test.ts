@@ -13,7 +13,7 @@ const http = (backend: LocalBackend, path: string, method = 'GET') => fetch(`htt
 
 beforeAll(async () => {
   [withPage, plain] = await Promise.all([
-    startLocalBackend({ redisUrl: inject('redisUrl'), web: true, env: { LOG_LEVEL: 'SILENT' } }),
+    startLocalBackend({ redisUrl: inject('redisUrl'), web: true, env: { LOG_LEVEL: 'SILENT', MAX_CONVERSATION_MEMBERS: '2' } }),
     startLocalBackend({ redisUrl: inject('redisUrl'), env: { LOG_LEVEL: 'SILENT' } }),
   ]);
 });
@@ -49,6 +49,25 @@ describe('the web page endpoints of the local backend', () => {
     expect([first.status, again.status]).toEqual([200, 200]);
     expect(await members.isMember(conversationId, 'dave')).toBe(true);
     expect(await members.isMember(conversationId, 'erin')).toBe(false);
+    db.destroy();
+  });
+
+  it('refuses a member beyond MAX_CONVERSATION_MEMBERS with 403, and still re-joins a current one', async () => {
+    // Prepare: the page's backend allows 2 members.
+    const conversationId = uniqueId('web-full');
+    const db = documentClientOf(withPage);
+    const members = new DynamoMembershipStore(db, withPage.tables.members);
+    for (const user of ['dave', 'erin']) expect((await http(withPage, `/dev/join?user=${user}&conversation=${conversationId}`, 'POST')).status).toBe(200);
+
+    // Act
+    const refused = await http(withPage, `/dev/join?user=frank&conversation=${conversationId}`, 'POST');
+    const rejoined = await http(withPage, `/dev/join?user=dave&conversation=${conversationId}`, 'POST');
+
+    // Assess
+    expect(refused.status).toBe(403);
+    expect(JSON.stringify(await refused.json())).toMatch(/already has 2 members \(MAX_CONVERSATION_MEMBERS is 2\)/);
+    expect(rejoined.status).toBe(200);
+    expect(await members.list(conversationId)).toEqual(['dave', 'erin']);
     db.destroy();
   });
 

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { connectRedis, redisReady, type RedisConnection } from '../../lambdas/adapters/redis-connection.js';
+import { connectRedis, RECONNECT_ATTEMPTS, redisReady, type RedisConnection } from '../../lambdas/adapters/redis-connection.js';
+import { RedisFanoutBudget } from '../../lambdas/adapters/redis-fanout-budget.js';
 import { RedisRateLimiter } from '../../lambdas/adapters/redis-rate-limiter.js';
 import { RedisSeqCache } from '../../lambdas/adapters/redis-seq-cache.js';
+import { fanoutBudgetContract } from '../support/contract/fanout-budget.js';
 import { countingFallback, rateLimiterContract } from '../support/contract/rate-limiter.js';
 import { keySlot, startRedisCluster, type RedisClusterHarness } from '../support/redis-cluster.js';
 import { closedPort } from './net.js';
@@ -60,6 +62,23 @@ rateLimiterContract('RedisRateLimiter on a 3-node cluster', async () => ({
   close: async () => undefined,
 }));
 
+// The conversation's and the sender's budgets sit in two slots (often on two nodes): two scripts per call.
+fanoutBudgetContract('RedisFanoutBudget on a 3-node cluster', async (settings) => ({
+  budget: new RedisFanoutBudget(redis, settings, {
+    log: quietLog(),
+    fallback: {
+      waitMs: async () => {
+        throw new Error('the fallback was used: the cluster did not answer');
+      },
+      spend: async () => {
+        throw new Error('the fallback was used: the cluster did not answer');
+      },
+    },
+  }),
+  advance: sleep,
+  close: async () => undefined,
+}));
+
 describe('connectRedis', () => {
   it('builds a lazy standalone client that gives up fast', async () => {
     const client = connectRedis('redis://127.0.0.1:6390', 'standalone', quietLog());
@@ -84,7 +103,14 @@ describe('connectRedis', () => {
     try {
       expect(client).toBeInstanceOf(Cluster);
       if (!(client instanceof Cluster)) return;
-      expect(client.options).toMatchObject({ enableOfflineQueue: false, slotsRefreshTimeout: 2000 });
+      expect(client.options).toMatchObject({
+        enableOfflineQueue: false,
+        slotsRefreshTimeout: 2000,
+        maxRedirections: 5,
+        retryDelayOnTryAgain: 100,
+        retryDelayOnClusterDown: 100,
+        retryDelayOnFailover: 100,
+      });
       expect(client.options.redisOptions).toMatchObject({
         tls: {},
         username: 'relay',
@@ -93,7 +119,8 @@ describe('connectRedis', () => {
         connectTimeout: 2000,
         commandTimeout: 2000,
       });
-      expect(client.options.clusterRetryStrategy?.(1_000)).toBe(2000);
+      expect(client.options.clusterRetryStrategy?.(1)).toBe(200);
+      expect(client.options.clusterRetryStrategy?.(RECONNECT_ATTEMPTS)).toBe(2000);
       const resolved = await new Promise((resolve) => client.options.dnsLookup?.('cache.example', (_e, a) => resolve(a)));
       expect(resolved).toBe('cache.example');
       await sleep(300);

@@ -248,6 +248,10 @@ export function fakeServices(
       }),
     },
     limiter: { admit: vi.fn(async (_buckets: readonly RateBucket[]) => true) },
+    fanoutBudget: {
+      waitMs: vi.fn(async (_conversationId: string, _senderId: string) => 0),
+      spend: vi.fn(async (_conversationId: string, _senderId: string, _posts: number) => undefined),
+    },
     seqCache: {
       get: vi.fn(async (conversationId: string) => seqCache.get(conversationId)),
       raise: vi.fn(async (conversationId: string, seq: number) => {

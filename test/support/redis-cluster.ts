@@ -31,6 +31,13 @@ export interface RedisClusterHarness {
   ownerOf(key: string): Promise<ClusterNode>;
   /** Stops a node (SIGTERM); its slots are unserved until startNode. */
   stopNode(port: number): Promise<void>;
+  /**
+   * Freezes a node (SIGSTOP): its connections stay open and nothing answers, as a node whose host or network hangs
+   * looks to a client. The others mark it failed after the node timeout (CLUSTERDOWN: there are no replicas).
+   */
+  pauseNode(port: number): void;
+  /** Lets a paused node run again (SIGCONT); resolves once every node reports cluster_state:ok. */
+  resumeNode(port: number): Promise<void>;
   /** Restarts a stopped node from its nodes.conf and waits until every node reports cluster_state:ok again. */
   startNode(port: number): Promise<void>;
   /** Kills every node and removes their directory. */
@@ -175,6 +182,15 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     ownerOf,
     stopNode: async (port) => {
       await kill(port, 'SIGTERM');
+    },
+    pauseNode: (port) => {
+      const child = processes.get(port);
+      if (child === undefined) throw new Error(`no node on ${port}`);
+      child.kill('SIGSTOP');
+    },
+    resumeNode: async (port) => {
+      processes.get(port)?.kill('SIGCONT');
+      await waitUntilOk();
     },
     startNode: async (port) => {
       if (processes.has(port)) return;

@@ -1,7 +1,7 @@
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
-import { BatchWriteCommand, DeleteCommand, DynamoDBDocumentClient, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TokenVerifier } from '../../lambdas/auth.js';
@@ -42,6 +42,10 @@ beforeEach(() => {
   // The message log's last seq (the re-add point of a member): 7 messages so far in every conversation.
   dynamo.on(QueryCommand, { TableName: 'RelayWs-dev-Messages' }).resolves({ Items: [{ conversationId: 'team-1', seq: 7 }] });
   dynamo.on(QueryCommand, { TableName: 'explicit-messages' }).resolves({ Items: [] });
+  // Not a member yet, in a conversation with two members: an add has room under MAX_CONVERSATION_MEMBERS.
+  dynamo.on(GetCommand).resolves({});
+  dynamo.on(QueryCommand, { TableName: 'RelayWs-dev-Members' }).resolves({ Items: [{ userId: 'carol' }, { userId: 'dave' }] });
+  dynamo.on(QueryCommand, { TableName: 'explicit-members' }).resolves({ Items: [] });
 });
 afterEach(() => restoreEnv());
 afterAll(() => {
@@ -67,6 +71,12 @@ describe('npm run admin against a deployed stage (STAGE=dev)', () => {
       Key: { conversationId: 'team-1', userId: 'alice' },
       ExpressionAttributeValues: { ':s': 7 },
     });
+  });
+
+  it('refuses to add a member beyond MAX_CONVERSATION_MEMBERS (from its environment), writing nothing', async () => {
+    applyEnv({ MAX_CONVERSATION_MEMBERS: '2' });
+    await expect(admin('add-member', 'team-1', 'alice')).rejects.toThrow(/team-1 already has 2 members \(MAX_CONVERSATION_MEMBERS is 2\)/);
+    expect(dynamo.commandCalls(UpdateCommand)).toHaveLength(0);
   });
 
   it('signs tokens with the stage\'s JWT secret (never reading the app secret)', async () => {

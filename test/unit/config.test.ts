@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { functionEnvironments, loadConfig, MAX_CONNECTION_SECONDS, requiredVariablesOf, variablesOf, type FunctionName } from '../../lambdas/config.js';
+import { functionEnvironments, loadConfig, loadMembershipLimit, MAX_CONNECTION_SECONDS, requiredVariablesOf, variablesOf, type FunctionName } from '../../lambdas/config.js';
 import { ConfigError } from '../../lambdas/errors.js';
+import { fanoutWorker, presenceSweeper, routes } from '../../deploy/routes.js';
 import { completeEnv } from '../support/env.js';
 
 describe('loadConfig', () => {
@@ -37,6 +38,35 @@ describe('loadConfig', () => {
     expect(variablesOf('typing')).not.toContain('APP_SECRET_ID');
     expect(variablesOf('ack')).not.toContain('FANOUT_QUEUE_URL');
     expect(variablesOf('default')).not.toContain('CONNECTIONS_TABLE');
+  });
+
+  it('reads the Redis settings in exactly the functions the manifest lets reach Redis (the others build no client)', () => {
+    for (const spec of [...routes, fanoutWorker, presenceSweeper]) {
+      const reads = ['REDIS_URL', 'REDIS_URL_SECRET_ID', 'REDIS_MODE'].filter((name) => variablesOf(spec.name).includes(name));
+      expect({ name: spec.name, reads }).toEqual({ name: spec.name, reads: spec.access.redis ? ['REDIS_URL', 'REDIS_URL_SECRET_ID', 'REDIS_MODE'] : [] });
+    }
+  });
+
+  it('reads the fan-out budgets in the functions that fan out what a user sends: defaults, raised, refused when not positive', () => {
+    expect(loadConfig('sendMessage', completeEnv('redis://x'))).toMatchObject({
+      FANOUT_BUDGET_CONVERSATION_PER_SECOND: 500,
+      FANOUT_BUDGET_SENDER_PER_SECOND: 1000,
+    });
+    const raised = loadConfig('typing', { ...completeEnv('redis://x'), FANOUT_BUDGET_CONVERSATION_PER_SECOND: '100000', FANOUT_BUDGET_SENDER_PER_SECOND: '200000' });
+    expect(raised).toMatchObject({ FANOUT_BUDGET_CONVERSATION_PER_SECOND: 100_000, FANOUT_BUDGET_SENDER_PER_SECOND: 200_000 });
+    for (const bad of ['0', '-5', '1.5', 'many']) {
+      expect(() => loadConfig('sendMessage', { ...completeEnv('redis://x'), FANOUT_BUDGET_SENDER_PER_SECOND: bad })).toThrowError(/FANOUT_BUDGET_SENDER_PER_SECOND/);
+    }
+    const readers = (Object.keys(functionEnvironments) as FunctionName[]).filter((fn) => variablesOf(fn).includes('FANOUT_BUDGET_CONVERSATION_PER_SECOND'));
+    expect(readers.sort()).toEqual(['deleteMessage', 'editMessage', 'sendMessage', 'typing']);
+  });
+
+  it('reads MAX_CONVERSATION_MEMBERS for the tools that add members (default 1000), naming it when invalid', () => {
+    expect(loadMembershipLimit({})).toBe(1000);
+    expect(loadMembershipLimit({ MAX_CONVERSATION_MEMBERS: '25000' })).toBe(25_000);
+    expect(() => loadMembershipLimit({ MAX_CONVERSATION_MEMBERS: '0' })).toThrowError(/MAX_CONVERSATION_MEMBERS: must be a positive integer/);
+    const readers = (Object.keys(functionEnvironments) as FunctionName[]).filter((fn) => variablesOf(fn).includes('MAX_CONVERSATION_MEMBERS'));
+    expect(readers).toEqual([]);
   });
 
   it('reads the typing times in the typing function only: defaults, 0 to send every frame, a start outliving the window', () => {

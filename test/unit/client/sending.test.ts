@@ -45,6 +45,27 @@ describe('send', () => {
     expect(resolved).toEqual([expect.objectContaining({ type: 'sent', clientMessageId: 'cm-1', messageId: 'm-1' })]);
   });
 
+  it('resends after rate_limited no sooner than the server’s retryAfterMs, with the same clientMessageId', async () => {
+    // Prepare: a fan-out budget in debt for 5 s (the first backoff alone would resend within 500 ms).
+    const { server, client } = await connected(['c1'], { newClientMessageId: () => 'cm-3' });
+    let answered = 0;
+    server.script('sendMessage', (frame) => {
+      answered += 1;
+      return answered === 1
+        ? [{ type: 'error', code: 'rate_limited', message: 'over its budget', action: 'sendMessage', requestId: frame.requestId, retryAfterMs: 5000 }]
+        : [sentFor(frame, false)];
+    });
+    // Act
+    const sending = client.send('c1', 'later');
+    await run(4900);
+    const early = server.sent('sendMessage').length;
+    await run(200);
+    // Assess
+    expect(early).toBe(1);
+    expect(server.sent('sendMessage').map((f) => f.clientMessageId)).toEqual(['cm-3', 'cm-3']);
+    await expect(sending).resolves.toMatchObject({ type: 'sent', clientMessageId: 'cm-3' });
+  });
+
   it('resends after a timeout; the late answer to the first attempt settles it, once', async () => {
     const { server, client } = await connected(['c1'], { newClientMessageId: () => 'cm-2', requestTimeoutMs: 1000 });
     server.script('sendMessage', () => undefined);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { addMember } from '../../../lambdas/domain/membership.js';
 import { ack, getUnacked, sendMessage, typing } from '../../../lambdas/domain/messaging.js';
 import { MessageCipher } from '../../../lambdas/encryption.js';
-import { CorruptRecordError, ForbiddenError, PayloadTooLargeError, UnavailableError } from '../../../lambdas/errors.js';
+import { ConversationFullError, CorruptRecordError, ForbiddenError, PayloadTooLargeError, UnavailableError } from '../../../lambdas/errors.js';
 import type { Binding, LogEntry } from '../../../lambdas/ports.js';
 import type { AckFrame, GetUnackedFrame } from '../../../lambdas/protocol.js';
 import { fakeServices } from '../../support/fake-services.js';
@@ -39,9 +39,26 @@ describe('addMember', () => {
     const fake = fakeServices();
     fromBob(fake, 4);
     // Act
-    await addMember(fake.services, 'conv', 'carol');
+    await addMember(fake.services, 'conv', 'carol', 1000);
     // Assess
     expect(fake.services.members.add).toHaveBeenCalledWith('conv', 'carol', 4);
+  });
+
+  it('refuses a new member beyond MAX_CONVERSATION_MEMBERS, writing nothing, and still re-adds a current one', async () => {
+    // Prepare: three members, a limit of three.
+    const fake = fakeServices();
+    const current = ['alice', 'bob', 'carol'];
+    fake.services.members.list.mockResolvedValue(current);
+    fake.services.members.isMember.mockImplementation(async (_conversationId, userId) => current.includes(userId));
+    // Act / Assess
+    const refusal = addMember(fake.services, 'conv', 'dave', 3);
+    await expect(refusal).rejects.toBeInstanceOf(ConversationFullError);
+    await expect(refusal).rejects.toThrow(/already has 3 members \(MAX_CONVERSATION_MEMBERS is 3\)/);
+    expect(fake.services.members.add).not.toHaveBeenCalled();
+    await addMember(fake.services, 'conv', 'carol', 3);
+    expect(fake.services.members.add).toHaveBeenCalledWith('conv', 'carol', 0);
+    await addMember(fake.services, 'conv', 'dave', 4);
+    expect(fake.services.members.add).toHaveBeenCalledWith('conv', 'dave', 0);
   });
 });
 

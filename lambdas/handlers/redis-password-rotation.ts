@@ -110,11 +110,16 @@ export const probeAuth: AuthProbe = async (url, credentials) => {
     retryStrategy: () => null,
     enableOfflineQueue: false,
   });
-  // The connect/ping rejections carry the error; the event would only repeat it.
-  client.on('error', () => undefined);
+  // A refused AUTH closes the connection: the rejection then says only that, the error event says why (WRONGPASS).
+  let refusal: unknown;
+  client.on('error', (error: unknown) => {
+    refusal ??= error;
+  });
   try {
     await client.connect();
     await client.ping();
+  } catch (error) {
+    throw refusal ?? error;
   } finally {
     client.disconnect();
   }

@@ -189,7 +189,7 @@ const presence = {
  */
 const passwordRotation = {
   REDIS_USER_ID: z.string().check(z.minLength(1)),
-  REDIS_URL: optionalUrl,
+  REDIS_URL: redis.REDIS_URL,
   ...secrets,
 };
 /** The stage's own Management API, for functions no request names it to (the sweeper, the fan-out worker). */

@@ -182,6 +182,16 @@ const presence = {
   PRESENCE_GRACE_SECONDS: positiveInt(15),
   PRESENCE_OCCUPANCY_INTERVAL_MS: positiveInt(5000),
 };
+/**
+ * The Redis password rotation (Secrets Manager invokes it with the secret's id): the ElastiCache user whose
+ * passwords it sets, and the cache to AUTH against with the new password before it becomes current (optional:
+ * without it, testSecret checks only that the user is active with both passwords).
+ */
+const passwordRotation = {
+  REDIS_USER_ID: z.string().check(z.minLength(1)),
+  REDIS_URL: redis.REDIS_URL,
+  ...secrets,
+};
 /** The stage's own Management API, for functions no request names it to (the sweeper, the fan-out worker). */
 const ownCallback = { CALLBACK_URL: z.url() };
 /** The presence sweeper: how often it sweeps, and the Management API it announces through (the stage's). */
@@ -252,6 +262,7 @@ export const functionEnvironments = {
   ping: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize, ...presence }),
   getPresence: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...conversationSize, ...presence }),
   presenceSweeper: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...delivery, ...conversationSize, ...presence, ...presenceSweep }),
+  redisPasswordRotation: environment({ ...base, ...passwordRotation }),
 } as const;
 
 export type FunctionName = keyof typeof functionEnvironments;

@@ -1,4 +1,4 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack, type Duration } from 'aws-cdk-lib';
 import {
   CfnNatGateway,
   FlowLogDestination,
@@ -14,12 +14,13 @@ import {
   type SubnetSelection,
 } from 'aws-cdk-lib/aws-ec2';
 import { CfnServerlessCache, CfnUser, CfnUserGroup } from 'aws-cdk-lib/aws-elasticache';
-import type { IGrantable } from 'aws-cdk-lib/aws-iam';
+import { PolicyStatement, ServicePrincipal, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { Secret, type ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import { CfnRotationSchedule, Secret, type ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import type { FunctionSpec } from '../deploy/routes.js';
 import type { ConfigOf } from '../lambdas/config.js';
-import { acknowledge } from './nag.js';
+import type { FunctionEnvironment, RelayFunction } from './functions.js';
 
 /** Where a Redis-using function runs so it can reach Redis. */
 export interface RedisPlacement {
@@ -61,6 +62,26 @@ export const REDIS_APP_USER = 'relay-app';
  * test/integration/redis-acl.test.ts runs the Redis adapters as a user with exactly this access string.
  */
 export const REDIS_APP_ACCESS = 'on ~* &* +@all -@admin -@dangerous +info +cluster|slots +cluster|shards';
+/**
+ * The function Secrets Manager calls to rotate the app user's password (only with `redis=serverless`). In the VPC:
+ * its testSecret step AUTHs to the cache with the new password (and the old one) before making it current.
+ */
+export const redisPasswordRotation: FunctionSpec = {
+  name: 'redisPasswordRotation',
+  entry: 'lambdas/handlers/redis-password-rotation.ts',
+  access: { tables: {}, enqueue: false, posts: false, redis: true },
+};
+
+/** What the rotation function may do to the secret (the four steps; no GetRandomPassword: node:crypto makes it). */
+export const ROTATION_SECRET_ACTIONS = [
+  'secretsmanager:DescribeSecret',
+  'secretsmanager:GetSecretValue',
+  'secretsmanager:PutSecretValue',
+  'secretsmanager:UpdateSecretVersionStage',
+] as const;
+/** What it may do to the app user: set its passwords and watch it become active again. */
+export const ROTATION_USER_ACTIONS = ['elasticache:ModifyUser', 'elasticache:DescribeUsers'] as const;
+
 /** The user group must hold a user named `default`: it is switched off, so a connection without AUTH can do nothing. */
 export const REDIS_DEFAULT_ACCESS = 'off -@all';
 
@@ -78,6 +99,8 @@ export class ServerlessRedis extends Construct implements RedisBackend {
   /** `{"username", "password"}` of the app user. */
   readonly authSecret: Secret;
   readonly userGroup: CfnUserGroup;
+  /** The user the functions AUTH as, whose password the rotation function sets. */
+  readonly appUser: CfnUser;
   readonly functionSecurityGroup: SecurityGroup;
   readonly cacheSecurityGroup: SecurityGroup;
   readonly environment: RedisBackend['environment'];
@@ -137,11 +160,8 @@ export class ServerlessRedis extends Construct implements RedisBackend {
       },
       removalPolicy: RemovalPolicy.DESTROY,
     });
-    acknowledge(
-      this.authSecret,
-      'AwsSolutions-SMG4',
-      'Rotating it means setting the new password on the ElastiCache user (ModifyUser, both passwords during the switch); until a rotation function does that, docs/deploy.md gives the manual two-password procedure.',
-    );
+    // After a rotation the user holds passwords the template does not know: CloudFormation sets the secret's
+    // current one again only if this definition changes (then the previous one is dropped; see docs/deploy.md).
     const appUser = new CfnUser(this, 'AppUser', {
       userId: `${name}-app`,
       userName: REDIS_APP_USER,
@@ -161,6 +181,7 @@ export class ServerlessRedis extends Construct implements RedisBackend {
       engine: 'valkey',
       userIds: [defaultUser.userId, appUser.userId],
     });
+    this.appUser = appUser;
     this.userGroup.addResourceDependency(appUser);
     this.userGroup.addResourceDependency(defaultUser);
 
@@ -200,6 +221,38 @@ export class ServerlessRedis extends Construct implements RedisBackend {
   grantConnect(grantee: IGrantable): void {
     // Reaching the cache is a network permission (the security groups above); AUTH needs the app user's password.
     this.authSecret.grantRead(grantee);
+  }
+
+  /** The rotation function's own variables: the user whose passwords it sets (REDIS_URL comes with the rest). */
+  get rotationEnvironment(): FunctionEnvironment {
+    return { REDIS_USER_ID: this.appUser.userId };
+  }
+
+  /**
+   * Rotates the app user's password every `every` with `rotation` (redisPasswordRotation). The function may touch
+   * only this secret and this user, and only Secrets Manager rotating this secret may invoke it. The schedule's
+   * first rotation comes after `every`, not at deploy: `aws secretsmanager rotate-secret` rotates now.
+   */
+  rotateWith(rotation: RelayFunction, every: Duration): CfnRotationSchedule {
+    rotation.role.addToPrincipalPolicy(new PolicyStatement({ actions: [...ROTATION_SECRET_ACTIONS], resources: [this.authSecret.secretArn] }));
+    rotation.role.addToPrincipalPolicy(new PolicyStatement({ actions: [...ROTATION_USER_ACTIONS], resources: [this.appUser.attrArn] }));
+    rotation.function.addPermission('InvokedBySecretsManager', {
+      principal: new ServicePrincipal('secretsmanager.amazonaws.com'),
+      action: 'lambda:InvokeFunction',
+      sourceAccount: Stack.of(this).account,
+      sourceArn: this.authSecret.secretArn,
+    });
+    // The L1 resource: addRotationSchedule would also grant secretsmanager:GetRandomPassword on "*" and let
+    // Secrets Manager invoke the function for any secret of any account.
+    const schedule = new CfnRotationSchedule(this, 'AuthSecretRotation', {
+      secretId: this.authSecret.secretArn,
+      rotationLambdaArn: rotation.function.functionArn,
+      rotationRules: { automaticallyAfterDays: every.toDays() },
+      rotateImmediatelyOnUpdate: false,
+    });
+    // Secrets Manager checks that it may invoke the function; the user must exist (in the cache's group) to be modified.
+    schedule.node.addDependency(rotation.function, rotation.role, this.cache);
+    return schedule;
   }
 }
 

@@ -14,7 +14,7 @@ import { WebSocketGateway } from './api.js';
 import { OperationsDashboard } from './dashboard.js';
 import { RelayFunction, type FunctionEnvironment } from './functions.js';
 import { FanoutQueues } from './queues.js';
-import { ExternalRedis, ServerlessRedis, type RedisBackend } from './redis.js';
+import { ExternalRedis, redisPasswordRotation, ServerlessRedis, type RedisBackend } from './redis.js';
 import { workerMaxConcurrency, type StackSettings } from './settings.js';
 import { Signals } from './signals.js';
 import { Tables } from './tables.js';
@@ -35,6 +35,9 @@ export const SWEEPER_TIMEOUT = Duration.seconds(65);
 export const SWEEPER_MEMORY_MB = 128;
 export const SWEEPER_SCHEDULE = Schedule.rate(Duration.minutes(1));
 export const MEMORY_MB = 512;
+/** A rotation step may wait for the ElastiCache user to be active again (about a minute or two at most). */
+export const ROTATION_TIMEOUT = Duration.minutes(3);
+export const ROTATION_MEMORY_MB = 256;
 
 export interface RelayStackProps extends StackProps {
   settings: StackSettings;
@@ -51,6 +54,8 @@ export class RelayStack extends Stack {
   readonly routeFunctions: readonly { route: RouteSpec; relayFunction: RelayFunction }[];
   readonly worker: RelayFunction;
   readonly sweeper: RelayFunction;
+  /** Rotates the ElastiCache app user's password (serverless Redis only); Secrets Manager invokes it, nothing else. */
+  readonly passwordRotation: RelayFunction | undefined;
   readonly gateway: WebSocketGateway;
   readonly alarms: Alarms;
   readonly dashboard: OperationsDashboard;
@@ -178,6 +183,11 @@ export class RelayStack extends Stack {
       schedule: SWEEPER_SCHEDULE,
       targets: [new LambdaFunction(this.sweeper.function, { retryAttempts: 0 })],
     });
+
+    if (this.redis instanceof ServerlessRedis) {
+      this.passwordRotation = makeFunction(redisPasswordRotation, ROTATION_TIMEOUT, this.redis.rotationEnvironment, ROTATION_MEMORY_MB);
+      this.redis.rotateWith(this.passwordRotation, Duration.days(settings.redisPasswordRotationDays));
+    }
 
     for (const relayFunction of this.allFunctions) {
       grantAccess(relayFunction.role, relayFunction.spec, {

@@ -89,6 +89,11 @@ export const contextSchema = z
     cacheMaxDataStorageGb: unsetOr(z.coerce.number().int().min(1).max(5_000).default(5)),
     cacheMaxEcpuPerSecond: unsetOr(z.coerce.number().int().min(1_000).max(15_000_000).default(50_000)),
     /**
+     * With `redis=serverless`: days between rotations of the ElastiCache app user's password (Secrets Manager allows
+     * 1-1000). The previous password stays valid until the next rotation, so this is also how long a leaked one lasts.
+     */
+    redisPasswordRotationDays: unsetOr(z.coerce.number().int().min(1).max(1_000).default(30)),
+    /**
      * WebSocket access logs need API Gateway's account-level CloudWatch role; set false when the account
      * already has one managed elsewhere.
      */

@@ -1,4 +1,5 @@
 import { connectRedis, redisReady } from '../adapters/redis-connection.js';
+import { rereadCredentialsOnRefusal } from '../adapters/redis-credentials.js';
 import { MemoryFanoutBudget } from '../adapters/memory-fanout-budget.js';
 import { MemoryRateLimiter } from '../adapters/memory-rate-limiter.js';
 import { RedisFanoutBudget } from '../adapters/redis-fanout-budget.js';
@@ -51,6 +52,10 @@ export async function redisHelpers(config: RedisConfig, scope: Scope, env: Env, 
   }
   const url = await readRedisUrl(config, env);
   const redis = scope.adopt(connectRedis(url, config.REDIS_MODE, log), (r) => r.disconnect());
+  // Credentials from Secrets Manager are rotated: a refused AUTH re-reads them (a plain REDIS_URL has nothing to re-read).
+  if (config.REDIS_AUTH_SECRET_ID !== undefined || config.REDIS_URL_SECRET_ID !== undefined) {
+    rereadCredentialsOnRefusal(redis, () => readRedisUrl(config, env), log);
+  }
   // A cluster client queues nothing: without its slot map the container's first frames would all fall back (and
   // presence answer `unavailable`). It usually has it within milliseconds; a cluster that is down costs this once.
   if (config.REDIS_MODE === 'cluster') await redisReady(redis, CLUSTER_READY_WAIT_MS);

@@ -44,7 +44,9 @@ const redisCredentialsSchema = z.object({ username: z.string().check(z.minLength
 
 /**
  * The Redis URL: given (with the credentials of REDIS_AUTH_SECRET_ID added, for ElastiCache's app user), or the
- * value of a secret (an external Redis with a password).
+ * value of a secret (an external Redis with a password). Read once per container, when its services are built,
+ * and again after Redis refused the credentials (context/redis.ts): each call asks Secrets Manager (a provider of
+ * its own, so no cached value), which is what a re-read after a rotation needs.
  */
 export async function readRedisUrl(
   config: SecretsConfig & { REDIS_URL?: string | undefined; REDIS_URL_SECRET_ID?: string | undefined; REDIS_AUTH_SECRET_ID?: string | undefined },

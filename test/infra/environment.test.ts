@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, requiredVariablesOf, variablesOf } from '../../lambdas/config.js';
 import { ConfigError } from '../../lambdas/errors.js';
 import { fanoutWorker, presenceSweeper, routes } from '../../deploy/routes.js';
+import { redisPasswordRotation } from '../../lib/redis.js';
 import { configFor, functionEnvironments, type FunctionEnvironment } from './environment.js';
 import { removeAssembly, synthesize, type Synthesized } from './synth.js';
 
@@ -22,9 +23,9 @@ beforeAll(() => {
 afterAll(() => removeAssembly(synth));
 
 describe('function environment, checked against lambdas/config.ts', () => {
-  it('covers every function of the route table and the worker', () => {
+  it('covers every function of the route table, the worker, the sweeper and the password rotation', () => {
     expect(environments.map((e) => e.functionName).sort()).toEqual(
-      [...routes, fanoutWorker, presenceSweeper].map((spec) => `RelayWs-dev-${spec.name}`).sort(),
+      [...routes, fanoutWorker, presenceSweeper, redisPasswordRotation].map((spec) => `RelayWs-dev-${spec.name}`).sort(),
     );
   });
 

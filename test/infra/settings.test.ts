@@ -30,6 +30,7 @@ describe('context values', () => {
       workerPostsPerSecond: 1_938,
       cacheMaxDataStorageGb: 5,
       cacheMaxEcpuPerSecond: 50_000,
+      redisPasswordRotationDays: 30,
       retainData: false,
       natGateways: 1,
     });

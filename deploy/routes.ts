@@ -28,6 +28,8 @@ export interface FunctionSpec {
     enqueue: boolean;
     /** Sends to the notifier's queue (push notifications). */
     notifies?: true;
+    /** Pushes through SNS mobile push (the stage's platform applications). */
+    mobilePush?: true;
     /** Posts to connections through the Management API. */
     posts: boolean;
     /** Reaches Redis (placed in the VPC when Redis is ElastiCache). */
@@ -278,6 +280,7 @@ export const notifier: FunctionSpec = {
     enqueue: false,
     posts: false,
     redis: false,
+    mobilePush: true,
   },
 };
 

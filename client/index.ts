@@ -12,6 +12,9 @@ import type {
   MessageDeletedFrame,
   MessageEditedFrame,
   PresenceFrame,
+  PushRegisteredFrame,
+  PushTarget,
+  PushUnregisteredFrame,
   ReadFrame,
   ReceivedMessage,
   SentFrame,
@@ -299,6 +302,19 @@ export class RelayClient {
 
   getPresence(conversationId: string): Promise<PresenceFrame> {
     return this.requests.request({ action: 'getPresence', conversationId }, ['presence'], 'ready');
+  }
+
+  /**
+   * Wakes this device through `target` while it has no live connection (at most one push per offline period per
+   * conversation); replaces the device's earlier target. Waits for a connection like the other requests.
+   */
+  registerPush(target: PushTarget): Promise<PushRegisteredFrame> {
+    return this.requests.request({ action: 'registerPush', ...target }, ['pushRegistered'], 'ready');
+  }
+
+  /** This device is no longer woken by pushes (`removed: false` when it had no target). */
+  unregisterPush(): Promise<PushUnregisteredFrame> {
+    return this.requests.request({ action: 'unregisterPush' }, ['pushUnregistered'], 'ready');
   }
 
   /** The last seq released to the app in a conversation (what to persist to resume after a restart). */

@@ -59,8 +59,35 @@ export type {
   UnsubscribedFrame,
 };
 
+/**
+ * A Web Push subscription as JSON: what a browser's `PushSubscription.toJSON()` gives (`endpoint`, `keys.p256dh`,
+ * `keys.auth`). Typed as loosely as the DOM's `PushSubscriptionJSON` so that value passes as is; the server checks it.
+ */
+export interface WebPushSubscriptionJson {
+  endpoint?: string;
+  expirationTime?: number | null;
+  keys?: Record<string, string>;
+}
+
+/** Where this device is woken while it has no live connection: exactly one of a Web Push subscription, an APNs or an FCM token. */
+export type PushTarget = { webPush: WebPushSubscriptionJson } | { apns: string } | { fcm: string };
+
+/** The answer to `registerPush`: which kind of target this device now has. */
+export interface PushRegisteredFrame {
+  type: 'pushRegistered';
+  kind: 'webPush' | 'apns' | 'fcm';
+  requestId?: string;
+}
+
+/** The answer to `unregisterPush`: `removed` is false when the device had no target. */
+export interface PushUnregisteredFrame {
+  type: 'pushUnregistered';
+  removed: boolean;
+  requestId?: string;
+}
+
 /** Every frame the server may send, as the client reads it (a `message` may also be a tombstone). */
-export type IncomingFrame = ServerFrame | ({ type: 'message' } & DeletedMessageData);
+export type IncomingFrame = ServerFrame | ({ type: 'message' } & DeletedMessageData) | PushRegisteredFrame | PushUnregisteredFrame;
 
 /** A message as the app receives it: a message, a tombstone (`deleted: true`), or one the server could not open. */
 export type ReceivedMessage = MessageData | DeletedMessageData | UndecryptableMessage;

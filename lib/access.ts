@@ -11,6 +11,10 @@ import type { Tables } from './tables.js';
 export interface AccessTargets {
   tables: Tables;
   fanoutQueue: IQueue;
+  notifyQueue: IQueue;
+  vapidSecret: ISecret;
+  /** The SNS platform applications the notifier pushes through (none: no SNS grant). */
+  pushPlatformArns: readonly string[];
   appSecret: ISecret;
   jwtSecret: ISecret;
   redis: RedisBackend;
@@ -38,6 +42,9 @@ export function grantAccess(role: IRole, spec: FunctionSpec, targets: AccessTarg
     );
   }
   if (access.enqueue) targets.fanoutQueue.grantSendMessages(role);
+  if (access.notifies === true) targets.notifyQueue.grantSendMessages(role);
+  if (variables.has('PUSH_VAPID_SECRET_ID')) targets.vapidSecret.grantRead(role);
+  if (access.mobilePush === true && targets.pushPlatformArns.length > 0) grantMobilePush(role, targets.pushPlatformArns);
   if (access.posts) {
     role.addToPrincipalPolicy(
       new PolicyStatement({ actions: [MANAGE_CONNECTIONS], resources: [targets.postToConnectionsArn] }),
@@ -46,6 +53,23 @@ export function grantAccess(role: IRole, spec: FunctionSpec, targets: AccessTarg
       role,
       `AwsSolutions-IAM5[Resource::${nagNotation(role, targets.postToConnectionsArn)}]`,
       'Connection ids exist only at run time; the grant is limited to POST on @connections of this API and stage.',
+    );
+  }
+}
+
+/**
+ * SNS mobile push: endpoints made in the stage's platform applications only, and Publish / DeleteEndpoint on their
+ * endpoints only (`…:endpoint/<platform>/<app>/<id>`): never a topic, never another application.
+ */
+function grantMobilePush(role: IRole, platformArns: readonly string[]): void {
+  role.addToPrincipalPolicy(new PolicyStatement({ actions: ['sns:CreatePlatformEndpoint'], resources: [...platformArns] }));
+  const endpoints = platformArns.map((arn) => `${arn.replace(':app/', ':endpoint/')}/*`);
+  role.addToPrincipalPolicy(new PolicyStatement({ actions: ['sns:Publish', 'sns:DeleteEndpoint'], resources: endpoints }));
+  for (const endpoint of endpoints) {
+    acknowledge(
+      role,
+      `AwsSolutions-IAM5[Resource::${endpoint}]`,
+      'SNS names a platform endpoint when it makes one (one per device token); the grant is limited to the endpoints of this stage\'s platform application.',
     );
   }
 }

@@ -152,6 +152,17 @@ export class Alarms extends Construct {
       description: 'fan-out jobs in the dead-letter queue',
     });
 
+    if (sources.notifyDeadLetterQueue !== undefined) {
+      // Every one is a message whose offline recipients were not woken (a push service or the store failing).
+      this.add({
+        id: 'NotifyDeadLetters',
+        metric: signals.queueDepth(sources.notifyDeadLetterQueue),
+        threshold: 1,
+        comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        description: 'notify jobs (push notifications) in the notifier dead-letter queue',
+      });
+    }
+
     for (const { name, table } of sources.tables) {
       this.add({
         id: `${capitalized(name)}TableThrottles`,

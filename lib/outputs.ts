@@ -14,6 +14,8 @@ export const OUTPUTS = {
   deadLetterQueueUrl: 'FanoutDeadLetterQueueUrl',
   appSecretArn: 'AppSecretArn',
   jwtSecretArn: 'JwtSecretArn',
+  notifyDeadLetterQueueUrl: 'NotifyDeadLetterQueueUrl',
+  vapidSecretArn: 'VapidSecretArn',
   redisMode: 'RedisMode',
 } as const;
 

@@ -5,7 +5,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { fanoutWorker, presenceSweeper, routes, type FunctionSpec, type RouteSpec } from '../deploy/routes.js';
+import { fanoutWorker, notifier, presenceSweeper, routes, type FunctionSpec, type RouteSpec } from '../deploy/routes.js';
 import type { TableName } from '../deploy/tables.js';
 import { variablesOf } from '../lambdas/config.js';
 import { grantAccess } from './access.js';
@@ -38,6 +38,11 @@ export const MEMORY_MB = 512;
 /** A rotation step may wait for the ElastiCache user to be active again (about a minute or two at most). */
 export const ROTATION_TIMEOUT = Duration.minutes(3);
 export const ROTATION_MEMORY_MB = 256;
+/** A batch of 10 notify jobs, each a few reads and pushes (a push service answers within its 5 s timeout). */
+export const NOTIFIER_TIMEOUT = Duration.seconds(30);
+export const NOTIFIER_BATCH_SIZE = 10;
+/** Notifiers at once: pushes are cheap and the push services rate-limit per sender, so a burst waits in the queue. */
+export const NOTIFIER_MAX_CONCURRENCY = 10;
 
 export interface RelayStackProps extends StackProps {
   settings: StackSettings;
@@ -48,7 +53,12 @@ export class RelayStack extends Stack {
   readonly settings: StackSettings;
   readonly tables: Tables;
   readonly fanout: FanoutQueues;
+  /** The notifier's queue (one job of ids per stored message) and its dead-letter queue. */
+  readonly notify: FanoutQueues;
   readonly appSecret: Secret;
+  /** The VAPID key pair of Web Push (filled by the operator: docs/deploy.md, "Push notifications"). */
+  readonly vapidSecret: Secret;
+  readonly notifier: RelayFunction;
   readonly jwtSecret: Secret;
   readonly redis: RedisBackend;
   readonly routeFunctions: readonly { route: RouteSpec; relayFunction: RelayFunction }[];
@@ -75,6 +85,21 @@ export class RelayStack extends Stack {
       maxReceiveCount: settings.maxReceiveCount,
       workerTimeout: WORKER_TIMEOUT,
     });
+    // The same construct as the fan-out queues: encrypted, TLS only, senders limited by a resource policy, a DLQ
+    // only SQS moves jobs to.
+    this.notify = new FanoutQueues(this, 'Notify', { maxReceiveCount: settings.maxReceiveCount, workerTimeout: NOTIFIER_TIMEOUT });
+    // CloudFormation cannot make a P-256 key pair: the secret starts without one and Web Push pushes fail (DLQ,
+    // alarm) until the operator puts `{publicKey, privateKey, subject}` in it (the public key goes into the apps).
+    this.vapidSecret = new Secret(this, 'VapidSecret', {
+      description: `relay-ws ${settings.stage}: the VAPID key pair of Web Push ({"publicKey","privateKey","subject"})`,
+      generateSecretString: { secretStringTemplate: '{}', generateStringKey: 'unset', passwordLength: 16, excludePunctuation: true },
+      removalPolicy: dataRemoval,
+    });
+    acknowledge(
+      this.vapidSecret,
+      'AwsSolutions-SMG4',
+      'A new VAPID key pair invalidates every Web Push subscription (browsers bind them to the public key): it is replaced deliberately, never on a schedule.',
+    );
     this.appSecret = new Secret(this, 'AppSecret', {
       description: `relay-ws ${settings.stage}: masterKey for message keys`,
       generateSecretString: {
@@ -126,6 +151,13 @@ export class RelayStack extends Stack {
       MESSAGES_TABLE: this.tables.byName.messages.tableName,
       IDEMPOTENCY_TABLE: this.tables.byName.idempotency.tableName,
       POSITIONS_TABLE: this.tables.byName.positions.tableName,
+      PUSH_TARGETS_TABLE: this.tables.byName.pushTargets.tableName,
+      NOTIFY_QUEUE_URL: this.notify.queue.queueUrl,
+      PUSH_VAPID_SECRET_ID: this.vapidSecret.secretArn,
+      ...(settings.pushApnsPlatformArn === undefined ? {} : { PUSH_APNS_PLATFORM_ARN: settings.pushApnsPlatformArn }),
+      ...(settings.pushFcmPlatformArn === undefined ? {} : { PUSH_FCM_PLATFORM_ARN: settings.pushFcmPlatformArn }),
+      PUSH_PREVIEW: String(settings.pushPreview),
+      ...(settings.pushWebAllowedHosts === undefined ? {} : { PUSH_WEB_ALLOWED_HOSTS: settings.pushWebAllowedHosts }),
       ...(settings.historyRetentionDays === undefined ? {} : { HISTORY_RETENTION_SECONDS: String(settings.historyRetentionDays * 24 * 3600) }),
       FANOUT_QUEUE_URL: this.fanout.queue.queueUrl,
       APP_SECRET_ID: this.appSecret.secretArn,
@@ -175,6 +207,10 @@ export class RelayStack extends Stack {
         maxConcurrency: workerMaxConcurrency(settings),
       }),
     );
+    this.notifier = makeFunction(notifier, NOTIFIER_TIMEOUT);
+    this.notifier.function.addEventSource(
+      new SqsEventSource(this.notify.queue, { batchSize: NOTIFIER_BATCH_SIZE, reportBatchItemFailures: true, maxConcurrency: NOTIFIER_MAX_CONCURRENCY }),
+    );
     // The sweeper has no event to take the endpoint from: it is given the stage's (it is no route of the API, so
     // referring to the stage makes no cycle).
     this.sweeper = makeFunction(presenceSweeper, SWEEPER_TIMEOUT, { CALLBACK_URL: this.gateway.stage.callbackUrl }, SWEEPER_MEMORY_MB);
@@ -193,6 +229,9 @@ export class RelayStack extends Stack {
       grantAccess(relayFunction.role, relayFunction.spec, {
         tables: this.tables,
         fanoutQueue: this.fanout.queue,
+        notifyQueue: this.notify.queue,
+        vapidSecret: this.vapidSecret,
+        pushPlatformArns: [settings.pushApnsPlatformArn, settings.pushFcmPlatformArn].flatMap((arn) => (arn === undefined ? [] : [arn])),
         appSecret: this.appSecret,
         jwtSecret: this.jwtSecret,
         redis: this.redis,
@@ -201,6 +240,7 @@ export class RelayStack extends Stack {
     }
 
     this.fanout.allowSendersOnly(this.allFunctions.filter((f) => f.spec.access.enqueue).map((f) => f.role));
+    this.notify.allowSendersOnly(this.allFunctions.filter((f) => f.spec.access.notifies === true).map((f) => f.role));
 
     const signals = new Signals({
       stage: settings.stage,
@@ -208,6 +248,7 @@ export class RelayStack extends Stack {
       functions: this.allFunctions.map((f) => ({ name: f.spec.name, handler: f.function })),
       fanoutQueue: this.fanout.queue,
       deadLetterQueue: this.fanout.deadLetterQueue,
+      notifyDeadLetterQueue: this.notify.deadLetterQueue,
       tables: (Object.keys(this.tables.byName) as TableName[]).map((name) => ({ name, table: this.tables.byName[name] })),
       serverlessCacheName: this.redis instanceof ServerlessRedis ? this.redis.cache.serverlessCacheName : undefined,
       natGatewayIds: this.redis instanceof ServerlessRedis ? this.redis.natGatewayIds : [],
@@ -226,11 +267,13 @@ export class RelayStack extends Stack {
     this.output(OUTPUTS.deadLetterQueueUrl, this.fanout.deadLetterQueue.queueUrl, 'Fan-out dead-letter queue');
     this.output(OUTPUTS.appSecretArn, this.appSecret.secretArn, 'App secret (admin CLI: APP_SECRET_ID)');
     this.output(OUTPUTS.jwtSecretArn, this.jwtSecret.secretArn, 'JWT secret of connection tokens (admin CLI: JWT_SECRET_ID)');
+    this.output(OUTPUTS.notifyDeadLetterQueueUrl, this.notify.deadLetterQueue.queueUrl, 'Notifier dead-letter queue (push jobs that failed)');
+    this.output(OUTPUTS.vapidSecretArn, this.vapidSecret.secretArn, 'VAPID key pair of Web Push (fill it once: docs/deploy.md, "Push notifications")');
     this.output(OUTPUTS.redisMode, this.redis.mode, 'serverless (ElastiCache) or external');
   }
 
   get allFunctions(): readonly RelayFunction[] {
-    return [...this.routeFunctions.map((entry) => entry.relayFunction), this.worker, this.sweeper];
+    return [...this.routeFunctions.map((entry) => entry.relayFunction), this.worker, this.sweeper, this.notifier];
   }
 
   private output(key: string, value: string, description: string): void {

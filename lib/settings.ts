@@ -25,6 +25,12 @@ const secretArn = z
     'must be the complete ARN of a Secrets Manager secret (ending in its 6-character suffix)',
   );
 
+/** An SNS platform application for APNs (token or certificate, sandbox or production) or FCM ("GCM"). */
+const platformArn = (platforms: string) =>
+  z
+    .string()
+    .regex(new RegExp(`^arn:aws[a-z-]*:sns:[a-z0-9-]+:\\d{12}:app/(${platforms})/[A-Za-z0-9_.-]+$`), `must be the ARN of an SNS platform application (${platforms.replace('|', ' or ')})`);
+
 export const contextSchema = z
   .object({
     /** Names the stack (`RelayWs-{stage}`) and the API stage. */
@@ -93,6 +99,15 @@ export const contextSchema = z
      * 1-1000). The previous password stays valid until the next rotation, so this is also how long a leaked one lasts.
      */
     redisPasswordRotationDays: unsetOr(z.coerce.number().int().min(1).max(1_000).default(30)),
+    /**
+     * Push notifications (docs/deploy.md, "Push notifications"): the SNS platform applications APNs and FCM pushes
+     * go through (made from their credentials in Secrets Manager; unset: that kind of target is refused), Web Push
+     * previews (off: a push carries ids and a count only), and the Web Push hosts allowed (default: the big four).
+     */
+    pushApnsPlatformArn: optional(platformArn('APNS|APNS_SANDBOX')),
+    pushFcmPlatformArn: optional(platformArn('GCM')),
+    pushPreview: unsetOr(flag.default(false)),
+    pushWebAllowedHosts: optional(z.string().regex(/^[A-Za-z0-9*.,-]+$/, 'must be comma-separated host names (*. for subdomains)')),
     /**
      * WebSocket access logs need API Gateway's account-level CloudWatch role; set false when the account
      * already has one managed elsewhere.

@@ -16,6 +16,8 @@ export interface SignalSources {
   functions: readonly { name: string; handler: IFunction }[];
   fanoutQueue: IQueue;
   deadLetterQueue: IQueue;
+  /** The notifier's dead-letter queue (push jobs that failed every retry). */
+  notifyDeadLetterQueue?: IQueue;
   tables: readonly { name: string; table: ITable }[];
   /** The ElastiCache Serverless cache's name (its metrics' `clusterId` dimension). */
   serverlessCacheName: string | undefined;

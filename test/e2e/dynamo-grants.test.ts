@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { fanoutWorker, presenceSweeper, routes, type FunctionSpec } from '../../deploy/routes.js';
+import { fanoutWorker, notifier, presenceSweeper, routes, type FunctionSpec } from '../../deploy/routes.js';
 import { tableShapes, type TableName } from '../../deploy/tables.js';
 import { DynamoMembershipStore } from '../../lambdas/adapters/dynamo-members.js';
 import { grantedDynamoActions } from '../../lib/access.js';
@@ -11,6 +11,7 @@ import { ChatClient, connectUrl, eventually, tokenFor, type Frame } from '../sup
 import { startDynamoRecorder, type DynamoRecorder } from '../support/dynamo-recorder.js';
 import { startDynalite, type RunningService } from '../../local/services.js';
 import { uniqueId } from '../support/env.js';
+import { startLocalPushService, type LocalPushService } from '../../local/push-service.js';
 
 /**
  * The DynamoDB grants of the route table, checked against what the handlers really call: the whole backend runs
@@ -19,17 +20,19 @@ import { uniqueId } from '../support/env.js';
  * that reach DynamoDB differently. A handler calling an action its entry does not grant fails here, as it would
  * fail with AccessDenied on AWS; an action granted but never called fails too, so the grants stay "as used".
  */
-const specs: readonly FunctionSpec[] = [...routes, fanoutWorker, presenceSweeper];
+const specs: readonly FunctionSpec[] = [...routes, fanoutWorker, presenceSweeper, notifier];
 const CALLER_PREFIX = 'fn-';
 
 let dynalite: RunningService;
 let recorder: DynamoRecorder;
 let backend: LocalBackend;
+let pushService: LocalPushService;
 let db: DynamoDBDocumentClient;
 let members: DynamoMembershipStore;
 const open: ChatClient[] = [];
 
 beforeAll(async () => {
+  pushService = await startLocalPushService();
   dynalite = await startDynalite();
   recorder = await startDynamoRecorder(dynalite.endpoint);
   backend = await startLocalBackend({
@@ -52,6 +55,8 @@ beforeAll(async () => {
       RATE_LIMIT_BURST: '1000',
       RATE_LIMIT_USER_PER_SECOND: '500',
       RATE_LIMIT_USER_BURST: '1000',
+      // One push target per user: a second device's registration evicts the first.
+      MAX_PUSH_TARGETS_PER_USER: '1',
     },
     functionEnv: (name) => ({ AWS_ACCESS_KEY_ID: `${CALLER_PREFIX}${name}` }),
   });
@@ -67,6 +72,7 @@ afterAll(async () => {
   await backend.close();
   await recorder.close();
   await dynalite.stop();
+  await pushService.close();
 });
 
 async function conversationWith(...userIds: string[]): Promise<string> {
@@ -175,6 +181,26 @@ async function chat(): Promise<void> {
   expect(refused).toBe(429);
   await tablet.close();
 
+  // Push: frank's tablet registers, then his phone (evicting the tablet's), the tablet unregisters; both go offline.
+  // A message wakes the phone (the notifier's marker), and meets gina's gone subscription (removed).
+  const pushy = await conversationWith('alice', 'frank', 'gina');
+  const aliceV2 = await ChatClient.connectDevice(backend, 'alice', 'desk');
+  open.push(aliceV2);
+  expectAnswer(await aliceV2.request({ action: 'subscribe', conversationIds: [pushy] }, 'subscribed'), 'subscribed');
+  const devices: ChatClient[] = [];
+  for (const [userId, deviceId] of [['frank', 'tablet'], ['frank', 'phone'], ['gina', 'phone']] as const) {
+    const device = await join(pushy, userId, deviceId);
+    devices.push(device);
+    const subscription = await pushService.subscribe({ applicationServerKey: backend.vapidPublicKey });
+    if (userId === 'gina') pushService.expire(subscription.endpoint);
+    expectAnswer(await device.request({ action: 'registerPush', webPush: subscription }, 'pushRegistered'), 'pushRegistered');
+  }
+  const [frankTablet, ...phones] = devices;
+  expect(await frankTablet?.request({ action: 'unregisterPush' }, 'pushUnregistered')).toMatchObject({ removed: false });
+  for (const phone of phones) await phone.close();
+  expectAnswer(await aliceV2.request({ action: 'sendMessage', conversationId: pushy, clientMessageId: 'p1', body: 'wake up' }, 'sent'), 'sent');
+  await eventually(() => pushService.received().length === 1 && recorder.calls.some((c) => c.caller === `${CALLER_PREFIX}notifier` && c.action === 'DeleteItem'), 10_000);
+
   // $disconnect, and the sweeper announcing bob offline once his grace lapsed.
   await bob.close();
   await alice.waitFor((f) => f.type === 'presence' && f.userId === 'bob' && f.state === 'offline', 10_000);
@@ -205,6 +231,8 @@ const NOT_REACHED: Partial<Record<string, readonly string[]>> = {
   ping: ['connections/index/byConversation:Query', 'connections:BatchWriteItem', 'connections:UpdateItem', ...ROSTER_LOOKUP, 'members:Query'],
   getPresence: ROSTER_LOOKUP,
   presenceSweeper: ['connections:GetItem', ...PRUNE, ...ROSTER_LOOKUP],
+  // An SNS endpoint remembered (APNs/FCM: no platform application locally); the log read only for a preview.
+  notifier: ['pushTargets:UpdateItem', 'messages:GetItem'],
 };
 
 /** `table:action` and `table/index/name:Query` keys, by function name. */

@@ -72,6 +72,8 @@ const routes: Record<Route, (event: unknown) => Promise<{ statusCode: number; bo
   markRead: lambdas.markRead,
   getConversations: lambdas.getConversations,
   getPresence: lambdas.getPresence,
+  registerPush: lambdas.registerPush,
+  unregisterPush: lambdas.unregisterPush,
   $default: defaultRoute,
 };
 /** Every route runs a handler (`ping` too: it keeps presence, so it is no MOCK route). */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fanoutWorker, presenceSweeper, routes, type FunctionSpec } from '../../deploy/routes.js';
+import { fanoutWorker, notifier, presenceSweeper, routes, type FunctionSpec } from '../../deploy/routes.js';
 import { tableShapes, type TableName } from '../../deploy/tables.js';
 import { variablesOf } from '../../lambdas/config.js';
 import { grantedDynamoActions } from '../../lib/access.js';
@@ -25,7 +25,7 @@ import {
 } from './synth.js';
 
 const STACK = 'RelayWs-dev';
-const allSpecs = [...routes, fanoutWorker, presenceSweeper];
+const allSpecs = [...routes, fanoutWorker, presenceSweeper, notifier];
 
 let synth: Synthesized;
 
@@ -72,8 +72,11 @@ function expectedGrants(spec: FunctionSpec, functionId: string): Map<string, Set
   const tableIds = new Map(
     (Object.keys(tableShapes) as TableName[]).map((name) => [name, idOfType('AWS::DynamoDB::Table', (p) => tableKeyOf(p) === keyOf(tableShapes[name]))] as const),
   );
-  const queue = idOfType('AWS::SQS::Queue', (p) => p.RedrivePolicy !== undefined);
   const generated = (key: string) => (p: Record<string, unknown>) => (p.GenerateSecretString as { GenerateStringKey?: string } | undefined)?.GenerateStringKey === key;
+  const queueOf = (prefix: string) => resourcesOfType(synth.json, 'AWS::SQS::Queue').find(([id, q]) => id.startsWith(prefix) && props(q).RedrivePolicy !== undefined)?.[0] ?? '';
+  const queue = queueOf('Fanout');
+  const notifyQueue = queueOf('Notify');
+  const vapidSecret = idOfType('AWS::SecretsManager::Secret', generated('unset'));
   const appSecret = idOfType('AWS::SecretsManager::Secret', generated('masterKey'));
   const jwtSecret = idOfType('AWS::SecretsManager::Secret', generated('jwtSecret'));
   const redisSecret = idOfType('AWS::SecretsManager::Secret', (p) => JSON.stringify(p.GenerateSecretString).includes(REDIS_APP_USER));
@@ -97,6 +100,10 @@ function expectedGrants(spec: FunctionSpec, functionId: string): Map<string, Set
   if (variablesOf(spec.name).includes('JWT_SECRET_ID')) {
     allow(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [`<${jwtSecret}>`]);
   }
+  // The VAPID key pair: the notifier only.
+  if (variablesOf(spec.name).includes('PUSH_VAPID_SECRET_ID')) {
+    allow(['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], [`<${vapidSecret}>`]);
+  }
   // DynamoDB: exactly the route table's actions, per table and per queried index (never `index/*`).
   for (const grant of grantedDynamoActions(spec)) {
     const table = tableIds.get(grant.table);
@@ -114,6 +121,13 @@ function expectedGrants(spec: FunctionSpec, functionId: string): Map<string, Set
   if (spec.access.enqueue) allow(['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'], [`<${queue}.Arn>`]);
   if (spec.access.posts) {
     allow(['execute-api:ManageConnections'], [`arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<${api}>/dev/POST/@connections/*`]);
+  }
+  if (spec.access.notifies === true) allow(['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'], [`<${notifyQueue}.Arn>`]);
+  if (spec === notifier) {
+    allow(
+      ['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+      [`<${notifyQueue}.Arn>`],
+    );
   }
   if (spec === fanoutWorker) {
     allow(

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fanoutWorker, presenceSweeper, routes } from '../../deploy/routes.js';
+import { fanoutWorker, notifier, presenceSweeper, routes } from '../../deploy/routes.js';
 import { tableShapes } from '../../deploy/tables.js';
 import { METRICS_NAMESPACE, METRICS_SERVICE } from '../../lambdas/adapters/metrics.js';
 import { THRESHOLDS } from '../../lib/alarms.js';
@@ -23,7 +23,7 @@ const EXTERNAL = {
   redis: 'external',
   redisUrlSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:relay-ws/dev/redis-url-AbCdEf',
 };
-const allSpecs = [...routes, fanoutWorker, presenceSweeper];
+const allSpecs = [...routes, fanoutWorker, presenceSweeper, notifier];
 const tableCount = Object.keys(tableShapes).length;
 
 let serverless: Synthesized;
@@ -226,6 +226,7 @@ describe('every alarm', () => {
       'ApiIntegrationLatencyP99',
       'FanoutQueueAge',
       'DeadLetters',
+      'NotifyDeadLetters',
       ...Object.keys(tableShapes).map((name) => `${name.charAt(0).toUpperCase()}${name.slice(1)}TableThrottles`),
       'RedisThrottledCommands',
       'RedisProcessingUnits',

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, requiredVariablesOf, variablesOf } from '../../lambdas/config.js';
 import { ConfigError } from '../../lambdas/errors.js';
-import { fanoutWorker, presenceSweeper, routes } from '../../deploy/routes.js';
+import { fanoutWorker, notifier, presenceSweeper, routes } from '../../deploy/routes.js';
 import { redisPasswordRotation } from '../../lib/redis.js';
 import { configFor, functionEnvironments, type FunctionEnvironment } from './environment.js';
 import { removeAssembly, synthesize, type Synthesized } from './synth.js';
@@ -25,7 +25,7 @@ afterAll(() => removeAssembly(synth));
 describe('function environment, checked against lambdas/config.ts', () => {
   it('covers every function of the route table, the worker, the sweeper and the password rotation', () => {
     expect(environments.map((e) => e.functionName).sort()).toEqual(
-      [...routes, fanoutWorker, presenceSweeper, redisPasswordRotation].map((spec) => `RelayWs-dev-${spec.name}`).sort(),
+      [...routes, fanoutWorker, presenceSweeper, notifier, redisPasswordRotation].map((spec) => `RelayWs-dev-${spec.name}`).sort(),
     );
   });
 

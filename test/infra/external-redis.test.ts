@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fanoutWorker, presenceSweeper, routes } from '../../deploy/routes.js';
+import { fanoutWorker, notifier, presenceSweeper, routes } from '../../deploy/routes.js';
 import { variablesOf } from '../../lambdas/config.js';
 import { configFor, functionEnvironments } from './environment.js';
 import {
@@ -30,14 +30,14 @@ describe('-c redis=external', () => {
     for (const type of ['AWS::EC2::VPC', 'AWS::EC2::NatGateway', 'AWS::EC2::SecurityGroup', 'AWS::ElastiCache::ServerlessCache']) {
       synth.template.resourceCountIs(type, 0);
     }
-    for (const spec of [...routes, fanoutWorker, presenceSweeper]) {
+    for (const spec of [...routes, fanoutWorker, presenceSweeper, notifier]) {
       const [, fn] = functionNamed(synth.json, STACK, spec.name);
       expect(props(fn).VpcConfig, spec.name).toBeUndefined();
     }
   });
 
   it('points every function that uses Redis at the Redis URL secret, which only those may read', () => {
-    for (const spec of [...routes, fanoutWorker, presenceSweeper]) {
+    for (const spec of [...routes, fanoutWorker, presenceSweeper, notifier]) {
       const [functionId, fn] = functionNamed(synth.json, STACK, spec.name);
       const variables = (props(fn).Environment as { Variables: Record<string, unknown> }).Variables;
       expect(variables.REDIS_URL_SECRET_ID, spec.name).toBe(spec.access.redis ? SECRET_ARN : undefined);
@@ -51,7 +51,7 @@ describe('-c redis=external', () => {
 
   it('still gives every function an environment loadConfig accepts', () => {
     const environments = functionEnvironments(synth.json);
-    expect(environments).toHaveLength(routes.length + 2);
+    expect(environments).toHaveLength(routes.length + 3);
     for (const environment of environments.filter((e) => variablesOf(e.name).includes('REDIS_URL'))) {
       const config = configFor(environment);
       expect(config.REDIS_URL_SECRET_ID).toBe(SECRET_ARN);

@@ -25,6 +25,7 @@ describe('context values', () => {
       rateLimitBurst: 40,
       tracing: false,
       apiGatewayCloudWatchRole: true,
+      pushPreview: false,
       callbackQuotaPerSecond: 10_000,
       callbackQuotaShare: 0.5,
       workerPostsPerSecond: 1_938,

@@ -7,7 +7,7 @@ import { App, Stack, Validations } from 'aws-cdk-lib';
 import { Queue } from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fanoutWorker, presenceSweeper, routes } from '../../deploy/routes.js';
+import { fanoutWorker, notifier, presenceSweeper, routes } from '../../deploy/routes.js';
 import { connectionsTable, MEMBER_USER_INDEX, membersTable } from '../../deploy/tables.js';
 import { ACCESS_LOG_FIELDS } from '../../lib/api.js';
 import { ESM_REQUIRE_BANNER } from '../../lib/functions.js';
@@ -34,7 +34,7 @@ import {
 const STACK = 'RelayWs-dev';
 const ALARM_EMAIL = 'ops@example.com';
 /** With `redis=serverless` (the default) the stack also has the Redis password rotation function. */
-const allSpecs = [...routes, fanoutWorker, presenceSweeper, redisPasswordRotation];
+const allSpecs = [...routes, fanoutWorker, presenceSweeper, notifier, redisPasswordRotation];
 
 let synth: Synthesized;
 
@@ -297,9 +297,9 @@ describe('fan-out queue', () => {
     expect(Number(props(queue).VisibilityTimeout)).toBeGreaterThanOrEqual(FanoutQueues.VISIBILITY_FACTOR * timeout);
   });
 
-  it('encrypts both queues and refuses plain HTTP', () => {
+  it('encrypts every queue (fan-out and notify, each with its DLQ) and refuses plain HTTP', () => {
     const queues = resourcesOfType(synth.json, 'AWS::SQS::Queue');
-    expect(queues).toHaveLength(2);
+    expect(queues).toHaveLength(4);
     for (const [, queue] of queues) expect(props(queue).SqsManagedSseEnabled).toBe(true);
     const policies = resourcesOfType(synth.json, 'AWS::SQS::QueuePolicy');
     const protectedQueues = policies.flatMap(([, policy]) => {
@@ -408,8 +408,10 @@ describe('secrets', () => {
     const spec = (key: string) => ({ SecretStringTemplate: '{}', GenerateStringKey: key, PasswordLength: 64, ExcludePunctuation: true });
     expect(generated).toEqual(expect.arrayContaining([spec('masterKey'), spec('jwtSecret')]));
     // The third is the Redis AUTH user's password (its own test in access.test.ts).
-    expect(generated.filter((g) => !JSON.stringify(g).includes('password'))).toHaveLength(2);
-    expect(generated).toHaveLength(3);
+    // The fourth is the VAPID secret, made without a key pair (CloudFormation cannot make one; the operator fills it).
+    expect(generated).toContainEqual({ SecretStringTemplate: '{}', GenerateStringKey: 'unset', PasswordLength: 16, ExcludePunctuation: true });
+    expect(generated.filter((g) => !JSON.stringify(g).includes('password'))).toHaveLength(3);
+    expect(generated).toHaveLength(4);
   });
 
   it('gives $connect the JWT secret and never the app secret; no other function gets the JWT secret', () => {

@@ -12,6 +12,8 @@ import { route as getUnacked } from '../../lambdas/handlers/get-unacked.js';
 import { route as markRead } from '../../lambdas/handlers/mark-read.js';
 import { route as ping } from '../../lambdas/handlers/ping.js';
 import { route as presenceSweeper } from '../../lambdas/handlers/presence-sweeper.js';
+import { route as registerPush } from '../../lambdas/handlers/register-push.js';
+import { route as unregisterPush } from '../../lambdas/handlers/unregister-push.js';
 import { route as sendMessage } from '../../lambdas/handlers/send-message.js';
 import { route as subscribe } from '../../lambdas/handlers/subscribe.js';
 import { route as typing } from '../../lambdas/handlers/typing.js';
@@ -53,6 +55,8 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
     ping: slot(ping),
     getPresence: slot(getPresence),
     presenceSweeper: slot(presenceSweeper),
+    registerPush: slot(registerPush),
+    unregisterPush: slot(unregisterPush),
   };
   return {
     connect: slots.connect.handler,
@@ -72,6 +76,8 @@ export function testLambdas(env: () => Readonly<Record<string, string | undefine
     ping: slots.ping.handler,
     getPresence: slots.getPresence.handler,
     presenceSweeper: slots.presenceSweeper.handler,
+    registerPush: slots.registerPush.handler,
+    unregisterPush: slots.unregisterPush.handler,
     /** The services a route built (or builds now), as its handler sees them. */
     services: {
       connect: slots.connect.services,

@@ -115,7 +115,7 @@ describe('frame answers', () => {
   }
   const frame = { action: 'sendMessage', conversationId: 'conv', clientMessageId: 'cm-1', body: 'hello' };
 
-  it('counts a served frame as one request, with its posts (`sent` to the sender, `message` to bob), in one flush', async () => {
+  it('counts a served frame as one request, with its posts (`sent` to the sender, `message` to bob) and its notify job, in one flush', async () => {
     // Prepare
     const { fake, metrics, services } = metered();
     fake.connect('alice-1', 'alice', 'phone');
@@ -123,7 +123,7 @@ describe('frame answers', () => {
     // Act
     await sendMessageHandler(services)(messageEvent('alice-1', frame, 'sendMessage'));
     // Assess
-    expect(metrics.flushed).toEqual([{ requests: 1, deliveries: 2 }]);
+    expect(metrics.flushed).toEqual([{ requests: 1, deliveries: 2, notify_jobs: 1 }]);
     expect(metrics.pending.size).toBe(0);
   });
 

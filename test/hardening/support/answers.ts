@@ -1,6 +1,8 @@
 import { routes as deployedRoutes } from '../../../deploy/routes.js';
 import { selectRoute } from '../../../local/gateway/routing.js';
 import { clientFrameSchemas, MAX_MESSAGE_BYTES } from '../../../lambdas/protocol.js';
+import { DEFAULT_PUSH_WEB_HOSTS } from '../../../lambdas/config.js';
+import { webPushEndpointSchema } from '../../../lambdas/domain/push.js';
 import { ACTIONS, conversationsCursor, isRequestId, stringLeaves, type Binding } from './fuzz-values.js';
 
 /** The protocol's error codes (shared PROTOCOL.md). */
@@ -49,6 +51,11 @@ const VOCABULARY = new Set([
   'cursor',
   'getPresence',
   'presence',
+  'registerPush',
+  'unregisterPush',
+  'webPush',
+  'endpoint',
+  'p256dh',
   'upToSeq',
   'beforeSeq',
   'ack',
@@ -177,7 +184,7 @@ export interface ConversationExpectation {
 /** What the contract says a route answers to a frame text from the fuzzed connection. */
 export type Expected =
   | { kind: 'silent' }
-  | { kind: 'answer'; type: 'sent' | 'acked' | 'unacked' | 'history' | 'read' | 'conversations' | 'presence' }
+  | { kind: 'answer'; type: 'sent' | 'acked' | 'unacked' | 'history' | 'read' | 'conversations' | 'presence' | 'pushRegistered' | 'pushUnregistered' }
   /** `subscribed`, then (for each `ok` conversation with an `afterSeq`) one `unacked` page, in that order. */
   | { kind: 'subscribed'; conversations: ConversationExpectation[]; resumes: { conversationId: string; afterSeq: number }[] }
   | { kind: 'unsubscribed'; conversationIds: string[] }
@@ -251,6 +258,14 @@ export function expectedAnswer(route: Route, text: string, session: Session): Ex
       return { kind: 'unsubscribed', conversationIds: frame.conversationIds };
     case 'ping':
       return { kind: 'pong' };
+    case 'registerPush': {
+      // `npm start`'s settings: the default push services and loopback; no APNs or FCM platform.
+      const allowed = webPushEndpointSchema({ webAllowedHosts: DEFAULT_PUSH_WEB_HOSTS.split(','), allowLoopback: true });
+      const ok = frame.webPush !== undefined && allowed.safeParse(frame.webPush.endpoint).success;
+      return ok ? { kind: 'answer', type: 'pushRegistered' } : { kind: 'error', codes: ['bad_request'] };
+    }
+    case 'unregisterPush':
+      return { kind: 'answer', type: 'pushUnregistered' };
     case 'getConversations':
       // About the user, not a conversation: never forbidden. A cursor the server did not make is refused.
       return frame.cursor === undefined || isServersCursor(frame.cursor) ? { kind: 'answer', type: 'conversations' } : { kind: 'error', codes: ['bad_request'] };

@@ -265,6 +265,8 @@ export const ACTIONS = [
   'markRead',
   'getConversations',
   'getPresence',
+  'registerPush',
+  'unregisterPush',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
@@ -433,6 +435,13 @@ function validFrame(binding: Binding, maxBytes: number): fc.Arbitrary<[string, F
     conversationIds(0.15).map((ids): [string, FuzzValue][] => [['action', 'unsubscribe'], ['conversationIds', ids]]),
     fc.constant<[string, FuzzValue][]>([['action', 'ping']]),
     fc.constant<[string, FuzzValue][]>([['action', 'getPresence'], conv]),
+    fc.constant<[string, FuzzValue][]>([['action', 'unregisterPush']]),
+    fc
+      .constantFrom('https://fcm.googleapis.com/fcm/send/fuzz', 'http://127.0.0.1:9/push/fuzz', 'https://evil.example/push')
+      .map((endpoint): [string, FuzzValue][] => [
+        ['action', 'registerPush'],
+        ['webPush', new Entries([['endpoint', endpoint], ['keys', new Entries([['p256dh', 'B'.repeat(87)], ['auth', 'A'.repeat(22)]])]])],
+      ]),
     fc
       .record({ userId: fc.option(fc.constant(binding.userId)), state: fc.option(fc.constantFrom('start', 'stop')) })
       .map(({ userId, state }) => {

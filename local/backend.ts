@@ -23,7 +23,8 @@ import { DynamoMessageLog } from '../lambdas/adapters/dynamo-message-log.js';
 import { appKeysFrom } from '../lambdas/secret.js';
 import { ensureMember } from './members.js';
 import { newDevSecretJson } from './dev-state.js';
-import { webPage } from './web/server.js';
+import { webPage, type WebPagePush } from './web/server.js';
+import { pushJsonLineLog, startLocalPushService } from './push-service.js';
 
 
 export interface LocalBackendOptions {
@@ -143,13 +144,13 @@ function batchResponse(value: unknown): SQSBatchResponse {
 }
 
 /** The web page's handler, with the DynamoDB client its `/dev/join` adds members through. */
-function webPageOf(dynamodbEndpoint: string, tables: TableNames, secretJson: string, maxMembers: number, url: () => string) {
+function webPageOf(dynamodbEndpoint: string, tables: TableNames, secretJson: string, maxMembers: number, url: () => string, push: WebPagePush) {
   const db = DynamoDBDocumentClient.from(
     new DynamoDBClient({ endpoint: dynamodbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
   );
   const services = { members: new DynamoMembershipStore(db, tables.members), messages: new DynamoMessageLog(db, tables, { now: () => Date.now() }) };
   return {
-    http: webPage({ jwtSecret: appKeysFrom(secretJson).jwtSecret, url, join: (conversationId, userId) => ensureMember(services, conversationId, userId, maxMembers) }),
+    http: webPage({ jwtSecret: appKeysFrom(secretJson).jwtSecret, url, join: (conversationId, userId) => ensureMember(services, conversationId, userId, maxMembers), push }),
     stop: async () => db.destroy(),
   };
 }
@@ -206,7 +207,12 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
     const routeTable: RouteTable = {};
     // Without a secret given, one of its own for this backend only (`npm start` gives the machine's, kept in a file).
     const secretJson = options.env?.APP_SECRET_JSON ?? newDevSecretJson();
-    const page = options.web === true ? webPageOf(dynamodbEndpoint, tables, secretJson, loadMembershipLimit(options.env ?? {}), () => gateway.url) : undefined;
+    // The page's stand-in for the browser's PushManager (see local/push-service.ts); its log lines carry no payloads.
+    const pushService =
+      options.web === true ? await startLocalPushService({ ...((options.env?.LOG_LEVEL ?? 'INFO') === 'SILENT' ? {} : { log: pushJsonLineLog((line) => process.stdout.write(line)) }) }) : undefined;
+    if (pushService !== undefined) started.push({ stop: () => pushService.close() });
+    const page =
+      pushService === undefined ? undefined : webPageOf(dynamodbEndpoint, tables, secretJson, loadMembershipLimit(options.env ?? {}), () => gateway.url, { service: pushService });
     if (page !== undefined) started.push(page);
     const gateway = await startLocalGateway({
       port: options.port ?? 0,

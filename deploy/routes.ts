@@ -26,6 +26,8 @@ export interface FunctionSpec {
     tables: TableGrants;
     /** Sends to the fan-out queue. */
     enqueue: boolean;
+    /** Sends to the notifier's queue (push notifications). */
+    notifies?: true;
     /** Posts to connections through the Management API. */
     posts: boolean;
     /** Reaches Redis (placed in the VPC when Redis is ElastiCache). */
@@ -86,6 +88,14 @@ const APPEND_CLAIMS = ['PutItem', 'GetItem', 'UpdateItem'] as const;
 const REGISTER = ['UpdateItem', 'Query', 'DeleteItem', 'PutItem', 'GetItem'] as const;
 /** A device's position read and saved (`get`, `save`). */
 const POSITION = ['GetItem', 'PutItem'] as const;
+
+/** The push targets table: a registration (the user's targets, the oldest removed, the put), an unregistration. */
+const REGISTER_PUSH = ['Query', 'DeleteItem', 'PutItem'] as const;
+const UNREGISTER_PUSH = ['DeleteItem'] as const;
+/** The notifier: a conversation's device positions and their push markers (set, and cleared after a failed push). */
+const PUSH_MARKS = ['Query', 'UpdateItem'] as const;
+/** The notifier: a user's targets, a gone one removed, an SNS endpoint remembered. */
+const PUSH_TARGETS = ['Query', 'DeleteItem', 'UpdateItem'] as const;
 
 /** The union of some building blocks, each action once. */
 function grant<const A extends string>(...parts: readonly (readonly A[])[]): A[] {
@@ -161,6 +171,7 @@ export const routes: readonly RouteSpec[] = [
     access: {
       tables: { connections: grant(FRAME, RECIPIENTS, PRUNE), members: grant(ROSTER), messages: grant(APPEND_MESSAGES, LAST_SEQ), idempotency: grant(APPEND_CLAIMS) },
       enqueue: true,
+      notifies: true,
       posts: true,
       redis: true,
     },
@@ -230,6 +241,20 @@ export const routes: readonly RouteSpec[] = [
     twoWay: true,
     access: { tables: { connections: grant(FRAME), members: grant(ROSTER) }, enqueue: false, posts: false, redis: true },
   },
+  {
+    routeKey: 'registerPush',
+    name: 'registerPush',
+    entry: 'lambdas/handlers/register-push.ts',
+    twoWay: true,
+    access: { tables: { connections: grant(FRAME), pushTargets: grant(REGISTER_PUSH) }, enqueue: false, posts: false, redis: true },
+  },
+  {
+    routeKey: 'unregisterPush',
+    name: 'unregisterPush',
+    entry: 'lambdas/handlers/unregister-push.ts',
+    twoWay: true,
+    access: { tables: { connections: grant(FRAME), pushTargets: grant(UNREGISTER_PUSH) }, enqueue: false, posts: false, redis: true },
+  },
 ];
 
 /** The SQS consumer that posts large fan-outs in batches. */
@@ -238,6 +263,22 @@ export const fanoutWorker: FunctionSpec = {
   entry: 'lambdas/handlers/fanout-worker.ts',
   // Reads messages from the log (DynamoDB) and prunes gone connections: no Redis, so it runs outside the VPC.
   access: { tables: { connections: grant(PRUNE), messages: grant(['GetItem']) }, enqueue: false, posts: true, redis: false },
+};
+
+/**
+ * The SQS consumer that decides which offline devices to wake for a stored message and pushes them (Web Push,
+ * SNS). No Redis: it runs outside the VPC, where the push services are reached directly. The log is read only for
+ * a preview (PUSH_PREVIEW).
+ */
+export const notifier: FunctionSpec = {
+  name: 'notifier',
+  entry: 'lambdas/handlers/notifier.ts',
+  access: {
+    tables: { positions: grant(PUSH_MARKS), connections: grant(RECIPIENTS), pushTargets: grant(PUSH_TARGETS), messages: grant(['GetItem']) },
+    enqueue: false,
+    posts: false,
+    redis: false,
+  },
 };
 
 /** The scheduled function that announces `offline` once a user's presence lapsed (lib/: every minute). */

@@ -103,6 +103,16 @@ export const positionsTable = {
   ttlAttribute: 'expiresAt',
 } as const satisfies TableShape;
 
+/**
+ * Push targets: one item per (userId, deviceId) — a Web Push subscription, an APNs or an FCM token, with its SNS
+ * endpoint once made. A user's targets are one Query of their partition (the notifier, the per-user bound).
+ */
+export const pushTargetsTable = {
+  partitionKey: { name: 'userId', type: 'S' },
+  sortKey: { name: 'deviceId', type: 'S' },
+  indexes: [],
+} as const satisfies TableShape;
+
 /** Every table of a stage, by its name in the manifest. */
 export const tableShapes = {
   connections: connectionsTable,
@@ -110,6 +120,7 @@ export const tableShapes = {
   messages: messagesTable,
   idempotency: idempotencyTable,
   positions: positionsTable,
+  pushTargets: pushTargetsTable,
 } as const satisfies Record<string, TableShape>;
 
 export type TableName = keyof typeof tableShapes;

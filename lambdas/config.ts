@@ -182,6 +182,48 @@ const presence = {
   PRESENCE_GRACE_SECONDS: positiveInt(15),
   PRESENCE_OCCUPANCY_INTERVAL_MS: positiveInt(5000),
 };
+/**
+ * Push notifications. The notify queue is optional for sendMessage: without it nothing is pushed. Web Push
+ * endpoints must be https on PUSH_WEB_ALLOWED_HOSTS (`*.` matches any subdomain); PUSH_ALLOW_LOOPBACK (the local
+ * backend only) also allows http://127.0.0.1 and http://localhost. APNs and FCM go through the SNS platform
+ * applications whose ARNs are given (a stage without one refuses that kind of target).
+ */
+export const DEFAULT_PUSH_WEB_HOSTS = 'fcm.googleapis.com,updates.push.services.mozilla.com,*.push.apple.com,*.notify.windows.com';
+const flag = (fallback: boolean) =>
+  z.pipe(
+    z._default(z.enum(['true', 'false']), fallback ? 'true' : 'false'),
+    z.transform((v: 'true' | 'false') => v === 'true'),
+  );
+const notifyQueue = { NOTIFY_QUEUE_URL: optionalUrl, SQS_ENDPOINT: optionalUrl };
+const pushPlatforms = { PUSH_APNS_PLATFORM_ARN: optionalText, PUSH_FCM_PLATFORM_ARN: optionalText };
+const pushRegistration = {
+  ...pushPlatforms,
+  MAX_PUSH_TARGETS_PER_USER: positiveInt(10),
+  PUSH_WEB_ALLOWED_HOSTS: z.pipe(
+    z._default(z.string(), DEFAULT_PUSH_WEB_HOSTS),
+    z.transform((v: string) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
+    ),
+  ),
+  PUSH_ALLOW_LOOPBACK: flag(false),
+  PUSH_TARGETS_TABLE: z.string().check(z.minLength(1)),
+};
+/** The VAPID key pair `{publicKey, privateKey, subject}`: a Secrets Manager secret, or inline JSON locally. */
+const vapid = { PUSH_VAPID_SECRET_ID: optionalText, PUSH_VAPID_JSON: optionalText, ...secrets };
+const notifier = {
+  ...pushPlatforms,
+  ...vapid,
+  PUSH_TARGETS_TABLE: z.string().check(z.minLength(1)),
+  /** Web Push only: the push carries the first 100 characters of the body (RFC 8291 end-to-end encrypted). */
+  PUSH_PREVIEW: flag(false),
+  /** How long a push service keeps an undelivered push (Web Push `TTL`, seconds). */
+  PUSH_TTL_SECONDS: z._default(z.coerce.number().check(z.int(), z.minimum(0), z.maximum(28 * 24 * 3600)), 24 * 3600),
+  PUSH_CONCURRENCY: positiveInt(8),
+};
+
 /** The stage's own Management API, for functions no request names it to (the sweeper, the fan-out worker). */
 const ownCallback = { CALLBACK_URL: z.url() };
 /** The presence sweeper: how often it sweeps, and the Management API it announces through (the stage's). */
@@ -207,6 +249,7 @@ const crossChecks = (variables: ReadonlySet<string>) => z.superRefine((env: Env,
   }
   exactlyOne('APP_SECRET_ID', 'APP_SECRET_JSON');
   exactlyOne('JWT_SECRET_ID', 'APP_SECRET_JSON');
+  exactlyOne('PUSH_VAPID_SECRET_ID', 'PUSH_VAPID_JSON');
   if (variables.has('JWT_JWKS_URL') && env.JWT_JWKS_URL !== undefined) {
     for (const name of ['JWT_ISSUER', 'JWT_AUDIENCE']) {
       if (env[name] === undefined) ctx.addIssue({ code: 'custom', path: [name], message: 'is required with JWT_JWKS_URL', input: undefined });
@@ -240,7 +283,7 @@ export const functionEnvironments = {
   subscribe: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...limits, ...subscriptions, ...delivery, ...conversationSize, ...presence }),
   unsubscribe: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits, ...presence }),
   typing: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize, ...typingTimes, ...presence, ...budgets }),
-  sendMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery, ...presence, ...budgets }),
+  sendMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery, ...presence, ...budgets, ...notifyQueue }),
   editMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery, ...presence, ...budgets }),
   deleteMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...limits, ...delivery, ...presence, ...budgets }),
   ack: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...limits, ...presence }),
@@ -251,6 +294,9 @@ export const functionEnvironments = {
   fanoutWorker: environment({ ...base, ...dynamo, ...connections, ...messages, ...appSecret, ...posting, TYPING_EXPIRES_MS: typingTimes.TYPING_EXPIRES_MS, ...ownCallback }),
   ping: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize, ...presence }),
   getPresence: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...conversationSize, ...presence }),
+  registerPush: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits, ...pushRegistration }),
+  unregisterPush: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits, PUSH_TARGETS_TABLE: pushRegistration.PUSH_TARGETS_TABLE }),
+  notifier: environment({ ...base, ...dynamo, ...connections, ...messages, ...positions, ...appSecret, ...notifier }),
   presenceSweeper: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...delivery, ...conversationSize, ...presence, ...presenceSweep }),
 } as const;
 

@@ -129,6 +129,11 @@ export class PoisonRecordError extends RelayError {
   override readonly name = 'PoisonRecordError';
 }
 
+/** A push service refused a push for a reason other than the target being gone (a bad key, a bad request). */
+export class PushFailedError extends RelayError {
+  override readonly name = 'PushFailedError';
+}
+
 /** An error's name and message for logs (our messages never carry bodies or tokens). */
 export function errorSummary(error: unknown): { name: string; message: string } {
   return error instanceof Error ? { name: error.name, message: error.message } : { name: 'unknown', message: String(error) };

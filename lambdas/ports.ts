@@ -82,6 +82,15 @@ export interface Services {
   presence: Presence;
   /** Counters of what happened (EMF metrics on AWS, nothing locally), flushed once per invocation. */
   metrics: Metrics;
+  /** Hands a stored message's ids to the notifier (SQS), off the send path. */
+  notify: NotifyQueue;
+  /** Each (user, device)'s push target (DynamoDB). */
+  pushTargets: PushTargetStore;
+  /** The "pushed this offline period" marker on each device position (DynamoDB, the positions table). */
+  pushMarks: PushMarks;
+  /** The push services (Web Push with VAPID; APNs and FCM through SNS mobile push). */
+  pusher: PushSender;
+  push: PushSettings;
 }
 
 /**
@@ -89,7 +98,21 @@ export interface Services {
  * handshakes that reached their services; the `unavailable` and `rate_limited` answers among them; post outcomes
  * (`deliveries`, `gone`, `failed`); `fanout_jobs` handed to the queue.
  */
-export type MetricName = 'requests' | 'unavailable' | 'rate_limited' | 'deliveries' | 'gone' | 'failed' | 'fanout_jobs';
+export type MetricName =
+  | 'requests'
+  | 'unavailable'
+  | 'rate_limited'
+  | 'deliveries'
+  | 'gone'
+  | 'failed'
+  | 'fanout_jobs'
+  /** Notify jobs handed to the notifier's queue, and those that could not be (the message is stored all the same). */
+  | 'notify_jobs'
+  | 'notify_enqueue_failed'
+  /** Push outcomes: accepted by the push service, target gone (removed), failed (the job is retried). */
+  | 'pushes'
+  | 'push_gone'
+  | 'push_failed';
 
 /** Counters summed in the container and emitted at the end of each invocation. Neither call ever throws. */
 export interface Metrics {
@@ -492,4 +515,108 @@ export interface Presence {
   count(conversationId: string): Promise<number>;
   /** True at most once per occupancy interval per conversation: an `occupancy` frame may go out now. */
   claimOccupancy(conversationId: string, now: number): Promise<boolean>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Push notifications: a member device with no live connection is woken once per offline period.
+// ---------------------------------------------------------------------------------------------------------
+
+/** A browser's `PushSubscription` as JSON (RFC 8030 endpoint, RFC 8291 keys, base64url). */
+export interface WebPushSubscription {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
+}
+
+/** Where a device is woken: a Web Push subscription, an APNs device token or an FCM registration token. */
+export type PushTarget = { kind: 'webPush'; subscription: WebPushSubscription } | { kind: 'apns'; token: string } | { kind: 'fcm'; token: string };
+
+/** One device's stored push target. */
+export interface StoredPushTarget {
+  userId: string;
+  deviceId: string;
+  target: PushTarget;
+  /** Epoch ms of the registration: which target is the oldest, and which one a removal may remove. */
+  registeredAt: number;
+  /** APNs / FCM: the SNS platform endpoint made for the token on its first push. */
+  endpointArn?: string;
+}
+
+export interface PushTargetStore {
+  /**
+   * Stores (or replaces) the device's target. A user keeps at most `maxPerUser` targets: registering one more
+   * removes the oldest (answered, so the caller can log it).
+   */
+  put(stored: StoredPushTarget, maxPerUser: number): Promise<{ evicted: string[] }>;
+  /** Forgets the device's target; false when it had none. */
+  remove(userId: string, deviceId: string): Promise<boolean>;
+  /** Forgets this target only if it is still the one stored (a registration made since is kept). */
+  removeIf(stored: StoredPushTarget): Promise<void>;
+  /** The user's targets (one Query of the user's partition). */
+  ofUser(userId: string): Promise<StoredPushTarget[]>;
+  /** Remembers the SNS endpoint of a target, if it is still the one stored. */
+  setEndpointArn(stored: StoredPushTarget, endpointArn: string): Promise<void>;
+}
+
+/** A device position and whether the device was pushed since it last acked or reconnected. */
+export type PushCandidate = DevicePosition & { pushedAt?: number };
+
+/**
+ * The "at most one push per offline period" marker, on the device's position item: set by the notifier with a
+ * conditional write (only while unset, and only on the version it read), cleared by every `save` (an ack, a
+ * read walking over own messages) and every `register` (a reconnect or subscribe).
+ */
+export interface PushMarks {
+  /** Every live device position of a conversation (one paginated Query of its partition). */
+  candidates(conversationId: string): Promise<PushCandidate[]>;
+  /** Sets the marker if it is unset and the position is still at `position.version`; true when this call set it. */
+  mark(position: DevicePosition, at: number): Promise<boolean>;
+  /** Clears the marker this call set (`at`), so a push that failed can be tried again. */
+  unmark(position: DevicePosition, at: number): Promise<void>;
+}
+
+/** What a push says: ids and a count, never a body; `preview` only over Web Push's end-to-end encryption. */
+export interface PushNotification {
+  conversationId: string;
+  senderId: string;
+  seq: number;
+  /** Messages pending for the device in the conversation when it was pushed. */
+  count: number;
+  preview?: string;
+}
+
+/** `delivered`: accepted by the push service; `gone`: the service says the target no longer exists. */
+export type PushResult = { outcome: 'delivered'; endpointArn?: string } | { outcome: 'gone' };
+
+/** The push services. Any other failure throws (PushFailedError, UnavailableError): the job is retried. */
+export interface PushSender {
+  send(stored: StoredPushTarget, notification: PushNotification): Promise<PushResult>;
+}
+
+export interface PushSettings {
+  /** Push targets a user keeps; registering one more removes the oldest. */
+  maxTargetsPerUser: number;
+  /** Host names (`*.` for any subdomain) Web Push endpoints may be on; https only. */
+  webAllowedHosts: readonly string[];
+  /** Also `http://127.0.0.1:*` / `http://localhost:*` endpoints (the local backend only). */
+  allowLoopback: boolean;
+  /** Web Push carries the first PREVIEW_CHARS of the body (end-to-end encrypted). Never APNs or FCM. */
+  preview: boolean;
+  /** Pushes one notifier job sends at once. */
+  concurrency: number;
+  /** Which SNS platforms this stage has (registration of the others is refused). */
+  apns: boolean;
+  fcm: boolean;
+}
+
+/** A stored message, by ids only: what the notifier is told after an append. */
+export interface NotifyJob {
+  conversationId: string;
+  seq: number;
+  messageId: string;
+  senderId: string;
+  senderDevice: string;
+}
+
+export interface NotifyQueue {
+  enqueue(job: NotifyJob): Promise<void>;
 }

@@ -212,6 +212,40 @@ export const getPresenceFrameSchema = z.object({
 });
 export type GetPresenceFrame = z.output<typeof getPresenceFrameSchema>;
 
+/** base64url without padding, as browsers give PushSubscription keys (a 65-byte P-256 point, a 16-byte secret). */
+const base64url = (min: number, max: number) =>
+  z.string().check(z.minLength(min), z.maxLength(max), z.regex(/^[A-Za-z0-9_-]+=*$/, 'must be base64url'));
+/**
+ * A push target: exactly one of a browser `PushSubscription` (JSON), an APNs device token (hex) or an FCM token.
+ * The endpoint's host is checked against the stage's allow-list by the route (it is configuration).
+ */
+const pushTargetFields = {
+  webPush: z.optional(
+    z.object({
+      endpoint: z.url().check(z.maxLength(2048)),
+      keys: z.object({ p256dh: base64url(80, 100), auth: base64url(16, 32) }),
+      expirationTime: z.optional(z.nullable(z.number())),
+    }),
+  ),
+  apns: z.optional(z.string().check(z.minLength(32), z.maxLength(200), z.regex(/^[0-9a-fA-F]+$/, 'must be a hex device token'))),
+  fcm: z.optional(z.string().check(z.minLength(32), z.maxLength(4096), z.regex(/^[A-Za-z0-9_:.-]+$/, 'must be an FCM registration token'))),
+};
+const exactlyOneTarget = z.refine<{ webPush?: unknown; apns?: unknown; fcm?: unknown }>(
+  (f) => [f.webPush, f.apns, f.fcm].filter((t) => t !== undefined).length === 1,
+  { message: 'give exactly one of webPush, apns, fcm', path: ['webPush'] },
+);
+
+/** `registerPush`: this device (of this connection) is woken through this target while it has no live connection. */
+export const registerPushFrameSchema = z
+  .object({ action: z.literal('registerPush'), requestId: z.optional(requestIdSchema), ...pushTargetFields })
+  .check(exactlyOneTarget);
+
+/** `unregisterPush`: this device is no longer woken (the target named, if any, is not checked: the device has one). */
+export const unregisterPushFrameSchema = z.object({ action: z.literal('unregisterPush'), requestId: z.optional(requestIdSchema), ...pushTargetFields });
+
+export type RegisterPushFrame = z.output<typeof registerPushFrameSchema>;
+export type UnregisterPushFrame = z.output<typeof unregisterPushFrameSchema>;
+
 export type PingFrame = z.output<typeof pingFrameSchema>;
 export type SubscribeFrame = z.output<typeof subscribeFrameSchema>;
 export type UnsubscribeFrame = z.output<typeof unsubscribeFrameSchema>;
@@ -237,6 +271,8 @@ export const clientFrameSchemas = {
   markRead: markReadFrameSchema,
   getConversations: getConversationsFrameSchema,
   getPresence: getPresenceFrameSchema,
+  registerPush: registerPushFrameSchema,
+  unregisterPush: unregisterPushFrameSchema,
 } as const;
 export type ClientAction = keyof typeof clientFrameSchemas;
 
@@ -388,6 +424,16 @@ export interface ConversationsFrame extends Answer {
   /** Only when there are more: give it back to get the next page. */
   cursor?: string;
 }
+/** The answer to `registerPush`: which kind of target this device now has. */
+export interface PushRegisteredFrame extends Answer {
+  type: 'pushRegistered';
+  kind: 'webPush' | 'apns' | 'fcm';
+}
+/** The answer to `unregisterPush`: `removed` is false when the device had no target. */
+export interface PushUnregisteredFrame extends Answer {
+  type: 'pushUnregistered';
+  removed: boolean;
+}
 export interface ErrorFrame {
   type: 'error';
   code: ErrorCode;
@@ -423,6 +469,8 @@ export type ServerFrame =
   | MessageDeletedFrame
   | ReadFrame
   | ConversationsFrame
+  | PushRegisteredFrame
+  | PushUnregisteredFrame
   | ErrorFrame;
 
 /** UTF-8 size of a frame as it goes on the wire. */

@@ -13,6 +13,7 @@ const CONSTRUCT_IDS: Record<TableName, string> = {
   messages: 'Messages',
   idempotency: 'Idempotency',
   positions: 'Positions',
+  pushTargets: 'PushTargets',
 };
 
 /** The stage's DynamoDB tables, built from the key schemas the local backend uses too. */

@@ -4,7 +4,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { tableShapes, type TableName, type TableNames } from '../deploy/tables.js';
-import { fanoutWorker, presenceSweeper, routes } from '../deploy/routes.js';
+import { fanoutWorker, notifier, presenceSweeper, routes } from '../deploy/routes.js';
 import { startLocalGateway, type LocalGatewayOptions, type RouteHandler, type RouteTable } from './gateway.js';
 import { resolveRedis, startDynalite, startSqsServer, type RunningService } from './services.js';
 import { lazyServices, Scope, type Route } from '../lambdas/context/lazy.js';
@@ -25,6 +25,7 @@ import { ensureMember } from './members.js';
 import { newDevSecretJson } from './dev-state.js';
 import { webPage, type WebPagePush } from './web/server.js';
 import { pushJsonLineLog, startLocalPushService } from './push-service.js';
+import { generateVapidKeys } from '../lambdas/adapters/web-push-sender.js';
 
 
 export interface LocalBackendOptions {
@@ -52,7 +53,7 @@ export interface LocalBackendOptions {
     LocalGatewayOptions,
     'idleTimeoutMs' | 'maxConnectionMs' | 'maxFrameBytes' | 'maxMessageBytes' | 'maxPostBytes' | 'log' | 'managementDelayMs' | 'headersTimeoutMs' | 'requestTimeoutMs' | 'handshakeTimeoutMs'
   >;
-  /** Visibility timeout of the local fan-out queue, seconds. */
+  /** Visibility timeout of the local fan-out and notify queues, seconds. */
   visibilityTimeoutSeconds?: number;
   maxReceiveCount?: number;
   onWorkerError?: (error: unknown) => void;
@@ -81,6 +82,11 @@ export interface LocalBackend {
   tables: TableNames;
   queueUrl: string;
   dlqUrl: string;
+  /** The notifier's queue (one job per stored message) and its dead-letter queue. */
+  notifyQueueUrl: string;
+  notifyDlqUrl: string;
+  /** The VAPID public key Web Push subscriptions must be made with (`applicationServerKey`). */
+  vapidPublicKey: string;
   /** The environment the handlers are built from (what a Lambda would get); change it, then restart the functions. */
   env: Record<string, string>;
   /**
@@ -127,6 +133,34 @@ function startSweeping(sweep: () => Promise<unknown>, intervalMs: number): Pick<
       await running;
     },
   };
+}
+
+/** A queue and its dead-letter queue (after `maxReceiveCount` receives), as the stack makes them. */
+async function createQueueWithDlq(
+  sqs: SQSClient,
+  name: string,
+  options: { visibilityTimeoutSeconds: number; maxReceiveCount: number },
+): Promise<{ queueUrl: string; queueArn: string; dlqUrl: string }> {
+  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `${name}-dlq` }));
+  const dlqUrl = dlq.QueueUrl ?? '';
+  const dlqAttributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }));
+  const queue = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: name,
+      Attributes: {
+        VisibilityTimeout: String(options.visibilityTimeoutSeconds),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqAttributes.Attributes?.QueueArn, maxReceiveCount: String(options.maxReceiveCount) }),
+      },
+    }),
+  );
+  const queueUrl = queue.QueueUrl ?? '';
+  const attributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
+  return { queueUrl, queueArn: attributes.Attributes?.QueueArn ?? '', dlqUrl };
+}
+
+function vapidPublicKeyOf(json: string): string {
+  const parsed: unknown = JSON.parse(json);
+  return typeof parsed === 'object' && parsed !== null && 'publicKey' in parsed && typeof parsed.publicKey === 'string' ? parsed.publicKey : '';
 }
 
 /** The worker's answer, checked like Lambda checks a partial batch response. */
@@ -185,34 +219,24 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
     ddb.destroy();
 
     const sqs = new SQSClient({ endpoint: sqsEndpoint, region: 'us-east-1', credentials });
-    const dlq = await sqs.send(new CreateQueueCommand({ QueueName: `relay-${stage}-fanout-dlq` }));
-    const dlqUrl = dlq.QueueUrl ?? '';
-    const dlqAttributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }));
-    const queue = await sqs.send(
-      new CreateQueueCommand({
-        QueueName: `relay-${stage}-fanout`,
-        Attributes: {
-          VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? 30),
-          RedrivePolicy: JSON.stringify({
-            deadLetterTargetArn: dlqAttributes.Attributes?.QueueArn,
-            maxReceiveCount: String(options.maxReceiveCount ?? 3),
-          }),
-        },
-      }),
-    );
-    const queueUrl = queue.QueueUrl ?? '';
-    const queueAttributes = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }));
+    const queueOptions = { visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 30, maxReceiveCount: options.maxReceiveCount ?? 3 };
+    const fanoutQueues = await createQueueWithDlq(sqs, `relay-${stage}-fanout`, queueOptions);
+    const notifyQueues = await createQueueWithDlq(sqs, `relay-${stage}-notify`, queueOptions);
+    const { queueUrl, dlqUrl } = fanoutQueues;
 
     // The gateway's routes are set once its Management endpoint (the handlers' CALLBACK_URL) is known.
     const routeTable: RouteTable = {};
     // Without a secret given, one of its own for this backend only (`npm start` gives the machine's, kept in a file).
     const secretJson = options.env?.APP_SECRET_JSON ?? newDevSecretJson();
+    // Web Push keys of this backend only (a stage keeps its own in Secrets Manager), unless given.
+    const vapidJson = options.env?.PUSH_VAPID_JSON ?? JSON.stringify(generateVapidKeys());
     // The page's stand-in for the browser's PushManager (see local/push-service.ts); its log lines carry no payloads.
     const pushService =
       options.web === true ? await startLocalPushService({ ...((options.env?.LOG_LEVEL ?? 'INFO') === 'SILENT' ? {} : { log: pushJsonLineLog((line) => process.stdout.write(line)) }) }) : undefined;
     if (pushService !== undefined) started.push({ stop: () => pushService.close() });
+    const pagePush = pushService === undefined ? undefined : { service: pushService, applicationServerKey: vapidPublicKeyOf(vapidJson) };
     const page =
-      pushService === undefined ? undefined : webPageOf(dynamodbEndpoint, tables, secretJson, loadMembershipLimit(options.env ?? {}), () => gateway.url, { service: pushService });
+      pagePush === undefined ? undefined : webPageOf(dynamodbEndpoint, tables, secretJson, loadMembershipLimit(options.env ?? {}), () => gateway.url, pagePush);
     if (page !== undefined) started.push(page);
     const gateway = await startLocalGateway({
       port: options.port ?? 0,
@@ -226,6 +250,11 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
 
     const env: Record<string, string> = {
       CONNECTIONS_TABLE: tables.connections,
+      PUSH_TARGETS_TABLE: tables.pushTargets,
+      NOTIFY_QUEUE_URL: notifyQueues.queueUrl,
+      PUSH_VAPID_JSON: vapidJson,
+      // The local push service listens on loopback http; a stage never allows it.
+      PUSH_ALLOW_LOOPBACK: 'true',
       MEMBERS_TABLE: tables.members,
       MESSAGES_TABLE: tables.messages,
       IDEMPOTENCY_TABLE: tables.idempotency,
@@ -276,17 +305,21 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
     const workerHandler = await handlerOf(fanoutWorker);
     functions[fanoutWorker.name] = (event) => workerHandler(event as never);
     const worker = async (event: SQSEvent) => batchResponse(await workerHandler(event as never));
-    const poller = startSqsPoller(
+    const poller = startSqsPoller(sqs, queueUrl, fanoutQueues.queueArn, worker, options.onWorkerError ?? (() => undefined));
+    // The notifier, from its own queue, as its SQS event source runs it in the cloud.
+    const notifierHandler = await handlerOf(notifier);
+    functions[notifier.name] = (event) => notifierHandler(event as never);
+    const notifierPoller = startSqsPoller(
       sqs,
-      queueUrl,
-      queueAttributes.Attributes?.QueueArn ?? '',
-      worker,
+      notifyQueues.queueUrl,
+      notifyQueues.queueArn,
+      async (event: SQSEvent) => batchResponse(await notifierHandler(event as never)),
       options.onWorkerError ?? (() => undefined),
     );
-    // Stop order: the poller and gateway first (they call handlers), then the servers they talk to.
+    // Stop order: the pollers and gateway first (they call handlers), then the servers they talk to.
     started.push({
       stop: async () => {
-        await poller.stop();
+        await Promise.all([poller.stop(), notifierPoller.stop()]);
         sqs.destroy();
       },
     });
@@ -307,6 +340,9 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
       tables,
       queueUrl,
       dlqUrl,
+      notifyQueueUrl: notifyQueues.queueUrl,
+      notifyDlqUrl: notifyQueues.dlqUrl,
+      vapidPublicKey: vapidPublicKeyOf(env.PUSH_VAPID_JSON ?? vapidJson),
       env,
       functions,
       loseConnection: (connectionId) => gateway.loseConnection(connectionId),

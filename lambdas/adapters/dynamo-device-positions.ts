@@ -7,7 +7,7 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import { CorruptRecordError, UnavailableError } from '../errors.js';
-import type { Clock, Device, DevicePosition, DevicePositions } from '../ports.js';
+import type { Clock, Device, DevicePosition, DevicePositions, PushCandidate, PushMarks } from '../ports.js';
 import { callAws, isConditionFailure } from './aws-errors.js';
 
 const DEFAULT_DEVICE_TTL_SECONDS = 30 * 24 * 3600;
@@ -24,6 +24,8 @@ export interface DynamoDevicePositionsOptions {
 interface PositionItem extends DevicePosition {
   device: string;
   expiresAt: number;
+  /** The notifier's marker (see PushMarks): never written by `save`, so an ack clears it. */
+  pushedAt?: number;
 }
 
 
@@ -40,7 +42,7 @@ export function deviceKey(device: Device): string {
  * Device positions in DynamoDB: one item per (conversationId, user/device), saved with optimistic concurrency
  * on `version`. Expiry is checked on every read against the clock, so nothing waits for TTL.
  */
-export class DynamoDevicePositions implements DevicePositions {
+export class DynamoDevicePositions implements DevicePositions, PushMarks {
   private readonly deviceTtlSeconds: number;
   private readonly maxDevicesPerUser: number;
 
@@ -132,6 +134,70 @@ export class DynamoDevicePositions implements DevicePositions {
     }
   }
 
+  async candidates(conversationId: string): Promise<PushCandidate[]> {
+    const out: PushCandidate[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await callAws('the device positions', () =>
+        this.db.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'conversationId = :c',
+            ExpressionAttributeValues: { ':c': conversationId },
+            ConsistentRead: true,
+            ExclusiveStartKey: startKey,
+          }),
+        ),
+      );
+      for (const raw of page.Items ?? []) {
+        const item = parseItem(raw);
+        if (!this.isLive(item)) continue;
+        out.push({ ...toPosition(item), ...(item.pushedAt === undefined ? {} : { pushedAt: item.pushedAt }) });
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return out;
+  }
+
+  async mark(position: DevicePosition, at: number): Promise<boolean> {
+    try {
+      await callAws('the device positions', () =>
+        this.db.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { conversationId: position.conversationId, device: deviceKey(position) },
+            UpdateExpression: 'SET pushedAt = :at',
+            // Unset, and still the version read: an ack saved since (which clears it) means there may be nothing to push.
+            ConditionExpression: 'attribute_exists(device) AND attribute_not_exists(pushedAt) AND version = :v',
+            ExpressionAttributeValues: { ':at': at, ':v': position.version },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  async unmark(position: DevicePosition, at: number): Promise<void> {
+    try {
+      await callAws('the device positions', () =>
+        this.db.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { conversationId: position.conversationId, device: deviceKey(position) },
+            UpdateExpression: 'REMOVE pushedAt',
+            ConditionExpression: 'pushedAt = :at',
+            ExpressionAttributeValues: { ':at': at },
+          }),
+        ),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
   async forgetUser(conversationId: string, userId: string): Promise<void> {
     const items = await this.userItems(conversationId, userId);
     await Promise.all(items.map((item) => this.delete(conversationId, item.device)));
@@ -167,7 +233,8 @@ export class DynamoDevicePositions implements DevicePositions {
           new UpdateCommand({
             TableName: this.tableName,
             Key: { conversationId, device: key },
-            UpdateExpression: 'SET lastSeenAt = :seen, expiresAt = :expires',
+            // A reconnect (or subscribe) ends the device's offline period: its next one may be pushed again.
+            UpdateExpression: 'SET lastSeenAt = :seen, expiresAt = :expires REMOVE pushedAt',
             ConditionExpression: 'attribute_exists(device) AND expiresAt > :now',
             ExpressionAttributeValues: { ':seen': now, ':expires': this.expiresAt(now), ':now': this.nowSeconds() },
             ReturnValues: 'ALL_NEW',
@@ -187,9 +254,16 @@ export class DynamoDevicePositions implements DevicePositions {
     );
   }
 
+  /** The item `save` writes: the position only, so the push marker goes (an ack or a read ends the offline period). */
   private itemOf(position: DevicePosition): PositionItem {
+    const { conversationId, userId, deviceId, ackedThrough, lastSeenAt, version } = position;
     return {
-      ...position,
+      conversationId,
+      userId,
+      deviceId,
+      ackedThrough,
+      lastSeenAt,
+      version,
       acked: [...position.acked].sort((a, b) => a - b),
       device: deviceKey(position),
       expiresAt: this.expiresAt(position.lastSeenAt),
@@ -210,7 +284,7 @@ export class DynamoDevicePositions implements DevicePositions {
 }
 
 function parseItem(item: Record<string, unknown>): PositionItem {
-  const { conversationId, device, userId, deviceId, ackedThrough, acked, lastSeenAt, version, expiresAt } = item;
+  const { conversationId, device, userId, deviceId, ackedThrough, acked, lastSeenAt, version, expiresAt, pushedAt } = item;
   if (
     typeof conversationId !== 'string' ||
     typeof device !== 'string' ||
@@ -225,7 +299,7 @@ function parseItem(item: Record<string, unknown>): PositionItem {
   ) {
     throw new CorruptRecordError(`device position ${String(conversationId)}/${String(device)} is malformed`);
   }
-  return { conversationId, device, userId, deviceId, ackedThrough, acked, lastSeenAt, version, expiresAt };
+  return { conversationId, device, userId, deviceId, ackedThrough, acked, lastSeenAt, version, expiresAt, ...(typeof pushedAt === 'number' ? { pushedAt } : {}) };
 }
 
 function toPosition(item: PositionItem): DevicePosition {

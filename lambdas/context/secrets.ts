@@ -40,6 +40,33 @@ export async function readJwtKeys(config: SecretsConfig & { JWT_SECRET_ID?: stri
   return jwtKeysFrom(await (await secretsProvider(config, env)).get(config.JWT_SECRET_ID));
 }
 
+const vapidSchema = z.object({
+  publicKey: z.string().check(z.regex(/^[A-Za-z0-9_-]{80,100}$/)),
+  privateKey: z.string().check(z.regex(/^[A-Za-z0-9_-]{40,50}$/)),
+  subject: z.string().check(z.regex(/^(mailto:|https:\/\/)/)),
+});
+
+/**
+ * The VAPID key pair of Web Push: inline JSON locally, else the stage's secret. Undefined while the secret holds
+ * no key pair yet (the stack creates it empty; docs/deploy.md, "Push notifications"): Web Push pushes then fail.
+ */
+export async function readVapidKeys(
+  config: SecretsConfig & { PUSH_VAPID_SECRET_ID?: string | undefined; PUSH_VAPID_JSON?: string | undefined },
+  env: Env,
+): Promise<{ publicKey: string; privateKey: string; subject: string } | undefined> {
+  const value = config.PUSH_VAPID_SECRET_ID === undefined ? config.PUSH_VAPID_JSON : await (await secretsProvider(config, env)).get(config.PUSH_VAPID_SECRET_ID);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(typeof value === 'string' ? value : '');
+  } catch {
+    throw new SecretError('the VAPID secret is not JSON');
+  }
+  if (typeof parsed === 'object' && parsed !== null && !('privateKey' in parsed)) return undefined;
+  const keys = z.safeParse(vapidSchema, parsed);
+  if (!keys.success) throw new SecretError('the VAPID secret needs "publicKey", "privateKey" (base64url) and "subject" (mailto: or https:)');
+  return keys.data;
+}
+
 const redisCredentialsSchema = z.object({ username: z.string().check(z.minLength(1)), password: z.string().check(z.minLength(1)) });
 
 /**

@@ -5,9 +5,12 @@ import { credentialsOption } from './credentials.js';
 import type { Env, Scope } from './lazy.js';
 
 export function fanoutQueue(config: { AWS_REGION: string; SQS_ENDPOINT?: string | undefined; FANOUT_QUEUE_URL: string }, scope: Scope, env: Env): FanoutQueue {
-  const sqs = scope.adopt(
+  return new SqsFanoutQueue(sqsClient(config, scope, env), config.FANOUT_QUEUE_URL);
+}
+
+export function sqsClient(config: { AWS_REGION: string; SQS_ENDPOINT?: string | undefined }, scope: Scope, env: Env): SQSClient {
+  return scope.adopt(
     new SQSClient({ region: config.AWS_REGION, ...credentialsOption(env), ...(config.SQS_ENDPOINT === undefined ? {} : { endpoint: config.SQS_ENDPOINT }) }),
     (c) => c.destroy(),
   );
-  return new SqsFanoutQueue(sqs, config.FANOUT_QUEUE_URL);
 }

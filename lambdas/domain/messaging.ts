@@ -23,7 +23,7 @@ import { requestIdOf } from './request-id.js';
 export type TypingServices = DeliveryServices & BudgetServices & Pick<Services, 'clock' | 'registry' | 'roster' | 'conversationSize' | 'typing' | 'typingGate'>;
 export type SendMessageServices = DeliveryServices &
   BudgetServices &
-  Pick<Services, 'clock' | 'registry' | 'roster' | 'sealer' | 'newMessageId' | 'messages' | 'seqCache'>;
+  Pick<Services, 'clock' | 'registry' | 'roster' | 'sealer' | 'newMessageId' | 'messages' | 'seqCache' | 'notify'>;
 export type AckServices = Pick<Services, 'messages' | 'positions' | 'seqCache' | 'log'>;
 export type PendingServices = Pick<Services, 'messages' | 'positions' | 'seqCache' | 'sealer' | 'clock' | 'log'>;
 export type GetUnackedServices = PendingServices & Pick<Services, 'members'>;
@@ -159,8 +159,23 @@ export async function sendMessage(
   const sentOutcome = await services.posterFor(endpoint).post(binding.connectionId, JSON.stringify(sent));
   if (sentOutcome === 'gone') await prune(services, binding.connectionId);
   const sentPosted = sentOutcome === 'delivered';
+  // Push notifications are decided off the send path: one job of ids to the notifier, beside live delivery.
+  const notified = enqueueNotify(services, entry);
   await deliverLive(services, binding, entry, frame.body, endpoint, await connections);
+  await notified;
   return sentPosted ? undefined : sent;
+}
+
+/** Hands the stored message's ids to the notifier. Never fails the send: a lost job costs only its pushes. */
+async function enqueueNotify(services: SendMessageServices, entry: LogEntry): Promise<void> {
+  const { conversationId, seq, messageId, senderId, senderDevice } = entry;
+  try {
+    await services.notify.enqueue({ conversationId, seq, messageId, senderId, senderDevice });
+    services.metrics.count('notify_jobs');
+  } catch (error) {
+    services.metrics.count('notify_enqueue_failed');
+    services.log.warn('notify job not enqueued; no push for this message', { messageId, conversationId, seq, error: errorSummary(error) });
+  }
 }
 
 async function deliverLive(

@@ -12,6 +12,7 @@ import { messageLog } from '../context/store.js';
 import { readAppKeys } from '../context/secrets.js';
 import { deliverySettings, fanoutBudgetSettings, rateSettings, systemClock } from '../context/settings.js';
 import { fanoutQueue } from '../context/sqs.js';
+import { notifyQueue } from '../context/push.js';
 import { sendMessage, type SendMessageServices } from '../domain/messaging.js';
 import { MessageCipher } from '../encryption.js';
 import { frameRoute, type FrameHandler, type FrameServices } from '../frame-route.js';
@@ -45,6 +46,7 @@ export const route: Route<SendMessageRouteServices, FrameHandler> = {
       presence: given.presence ?? presenceOf(await redis(), config),
       seqCache: given.seqCache ?? (await redis()).seqCache,
       fanout: given.fanout ?? fanoutQueue(config, scope, env),
+      notify: given.notify ?? notifyQueue(config, scope, env),
       posterFor: given.posterFor ?? postersFor(config, scope, env, log, metrics),
     };
   },

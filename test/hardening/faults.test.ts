@@ -31,6 +31,7 @@ const TABLES = {
   messages: uniqueId('messages'),
   idempotency: uniqueId('idempotency'),
   positions: uniqueId('positions'),
+  pushTargets: uniqueId('push-targets'),
 };
 let dynamo: LocalDynamo;
 let dynamoProxy: ThrottlingDynamo;

@@ -19,7 +19,12 @@ import type {
   Membership,
   MembershipPage,
   MessageDraft,
+  NotifyJob,
   PostOutcome,
+  PushCandidate,
+  PushNotification,
+  PushResult,
+  StoredPushTarget,
   RateBucket,
   RateSettings,
   ReadMark,
@@ -282,6 +287,21 @@ export function fakeServices(
     /** The in-process twin (contract-tested like the Redis one), with the default timings. */
     presence: new MemoryPresence({ ttlMs: 60_000, graceMs: 15_000, occupancyIntervalMs: 5_000 }),
     metrics: new RecordingMetrics(),
+    notify: { enqueue: vi.fn(async (_job: NotifyJob) => undefined) },
+    pushTargets: {
+      put: vi.fn(async (_stored: StoredPushTarget, _max: number) => ({ evicted: [] as string[] })),
+      remove: vi.fn(async (_userId: string, _deviceId: string) => false),
+      removeIf: vi.fn(async (_stored: StoredPushTarget) => undefined),
+      ofUser: vi.fn(async (_userId: string) => [] as StoredPushTarget[]),
+      setEndpointArn: vi.fn(async (_stored: StoredPushTarget, _arn: string) => undefined),
+    },
+    pushMarks: {
+      candidates: vi.fn(async (_conversationId: string) => [] as PushCandidate[]),
+      mark: vi.fn(async (_position: DevicePosition, _at: number) => true),
+      unmark: vi.fn(async (_position: DevicePosition, _at: number) => undefined),
+    },
+    pusher: { send: vi.fn(async (_stored: StoredPushTarget, _n: PushNotification): Promise<PushResult> => ({ outcome: 'delivered' })) },
+    push: { maxTargetsPerUser: 10, webAllowedHosts: [], allowLoopback: false, preview: false, concurrency: 4, apns: false, fcm: false },
   } satisfies Services;
 
   return {

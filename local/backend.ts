@@ -24,7 +24,7 @@ import { appKeysFrom } from '../lambdas/secret.js';
 import { ensureMember } from './members.js';
 import { newDevSecretJson } from './dev-state.js';
 import { webPage, type WebPagePush } from './web/server.js';
-import { pushJsonLineLog, startLocalPushService } from './push-service.js';
+import { pushJsonLineLog, startLocalPushService, type LocalPushService } from './push-service.js';
 import { generateVapidKeys } from '../lambdas/adapters/web-push-sender.js';
 
 
@@ -87,6 +87,8 @@ export interface LocalBackend {
   notifyDlqUrl: string;
   /** The VAPID public key Web Push subscriptions must be made with (`applicationServerKey`). */
   vapidPublicKey: string;
+  /** With `web: true`, the local push service the page's subscriptions come from. */
+  pushService: LocalPushService | undefined;
   /** The environment the handlers are built from (what a Lambda would get); change it, then restart the functions. */
   env: Record<string, string>;
   /**
@@ -343,6 +345,7 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
       notifyQueueUrl: notifyQueues.queueUrl,
       notifyDlqUrl: notifyQueues.dlqUrl,
       vapidPublicKey: vapidPublicKeyOf(env.PUSH_VAPID_JSON ?? vapidJson),
+      pushService,
       env,
       functions,
       loseConnection: (connectionId) => gateway.loseConnection(connectionId),

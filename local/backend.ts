@@ -23,7 +23,8 @@ import { DynamoMessageLog } from '../lambdas/adapters/dynamo-message-log.js';
 import { appKeysFrom } from '../lambdas/secret.js';
 import { ensureMember } from './members.js';
 import { newDevSecretJson } from './dev-state.js';
-import { webPage } from './web/server.js';
+import { webPage, type WebPagePush } from './web/server.js';
+import { pushJsonLineLog, startLocalPushService, type LocalPushService } from './push-service.js';
 import { generateVapidKeys } from '../lambdas/adapters/web-push-sender.js';
 
 
@@ -86,6 +87,8 @@ export interface LocalBackend {
   notifyDlqUrl: string;
   /** The VAPID public key Web Push subscriptions must be made with (`applicationServerKey`). */
   vapidPublicKey: string;
+  /** With `web: true`, the local push service the page's subscriptions come from. */
+  pushService: LocalPushService | undefined;
   /** The environment the handlers are built from (what a Lambda would get); change it, then restart the functions. */
   env: Record<string, string>;
   /**
@@ -177,13 +180,13 @@ function batchResponse(value: unknown): SQSBatchResponse {
 }
 
 /** The web page's handler, with the DynamoDB client its `/dev/join` adds members through. */
-function webPageOf(dynamodbEndpoint: string, tables: TableNames, secretJson: string, maxMembers: number, url: () => string) {
+function webPageOf(dynamodbEndpoint: string, tables: TableNames, secretJson: string, maxMembers: number, url: () => string, push: WebPagePush) {
   const db = DynamoDBDocumentClient.from(
     new DynamoDBClient({ endpoint: dynamodbEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
   );
   const services = { members: new DynamoMembershipStore(db, tables.members), messages: new DynamoMessageLog(db, tables, { now: () => Date.now() }) };
   return {
-    http: webPage({ jwtSecret: appKeysFrom(secretJson).jwtSecret, url, join: (conversationId, userId) => ensureMember(services, conversationId, userId, maxMembers) }),
+    http: webPage({ jwtSecret: appKeysFrom(secretJson).jwtSecret, url, join: (conversationId, userId) => ensureMember(services, conversationId, userId, maxMembers), push }),
     stop: async () => db.destroy(),
   };
 }
@@ -227,7 +230,15 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
     const routeTable: RouteTable = {};
     // Without a secret given, one of its own for this backend only (`npm start` gives the machine's, kept in a file).
     const secretJson = options.env?.APP_SECRET_JSON ?? newDevSecretJson();
-    const page = options.web === true ? webPageOf(dynamodbEndpoint, tables, secretJson, loadMembershipLimit(options.env ?? {}), () => gateway.url) : undefined;
+    // Web Push keys of this backend only (a stage keeps its own in Secrets Manager), unless given.
+    const vapidJson = options.env?.PUSH_VAPID_JSON ?? JSON.stringify(generateVapidKeys());
+    // The page's stand-in for the browser's PushManager (see local/push-service.ts); its log lines carry no payloads.
+    const pushService =
+      options.web === true ? await startLocalPushService({ ...((options.env?.LOG_LEVEL ?? 'INFO') === 'SILENT' ? {} : { log: pushJsonLineLog((line) => process.stdout.write(line)) }) }) : undefined;
+    if (pushService !== undefined) started.push({ stop: () => pushService.close() });
+    const pagePush = pushService === undefined ? undefined : { service: pushService, applicationServerKey: vapidPublicKeyOf(vapidJson) };
+    const page =
+      pagePush === undefined ? undefined : webPageOf(dynamodbEndpoint, tables, secretJson, loadMembershipLimit(options.env ?? {}), () => gateway.url, pagePush);
     if (page !== undefined) started.push(page);
     const gateway = await startLocalGateway({
       port: options.port ?? 0,
@@ -239,8 +250,6 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
     });
     started.push({ stop: () => gateway.close() });
 
-    // Web Push keys of this backend only (a stage keeps its own in Secrets Manager), unless given.
-    const vapidJson = options.env?.PUSH_VAPID_JSON ?? JSON.stringify(generateVapidKeys());
     const env: Record<string, string> = {
       CONNECTIONS_TABLE: tables.connections,
       PUSH_TARGETS_TABLE: tables.pushTargets,
@@ -336,6 +345,7 @@ export async function startLocalBackend(options: LocalBackendOptions = {}): Prom
       notifyQueueUrl: notifyQueues.queueUrl,
       notifyDlqUrl: notifyQueues.dlqUrl,
       vapidPublicKey: vapidPublicKeyOf(env.PUSH_VAPID_JSON ?? vapidJson),
+      pushService,
       env,
       functions,
       loseConnection: (connectionId) => gateway.loseConnection(connectionId),

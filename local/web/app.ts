@@ -60,6 +60,9 @@ const ui = {
   send: element<HTMLButtonElement>('[data-testid=send]'),
   cancel: element<HTMLButtonElement>('[data-testid=cancel-edit]'),
   problem: element('#problem'),
+  notify: element<HTMLButtonElement>('[data-testid=notify]'),
+  pushes: element('#pushes'),
+  pushesTitle: element('#pushes-title'),
 };
 element('#me').textContent = `${userId} in ${conversationId}`;
 
@@ -228,6 +231,85 @@ async function refreshConversations(): Promise<void> {
   renderConversations();
 }
 
+// Push, locally: Chromium's PushManager talks to FCM, out of reach offline, so the page gets its subscription from
+// the local push service (through /dev/push/subscribe), registers it like a real one, and polls what the service
+// received for it. A subscription belongs to this tab's device, so it is kept where the device id is.
+const PUSH_KEY = 'relay-push-endpoint';
+const PUSH_POLL_MS = 1000;
+let pushEndpoint = sessionStorage.getItem(PUSH_KEY) ?? undefined;
+let pushTimer: ReturnType<typeof setTimeout> | undefined;
+
+interface ReceivedPush {
+  payload?: string;
+  at: number;
+}
+
+/** What a push says (the backend's notification: conversation, sender, seq, count, and a preview only if enabled). */
+function describePush(payload: string | undefined): { conversation: string; seq: string; text: string } {
+  let value: unknown;
+  try {
+    value = payload === undefined ? undefined : JSON.parse(payload);
+  } catch {
+    value = undefined;
+  }
+  if (typeof value !== 'object' || value === null) return { conversation: '', seq: '', text: payload === undefined ? 'push without payload' : 'push' };
+  const n = value as { conversationId?: unknown; senderId?: unknown; seq?: unknown; count?: unknown; preview?: unknown };
+  const conversation = typeof n.conversationId === 'string' ? n.conversationId : '';
+  const count = typeof n.count === 'number' ? n.count : 1;
+  const sender = typeof n.senderId === 'string' ? n.senderId : 'someone';
+  const preview = typeof n.preview === 'string' ? `: ${n.preview}` : '';
+  return { conversation, seq: typeof n.seq === 'number' ? String(n.seq) : '', text: `${sender} in ${conversation}: ${count} new${preview}` };
+}
+
+function renderPushes(pushes: ReceivedPush[]): void {
+  ui.pushesTitle.hidden = pushEndpoint === undefined;
+  ui.pushes.replaceChildren(
+    ...[...pushes].reverse().map((push) => {
+      const { conversation, seq, text } = describePush(push.payload);
+      const li = make('li', { data: { testid: 'push', conversation, seq } });
+      li.append(make('time', { text: time(push.at) }), make('span', { text }));
+      return li;
+    }),
+  );
+}
+
+function setNotify(on: boolean): void {
+  ui.notify.dataset.state = on ? 'on' : 'off';
+  ui.notify.textContent = on ? 'Notifications on' : 'Notify me';
+}
+
+async function pollPushes(): Promise<void> {
+  clearTimeout(pushTimer);
+  const endpoint = pushEndpoint;
+  if (endpoint === undefined) return;
+  try {
+    const response = await fetch(`/dev/push/received?${new URLSearchParams({ endpoint }).toString()}`);
+    if (response.ok && endpoint === pushEndpoint) renderPushes(((await response.json()) as { pushes: ReceivedPush[] }).pushes);
+  } finally {
+    if (endpoint === pushEndpoint) pushTimer = setTimeout(() => void pollPushes().catch(showProblem), PUSH_POLL_MS);
+  }
+}
+
+async function toggleNotify(): Promise<void> {
+  if (pushEndpoint !== undefined) {
+    await client.unregisterPush();
+    pushEndpoint = undefined;
+    sessionStorage.removeItem(PUSH_KEY);
+    clearTimeout(pushTimer);
+    renderPushes([]);
+    setNotify(false);
+    return;
+  }
+  const response = await fetch('/dev/push/subscribe', { method: 'POST' });
+  if (!response.ok) throw new Error(`no local push service (POST /dev/push/subscribe: ${response.status})`);
+  const subscription = (await response.json()) as { endpoint: string; keys: Record<string, string> };
+  await client.registerPush({ webPush: subscription });
+  pushEndpoint = subscription.endpoint;
+  sessionStorage.setItem(PUSH_KEY, pushEndpoint);
+  setNotify(true);
+  await pollPushes();
+}
+
 let client: RelayClient;
 
 async function main(): Promise<void> {
@@ -307,6 +389,19 @@ async function main(): Promise<void> {
     for (const member of online) members.add(member);
     renderMembers();
   });
+
+  ui.notify.onclick = () => {
+    ui.notify.disabled = true;
+    toggleNotify()
+      .catch(showProblem)
+      .finally(() => {
+        ui.notify.disabled = false;
+      });
+  };
+  if (pushEndpoint !== undefined) {
+    setNotify(true);
+    pollPushes().catch(showProblem);
+  }
 
   await client.connect();
   setStatus('open');

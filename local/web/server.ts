@@ -5,6 +5,7 @@ import { build } from 'esbuild';
 import { sendError, sendJson, splitTarget } from '../gateway/http.js';
 import { signToken } from '../tokens.js';
 import { ConversationFullError } from '../../lambdas/errors.js';
+import type { LocalPushService } from '../push-service.js';
 
 /**
  * The chat page of `npm start` and the two endpoints it signs in with. Local emulator only: nothing here is
@@ -16,6 +17,18 @@ export interface WebPageDeps {
   url: () => string;
   /** Makes `userId` a member of `conversationId` unless it is one already. */
   join(conversationId: string, userId: string): Promise<void>;
+  /**
+   * The local push service, standing in for the browser's PushManager (Chromium's push service is FCM, out of
+   * reach offline): the page gets its subscription from `POST /dev/push/subscribe` and reads what arrived for it
+   * from `GET /dev/push/received`. Without it those paths are not served.
+   */
+  push?: WebPagePush;
+}
+
+export interface WebPagePush {
+  service: Pick<LocalPushService, 'url' | 'subscribe' | 'received'>;
+  /** The backend's VAPID public key: subscriptions are bound to it, as `PushManager.subscribe` binds them. */
+  applicationServerKey?: string;
 }
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -70,6 +83,7 @@ export function webPage(deps: WebPageDeps): (req: IncomingMessage, res: ServerRe
       sendText(res, 'text/javascript; charset=utf-8', await appBundle());
       return true;
     }
+    if (pathname.startsWith('/dev/push/')) return deps.push === undefined ? false : pushEndpoint(deps.push, req, res, pathname, query);
     if (pathname !== '/dev/token' && pathname !== '/dev/join') return false;
     req.resume();
     const userId = idParam(query, 'user');
@@ -101,4 +115,35 @@ export function webPage(deps: WebPageDeps): (req: IncomingMessage, res: ServerRe
     sendError(res, 405, 'MethodNotAllowedException', 'GET /dev/token or POST /dev/join');
     return true;
   };
+}
+
+/** Newest pushes a `received` answer carries at most (the page polls; older ones are of no use to it). */
+const MAX_PUSHES_SHOWN = 50;
+
+async function pushEndpoint(push: WebPagePush, req: IncomingMessage, res: ServerResponse, pathname: string, query: URLSearchParams): Promise<boolean> {
+  req.resume();
+  if (req.method === 'POST' && pathname === '/dev/push/subscribe') {
+    let subscription: Awaited<ReturnType<WebPagePush['service']['subscribe']>>;
+    try {
+      subscription = await push.service.subscribe(push.applicationServerKey === undefined ? {} : { applicationServerKey: push.applicationServerKey });
+    } catch (error) {
+      // The service holds a bounded number of subscriptions.
+      sendError(res, 503, 'ServiceUnavailableException', error instanceof Error ? error.message : 'no subscription');
+      return true;
+    }
+    sendJson(res, 200, subscription, undefined, { 'Cache-Control': 'no-store' });
+    return true;
+  }
+  if (req.method === 'GET' && pathname === '/dev/push/received') {
+    const endpoint = query.get('endpoint');
+    if (endpoint === null || !endpoint.startsWith(`${push.service.url}/push/`)) {
+      sendError(res, 400, 'BadRequestException', 'endpoint must be a subscription of the local push service');
+      return true;
+    }
+    const pushes = push.service.received(endpoint).slice(-MAX_PUSHES_SHOWN);
+    sendJson(res, 200, { pushes: pushes.map(({ payload, at, ttl, urgency, topic }) => ({ payload, at, ttl, urgency, topic })) }, undefined, { 'Cache-Control': 'no-store' });
+    return true;
+  }
+  sendError(res, 405, 'MethodNotAllowedException', 'POST /dev/push/subscribe or GET /dev/push/received');
+  return true;
 }

@@ -1,8 +1,11 @@
 // The local push service against the real Web Push stack: `web-push` signs (VAPID) and encrypts (aes128gcm), the
 // service verifies and decrypts with the subscription's own keys.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import webpush, { type RequestOptions } from 'web-push';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_PUSH_BODY_BYTES, startLocalPushService, type LocalPushService, type PushLogEntry } from '../../local/push-service.js';
+import { webPage, type WebPagePush } from '../../local/web/server.js';
 
 const SUBJECT = 'mailto:dev@relay-ws.test';
 const vapid = webpush.generateVAPIDKeys();
@@ -148,5 +151,54 @@ describe('local push service', () => {
 
   it('listens on loopback only', async () => {
     await expect(startLocalPushService({ host: '0.0.0.0' })).rejects.toThrow(/loopback/);
+  });
+});
+
+describe('the web page’s push endpoints (the local stand-in for PushManager)', () => {
+  async function pageServer(push: WebPagePush | undefined): Promise<{ base: string; close: () => Promise<void> }> {
+    const handle = webPage({ jwtSecret: new Uint8Array(32), url: () => 'ws://127.0.0.1:1/local', join: async () => undefined, ...(push === undefined ? {} : { push }) });
+    const server = createServer((req, res) => {
+      handle(req, res).then(
+        (served) => {
+          if (!served) res.writeHead(404).end();
+        },
+        () => res.writeHead(500).end(),
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    return { base: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  }
+
+  it('hands out a subscription of the local push service and shows what it received', async () => {
+    const page = await pageServer({ service, applicationServerKey: vapid.publicKey });
+    try {
+      const answer = await fetch(`${page.base}/dev/push/subscribe`, { method: 'POST' });
+      expect(answer.status).toBe(200);
+      const subscription = (await answer.json()) as Subscription;
+      expect(subscription.endpoint.startsWith(`${service.url}/push/`)).toBe(true);
+      // Bound to the backend's VAPID key, as PushManager.subscribe({ applicationServerKey }) binds it.
+      const stranger = webpush.generateVAPIDKeys();
+      const foreign = webpush.generateRequestDetails(subscription, 'x', { vapidDetails: { ...vapidDetails, ...stranger } });
+      expect((await fetch(foreign.endpoint, { method: 'POST', headers: foreign.headers as Record<string, string>, body: foreign.body })).status).toBe(403);
+      expect((await send(subscription, '{"conversationId":"c1","seq":4}', { TTL: 30 })).status).toBe(201);
+
+      const received = await fetch(`${page.base}/dev/push/received?${new URLSearchParams({ endpoint: subscription.endpoint }).toString()}`);
+      expect(received.status).toBe(200);
+      expect(await received.json()).toEqual({ pushes: [{ payload: '{"conversationId":"c1","seq":4}', at: expect.any(Number), ttl: 30, urgency: 'normal' }] });
+      expect((await fetch(`${page.base}/dev/push/received?endpoint=${encodeURIComponent('https://elsewhere.test/push/x')}`)).status).toBe(400);
+      expect((await fetch(`${page.base}/dev/push/subscribe`)).status).toBe(405);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('serves no push endpoints without a push service', async () => {
+    const page = await pageServer(undefined);
+    try {
+      expect((await fetch(`${page.base}/dev/push/subscribe`, { method: 'POST' })).status).toBe(404);
+    } finally {
+      await page.close();
+    }
   });
 });

@@ -163,6 +163,18 @@ export class Alarms extends Construct {
       });
     }
 
+    if (sources.passwordRotation !== undefined) {
+      // Absolute on purpose: it runs four times a rotation (every 30 days by default), far below the rate alarms'
+      // minimum volume, and one failed step leaves the password rotation half done (AWSPENDING left behind).
+      this.add({
+        id: 'RedisPasswordRotationErrors',
+        metric: signals.lambda(sources.passwordRotation, 'Errors'),
+        threshold: 1,
+        comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        description: 'the Redis password rotation failed a step (docs/deploy.md, Redis: recovering from a failed rotation)',
+      });
+    }
+
     for (const { name, table } of sources.tables) {
       this.add({
         id: `${capitalized(name)}TableThrottles`,

@@ -252,6 +252,7 @@ export class RelayStack extends Stack {
       tables: (Object.keys(this.tables.byName) as TableName[]).map((name) => ({ name, table: this.tables.byName[name] })),
       serverlessCacheName: this.redis instanceof ServerlessRedis ? this.redis.cache.serverlessCacheName : undefined,
       natGatewayIds: this.redis instanceof ServerlessRedis ? this.redis.natGatewayIds : [],
+      ...(this.passwordRotation === undefined ? {} : { passwordRotation: this.passwordRotation.function }),
     });
     this.alarms = new Alarms(this, 'Alarms', { stackName: this.stackName, signals, alarmEmail: settings.alarmEmail });
     this.dashboard = new OperationsDashboard(this, 'Operations', { stackName: this.stackName, signals, alarms: this.alarms.alarms });

@@ -22,6 +22,8 @@ export interface SignalSources {
   /** The ElastiCache Serverless cache's name (its metrics' `clusterId` dimension). */
   serverlessCacheName: string | undefined;
   natGatewayIds: readonly string[];
+  /** The Redis password rotation function, when the stack rotates a password (redis=serverless). */
+  passwordRotation?: IFunction;
 }
 
 /**

@@ -144,6 +144,16 @@ describe('alarms on the fan-out queue', () => {
   });
 });
 
+describe('the Redis password rotation alarm', () => {
+  it('fires on any failed step of the rotation function (absolute: it runs a few times a month), only when the stack rotates', () => {
+    const [functionId] = functionNamed(serverless.json, STACK, 'redisPasswordRotation');
+    const failed = alarm(serverless.json, 'RedisPasswordRotationErrors');
+    expect(watched(failed)[0]).toMatchObject({ namespace: 'AWS/Lambda', name: 'Errors', dimensions: { FunctionName: `<${functionId}>` }, stat: 'Sum' });
+    expect(failed).toMatchObject({ Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold' });
+    expect(namesIn(external.json)).not.toContain('RedisPasswordRotationErrors');
+  });
+});
+
 describe('alarms on DynamoDB', () => {
   it('watches read and write throttle events of every table as a share of its traffic', () => {
     const tables = resourcesOfType(serverless.json, 'AWS::DynamoDB::Table').map(([id]) => `<${id}>`);
@@ -194,7 +204,7 @@ describe('alarms on ElastiCache Serverless and NAT (only when the stack creates 
   it('has neither with redis=external (no cache, no VPC)', () => {
     const names = namesIn(external.json);
     expect(names.filter((name) => name.startsWith('Redis') || name.startsWith('Nat'))).toEqual([]);
-    expect(names.length).toBe(namesIn(serverless.json).length - 4);
+    expect(names.length).toBe(namesIn(serverless.json).length - 5); // 3 Redis metrics, the NAT gateway, the password rotation
   });
 });
 
@@ -227,6 +237,7 @@ describe('every alarm', () => {
       'FanoutQueueAge',
       'DeadLetters',
       'NotifyDeadLetters',
+      'RedisPasswordRotationErrors',
       ...Object.keys(tableShapes).map((name) => `${name.charAt(0).toUpperCase()}${name.slice(1)}TableThrottles`),
       'RedisThrottledCommands',
       'RedisProcessingUnits',

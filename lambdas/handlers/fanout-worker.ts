@@ -15,8 +15,9 @@ import { readAppKeys } from '../context/secrets.js';
 import { runFanoutJob, type FanoutJobServices } from '../domain/delivery.js';
 import type { FanoutJob } from '../ports.js';
 import { MessageCipher } from '../encryption.js';
-import { PoisonRecordError, errorSummary } from '../errors.js';
+import { errorSummary } from '../errors.js';
 import { conversationIdSchema } from '../protocol.js';
+import { parseQueueRecord } from '../queue-record.js';
 
 /** API Gateway connection ids are base64-like (`L0SM9cOFvHcCIhw=`); anything else in a job is poison. */
 const connectionIds = z
@@ -43,15 +44,7 @@ const fanoutJobSchema = z.discriminatedUnion('kind', [
 ]);
 
 function parseJob(record: SQSRecord): FanoutJob & { endpoint?: string | undefined } {
-  let body: unknown;
-  try {
-    body = JSON.parse(record.body);
-  } catch (error) {
-    throw new PoisonRecordError('record body is not JSON', { cause: error });
-  }
-  const parsed = fanoutJobSchema.safeParse(body);
-  if (!parsed.success) throw new PoisonRecordError('record is not a fan-out job');
-  return parsed.data;
+  return parseQueueRecord(record, fanoutJobSchema, 'a fan-out job');
 }
 
 export type FanoutWorker = (event: SQSEvent) => Promise<SQSBatchResponse>;

@@ -15,9 +15,10 @@ import { systemClock } from '../context/settings.js';
 import { messageLog } from '../context/store.js';
 import { MessageCipher } from '../encryption.js';
 import { notify, type NotifierServices } from '../domain/push.js';
-import { DecryptionError, PoisonRecordError, errorSummary } from '../errors.js';
+import { DecryptionError, errorSummary } from '../errors.js';
 import type { NotifyJob, Sealer } from '../ports.js';
 import { conversationIdSchema } from '../protocol.js';
+import { parseQueueRecord } from '../queue-record.js';
 
 /** A job is ids only, strictly: anything else on the queue (a body, a token) makes the record poison. */
 const notifyJobSchema = z.strictObject({
@@ -29,15 +30,7 @@ const notifyJobSchema = z.strictObject({
 });
 
 function parseJob(record: SQSRecord): NotifyJob {
-  let body: unknown;
-  try {
-    body = JSON.parse(record.body);
-  } catch (error) {
-    throw new PoisonRecordError('record body is not JSON', { cause: error });
-  }
-  const parsed = notifyJobSchema.safeParse(body);
-  if (!parsed.success) throw new PoisonRecordError('record is not a notify job');
-  return parsed.data;
+  return parseQueueRecord(record, notifyJobSchema, 'a notify job');
 }
 
 /** Without previews the notifier holds no key: nothing it reads can be opened. */

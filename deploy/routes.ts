@@ -88,14 +88,24 @@ const APPEND_MESSAGES = ['PutItem', 'Query', 'GetItem', 'UpdateItem'] as const;
 const APPEND_CLAIMS = ['PutItem', 'GetItem', 'UpdateItem'] as const;
 /** The positions table: registering a device (refresh, its devices, the least recent dropped, put, a racing one read). */
 const REGISTER = ['UpdateItem', 'Query', 'DeleteItem', 'PutItem', 'GetItem'] as const;
-/** A device's position read and saved (`get`, `save`). */
-const POSITION = ['GetItem', 'PutItem'] as const;
+/** A device's position read and saved (`get`, `save`: an update, which keeps the push flag). */
+const POSITION = ['GetItem', 'UpdateItem'] as const;
+/** A device's positions flagged for push (`setPushable`), after its target was read (`get`). */
+const PUSH_FLAGS = ['UpdateItem'] as const;
+const PUSH_TARGET = ['GetItem'] as const;
+/** A user's conversations (the members' user index), for the positions `registerPush` flags. */
+const CONVERSATIONS_OF_USER = ['Query:byUser'] as const;
 
 /** The push targets table: a registration (the user's targets, the oldest removed, the put), an unregistration. */
 const REGISTER_PUSH = ['Query', 'DeleteItem', 'PutItem'] as const;
 const UNREGISTER_PUSH = ['DeleteItem'] as const;
-/** The notifier: a conversation's device positions and their push markers (set, and cleared after a failed push). */
-const PUSH_MARKS = ['Query', 'UpdateItem'] as const;
+/**
+ * The notifier: the push-flagged positions of a conversation (the sparse index), their push markers (set, and
+ * cleared after a failed push) and flags (cleared when the target is gone).
+ */
+const PUSH_MARKS = ['Query:byPushConversation', 'UpdateItem'] as const;
+/** The notifier: whether a user's device is subscribed (`devicesSubscribed`: the user's set, then a batch of subscriptions). */
+const SUBSCRIBED_DEVICES = ['GetItem', 'BatchGetItem'] as const;
 /** The notifier: a user's targets, a gone one removed, an SNS endpoint remembered. */
 const PUSH_TARGETS = ['Query', 'DeleteItem', 'UpdateItem'] as const;
 
@@ -118,7 +128,13 @@ export const routes: readonly RouteSpec[] = [
     twoWay: false,
     // Posts (and may enqueue) the presence of a v1 connection to the other members.
     access: {
-      tables: { connections: grant(OPEN, FRAME, RECIPIENTS, SUBSCRIBE, PRUNE), members: grant(ROSTER), messages: grant(LAST_SEQ), positions: grant(REGISTER) },
+      tables: {
+        connections: grant(OPEN, FRAME, RECIPIENTS, SUBSCRIBE, PRUNE),
+        members: grant(ROSTER),
+        messages: grant(LAST_SEQ),
+        positions: grant(REGISTER, PUSH_FLAGS),
+        pushTargets: grant(PUSH_TARGET),
+      },
       enqueue: true,
       posts: true,
       redis: true,
@@ -145,7 +161,13 @@ export const routes: readonly RouteSpec[] = [
     entry: 'lambdas/handlers/subscribe.ts',
     twoWay: true,
     access: {
-      tables: { connections: grant(FRAME, SUBSCRIPTIONS, SUBSCRIBE, RECIPIENTS, PRUNE), members: grant(ROSTER, ['BatchGetItem']), messages: grant(LAST_SEQ, PAGES), positions: grant(REGISTER) },
+      tables: {
+        connections: grant(FRAME, SUBSCRIPTIONS, SUBSCRIBE, RECIPIENTS, PRUNE),
+        members: grant(ROSTER, ['BatchGetItem']),
+        messages: grant(LAST_SEQ, PAGES),
+        positions: grant(REGISTER, PUSH_FLAGS),
+        pushTargets: grant(PUSH_TARGET),
+      },
       enqueue: true,
       posts: true,
       redis: true,
@@ -248,7 +270,12 @@ export const routes: readonly RouteSpec[] = [
     name: 'registerPush',
     entry: 'lambdas/handlers/register-push.ts',
     twoWay: true,
-    access: { tables: { connections: grant(FRAME), pushTargets: grant(REGISTER_PUSH) }, enqueue: false, posts: false, redis: true },
+    access: {
+      tables: { connections: grant(FRAME), pushTargets: grant(REGISTER_PUSH), members: grant(CONVERSATIONS_OF_USER), positions: grant(PUSH_FLAGS) },
+      enqueue: false,
+      posts: false,
+      redis: true,
+    },
   },
   {
     routeKey: 'unregisterPush',
@@ -276,7 +303,7 @@ export const notifier: FunctionSpec = {
   name: 'notifier',
   entry: 'lambdas/handlers/notifier.ts',
   access: {
-    tables: { positions: grant(PUSH_MARKS), connections: grant(RECIPIENTS), pushTargets: grant(PUSH_TARGETS), messages: grant(['GetItem']) },
+    tables: { positions: grant(PUSH_MARKS), connections: grant(SUBSCRIBED_DEVICES), pushTargets: grant(PUSH_TARGETS), messages: grant(['GetItem']) },
     enqueue: false,
     posts: false,
     redis: false,

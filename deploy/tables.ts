@@ -33,6 +33,11 @@ export const CONVERSATION_INDEX = 'byConversation';
 export const MESSAGE_ID_INDEX = 'byMessageId';
 /** members: a user's conversations, by (userId, conversationId): what `getConversations` pages. */
 export const MEMBER_USER_INDEX = 'byUser';
+/**
+ * positions: the positions of push-registered devices, by conversation (sparse: only items with `pushConversation`,
+ * which is the conversationId again). The notifier reads this instead of every device the conversation ever had.
+ */
+export const PUSH_POSITIONS_INDEX = 'byPushConversation';
 
 /**
  * Connections, their subscriptions and each user's set of open connections, in one table keyed by
@@ -95,11 +100,21 @@ export const idempotencyTable = {
   ttlAttribute: 'expiresAt',
 } as const satisfies TableShape;
 
-/** Device positions: `device` = `${encodeURIComponent(userId)}/${deviceId}`, so a user's devices share a prefix. */
+/**
+ * Device positions: `device` = `${encodeURIComponent(userId)}/${deviceId}`, so a user's devices share a prefix. A
+ * position of a device with a push target also holds `pushConversation` (= conversationId), which puts it in the
+ * sparse push index.
+ */
 export const positionsTable = {
   partitionKey: { name: 'conversationId', type: 'S' },
   sortKey: { name: 'device', type: 'S' },
-  indexes: [],
+  indexes: [
+    {
+      name: PUSH_POSITIONS_INDEX,
+      partitionKey: { name: 'pushConversation', type: 'S' },
+      sortKey: { name: 'device', type: 'S' },
+    },
+  ],
   ttlAttribute: 'expiresAt',
 } as const satisfies TableShape;
 

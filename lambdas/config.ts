@@ -222,6 +222,8 @@ const pushRegistration = {
   PUSH_ALLOW_LOOPBACK: flag(false),
   PUSH_TARGETS_TABLE: z.string().check(z.minLength(1)),
 };
+/** Where `subscribe` and `$connect` look up a device's push target, to flag its new positions for push. */
+const pushFlags = { PUSH_TARGETS_TABLE: z.string().check(z.minLength(1)) };
 /** The VAPID key pair `{publicKey, privateKey, subject}`: a Secrets Manager secret, or inline JSON locally. */
 const vapid = { PUSH_VAPID_SECRET_ID: optionalText, PUSH_VAPID_JSON: optionalText, ...secrets };
 const notifier = {
@@ -288,10 +290,10 @@ function environment<T extends z.core.$ZodLooseShape>(shape: T) {
 
 /** The environment of each function, by its name in the deploy manifest (deploy/routes.ts). */
 export const functionEnvironments = {
-  connect: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...tokens, ...handshake, ...delivery, ...conversationSize, ...presence }),
+  connect: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...tokens, ...handshake, ...delivery, ...conversationSize, ...presence, ...pushFlags }),
   disconnect: environment({ ...base, ...dynamo, ...connections, ...redis, ...presence }),
   default: environment({ ...base }),
-  subscribe: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...limits, ...subscriptions, ...delivery, ...conversationSize, ...presence }),
+  subscribe: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...positions, ...redis, ...appSecret, ...limits, ...subscriptions, ...delivery, ...conversationSize, ...presence, ...pushFlags }),
   unsubscribe: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits, ...presence }),
   typing: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize, ...typingTimes, ...presence, ...budgets }),
   sendMessage: environment({ ...base, ...dynamo, ...connections, ...roster, ...messages, ...redis, ...appSecret, ...limits, ...delivery, ...presence, ...budgets, ...notifyQueue }),
@@ -305,7 +307,7 @@ export const functionEnvironments = {
   fanoutWorker: environment({ ...base, ...dynamo, ...connections, ...messages, ...appSecret, ...posting, TYPING_EXPIRES_MS: typingTimes.TYPING_EXPIRES_MS, ...ownCallback }),
   ping: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...delivery, ...conversationSize, ...presence }),
   getPresence: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...limits, ...conversationSize, ...presence }),
-  registerPush: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits, ...pushRegistration }),
+  registerPush: environment({ ...base, ...dynamo, ...connections, ...members, ...positions, ...redis, ...limits, ...pushRegistration }),
   unregisterPush: environment({ ...base, ...dynamo, ...connections, ...redis, ...limits, PUSH_TARGETS_TABLE: pushRegistration.PUSH_TARGETS_TABLE }),
   notifier: environment({ ...base, ...dynamo, ...connections, ...messages, ...positions, ...appSecret, ...notifier }),
   presenceSweeper: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...delivery, ...conversationSize, ...presence, ...presenceSweep }),

@@ -164,6 +164,11 @@ export interface ConnectionRegistry {
   /** Every live subscription to a conversation (a Query on the conversation index, paginated; never a Scan). */
   listByConversation(conversationId: string): Promise<Subscription[]>;
   /**
+   * The devices of one user with a live subscription to the conversation: the user's open connections (one read)
+   * and their subscriptions there (one batched read), however many devices the conversation has.
+   */
+  devicesSubscribed(userId: string, conversationId: string): Promise<Set<string>>;
+  /**
    * Forgets the connection: its record, every subscription, its place among its user's open connections. Answers
    * whose connection it was and what it was subscribed to (undefined when nothing was stored).
    */
@@ -402,6 +407,11 @@ export interface DevicePosition {
   lastSeenAt: number;
   /** Optimistic concurrency: `save` succeeds only when the stored version is still this one. */
   version: number;
+  /**
+   * Present (true) when the position is in the push index (the device had a push target when it was flagged).
+   * Only `PushMarks.setPushable` changes it; `save` keeps it whatever the position says.
+   */
+  pushable?: true;
 }
 
 export interface DevicePositions {
@@ -553,6 +563,8 @@ export interface PushTargetStore {
   removeIf(stored: StoredPushTarget): Promise<void>;
   /** The user's targets (one Query of the user's partition). */
   ofUser(userId: string): Promise<StoredPushTarget[]>;
+  /** The device's target, or undefined (one strongly consistent read). */
+  get(userId: string, deviceId: string): Promise<StoredPushTarget | undefined>;
   /** Remembers the SNS endpoint of a target, if it is still the one stored. */
   setEndpointArn(stored: StoredPushTarget, endpointArn: string): Promise<void>;
 }
@@ -561,17 +573,30 @@ export interface PushTargetStore {
 export type PushCandidate = DevicePosition & { pushedAt?: number };
 
 /**
- * The "at most one push per offline period" marker, on the device's position item: set by the notifier with a
- * conditional write (only while unset, and only on the version it read), cleared by every `save` (an ack, a
- * read walking over own messages) and every `register` (a reconnect or subscribe).
+ * Push state on the device position items:
+ * - the push flag (`pushable`): the position is in the sparse push index, so the notifier reads only the
+ *   positions of devices with a push target, never every device the conversation ever had. Set by `registerPush`
+ *   (the device's positions in each of its user's conversations) and on `subscribe` / `$connect` (a device with a
+ *   target, in a conversation it was not flagged in); cleared by the notifier when it finds no target any more.
+ * - the "at most one push per offline period" marker (`pushedAt`): set by the notifier with a conditional write
+ *   (only while unset, and only while the message is still pending for the device), cleared by every `save` (an
+ *   ack, a read walking over own messages) and every `register` (a reconnect or subscribe).
  */
 export interface PushMarks {
-  /** Every live device position of a conversation (one paginated Query of its partition). */
+  /**
+   * The live positions of the conversation's push-flagged devices (a paginated Query of the sparse index: eventually
+   * consistent, which `mark` makes up for).
+   */
   candidates(conversationId: string): Promise<PushCandidate[]>;
-  /** Sets the marker if it is unset and the position is still at `position.version`; true when this call set it. */
-  mark(position: DevicePosition, at: number): Promise<boolean>;
+  /**
+   * Sets the marker if it is unset and `seq` is still pending for the device (above its acked-through position and
+   * not acked out of order), read from the item itself; true when this call set it.
+   */
+  mark(position: DevicePosition, seq: number, at: number): Promise<boolean>;
   /** Clears the marker this call set (`at`), so a push that failed can be tried again. */
   unmark(position: DevicePosition, at: number): Promise<void>;
+  /** Puts the device's position in the push index (or takes it out); nothing when there is no such position. */
+  setPushable(conversationId: string, device: Device, pushable: boolean): Promise<void>;
 }
 
 /** What a push says: ids and a count, never a body; `preview` only over Web Push's end-to-end encryption. */

@@ -84,6 +84,7 @@ export function registryVia(target: () => ConnectionRegistry): ConnectionRegistr
     subscribe: (record, ids, at) => target().subscribe(record, ids, at),
     unsubscribe: (id, ids) => target().unsubscribe(id, ids),
     listByConversation: (c) => target().listByConversation(c),
+    devicesSubscribed: (u, c) => target().devicesSubscribed(u, c),
     remove: (id) => target().remove(id),
   };
 }

@@ -6,6 +6,7 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
+import { PUSH_POSITIONS_INDEX } from '../../deploy/tables.js';
 import { CorruptRecordError, UnavailableError } from '../errors.js';
 import type { Clock, Device, DevicePosition, DevicePositions, PushCandidate, PushMarks } from '../ports.js';
 import { callAws, isConditionFailure } from './aws-errors.js';
@@ -24,8 +25,10 @@ export interface DynamoDevicePositionsOptions {
 interface PositionItem extends DevicePosition {
   device: string;
   expiresAt: number;
-  /** The notifier's marker (see PushMarks): never written by `save`, so an ack clears it. */
+  /** The notifier's marker (see PushMarks): removed by `save`, so an ack clears it. */
   pushedAt?: number;
+  /** The push flag (see PushMarks): the conversationId again, as the sparse push index's key. */
+  pushConversation?: string;
 }
 
 
@@ -119,13 +122,26 @@ export class DynamoDevicePositions implements DevicePositions, PushMarks {
 
   async save(next: DevicePosition): Promise<boolean> {
     const prev = next.version - 1;
+    const { device, conversationId, ...fields } = this.itemOf(next);
+    const names = Object.keys(fields);
+    // An update, not a put: the push flag (set by someone else, any time) stays; the push marker goes.
     const condition =
-      prev < 1
-        ? { ConditionExpression: 'attribute_not_exists(device)' }
-        : { ConditionExpression: 'version = :prev', ExpressionAttributeValues: { ':prev': prev } };
+      prev < 1 ? { ConditionExpression: 'attribute_not_exists(device)' } : { ConditionExpression: 'version = :prev' };
     try {
       await callAws('the device positions', () =>
-        this.db.send(new PutCommand({ TableName: this.tableName, Item: this.itemOf(next), ...condition })),
+        this.db.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { conversationId, device },
+            UpdateExpression: `SET ${names.map((name) => `#${name} = :${name}`).join(', ')} REMOVE pushedAt`,
+            ExpressionAttributeNames: Object.fromEntries(names.map((name) => [`#${name}`, name])),
+            ExpressionAttributeValues: {
+              ...Object.fromEntries(Object.entries(fields).map(([name, value]) => [`:${name}`, value])),
+              ...(prev < 1 ? {} : { ':prev': prev }),
+            },
+            ...condition,
+          }),
+        ),
       );
       return true;
     } catch (error) {
@@ -142,9 +158,11 @@ export class DynamoDevicePositions implements DevicePositions, PushMarks {
         this.db.send(
           new QueryCommand({
             TableName: this.tableName,
-            KeyConditionExpression: 'conversationId = :c',
+            // Only the positions of devices with a push target are in this index; a global index is read
+            // eventually consistently, and `mark` checks the item itself before anyone is pushed.
+            IndexName: PUSH_POSITIONS_INDEX,
+            KeyConditionExpression: 'pushConversation = :c',
             ExpressionAttributeValues: { ':c': conversationId },
-            ConsistentRead: true,
             ExclusiveStartKey: startKey,
           }),
         ),
@@ -159,7 +177,7 @@ export class DynamoDevicePositions implements DevicePositions, PushMarks {
     return out;
   }
 
-  async mark(position: DevicePosition, at: number): Promise<boolean> {
+  async mark(position: DevicePosition, seq: number, at: number): Promise<boolean> {
     try {
       await callAws('the device positions', () =>
         this.db.send(
@@ -167,9 +185,10 @@ export class DynamoDevicePositions implements DevicePositions, PushMarks {
             TableName: this.tableName,
             Key: { conversationId: position.conversationId, device: deviceKey(position) },
             UpdateExpression: 'SET pushedAt = :at',
-            // Unset, and still the version read: an ack saved since (which clears it) means there may be nothing to push.
-            ConditionExpression: 'attribute_exists(device) AND attribute_not_exists(pushedAt) AND version = :v',
-            ExpressionAttributeValues: { ':at': at, ':v': position.version },
+            // Unset, and the message still pending on the item itself (the candidate came from an eventually
+            // consistent index): an ack saved since, of this message, means there is nothing to push.
+            ConditionExpression: 'attribute_exists(device) AND attribute_not_exists(pushedAt) AND ackedThrough < :seq AND NOT contains(acked, :seq)',
+            ExpressionAttributeValues: { ':at': at, ':seq': seq },
           }),
         ),
       );
@@ -190,6 +209,25 @@ export class DynamoDevicePositions implements DevicePositions, PushMarks {
             UpdateExpression: 'REMOVE pushedAt',
             ConditionExpression: 'pushedAt = :at',
             ExpressionAttributeValues: { ':at': at },
+          }),
+        ),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
+  async setPushable(conversationId: string, device: Device, pushable: boolean): Promise<void> {
+    try {
+      await callAws('the device positions', () =>
+        this.db.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { conversationId, device: deviceKey(device) },
+            UpdateExpression: pushable ? 'SET pushConversation = :c' : 'REMOVE pushConversation',
+            // Never creates a position: a device with none there has nothing pending to be woken for.
+            ConditionExpression: 'attribute_exists(device)',
+            ...(pushable ? { ExpressionAttributeValues: { ':c': conversationId } } : {}),
           }),
         ),
       );
@@ -254,7 +292,7 @@ export class DynamoDevicePositions implements DevicePositions, PushMarks {
     );
   }
 
-  /** The item `save` writes: the position only, so the push marker goes (an ack or a read ends the offline period). */
+  /** The item of a position: the position only, never the push flag or marker (`save` keeps the one, drops the other). */
   private itemOf(position: DevicePosition): PositionItem {
     const { conversationId, userId, deviceId, ackedThrough, lastSeenAt, version } = position;
     return {
@@ -284,7 +322,7 @@ export class DynamoDevicePositions implements DevicePositions, PushMarks {
 }
 
 function parseItem(item: Record<string, unknown>): PositionItem {
-  const { conversationId, device, userId, deviceId, ackedThrough, acked, lastSeenAt, version, expiresAt, pushedAt } = item;
+  const { conversationId, device, userId, deviceId, ackedThrough, acked, lastSeenAt, version, expiresAt, pushedAt, pushConversation } = item;
   if (
     typeof conversationId !== 'string' ||
     typeof device !== 'string' ||
@@ -299,10 +337,22 @@ function parseItem(item: Record<string, unknown>): PositionItem {
   ) {
     throw new CorruptRecordError(`device position ${String(conversationId)}/${String(device)} is malformed`);
   }
-  return { conversationId, device, userId, deviceId, ackedThrough, acked, lastSeenAt, version, expiresAt, ...(typeof pushedAt === 'number' ? { pushedAt } : {}) };
+  return {
+    conversationId,
+    device,
+    userId,
+    deviceId,
+    ackedThrough,
+    acked,
+    lastSeenAt,
+    version,
+    expiresAt,
+    ...(typeof pushedAt === 'number' ? { pushedAt } : {}),
+    ...(typeof pushConversation === 'string' ? { pushConversation } : {}),
+  };
 }
 
 function toPosition(item: PositionItem): DevicePosition {
-  const { conversationId, userId, deviceId, ackedThrough, acked, lastSeenAt, version } = item;
-  return { conversationId, userId, deviceId, ackedThrough, acked, lastSeenAt, version };
+  const { conversationId, userId, deviceId, ackedThrough, acked, lastSeenAt, version, pushConversation } = item;
+  return { conversationId, userId, deviceId, ackedThrough, acked, lastSeenAt, version, ...(pushConversation === undefined ? {} : { pushable: true }) };
 }

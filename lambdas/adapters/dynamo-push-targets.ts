@@ -1,4 +1,4 @@
-import { DeleteCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { CorruptRecordError } from '../errors.js';
 import type { PushTarget, PushTargetStore, StoredPushTarget } from '../ports.js';
 import { callAws, isConditionFailure } from './aws-errors.js';
@@ -69,6 +69,13 @@ export class DynamoPushTargets implements PushTargetStore {
       startKey = page.LastEvaluatedKey;
     } while (startKey !== undefined);
     return targets;
+  }
+
+  async get(userId: string, deviceId: string): Promise<StoredPushTarget | undefined> {
+    const result = await callAws(WHAT, () =>
+      this.db.send(new GetCommand({ TableName: this.tableName, Key: { userId, deviceId }, ConsistentRead: true })),
+    );
+    return result.Item === undefined ? undefined : parseItem(result.Item);
   }
 
   async setEndpointArn(stored: StoredPushTarget, endpointArn: string): Promise<void> {

@@ -136,6 +136,24 @@ export class DynamoConnectionRegistry implements ConnectionRegistry {
     });
   }
 
+  async devicesSubscribed(userId: string, conversationId: string): Promise<Set<string>> {
+    const result = await callAws(WHAT, () =>
+      this.db.send(new GetCommand({ TableName: this.tableName, Key: userKey(userId), ConsistentRead: true })),
+    );
+    const open = result.Item?.open;
+    const ids = open instanceof Set ? [...open].filter((id): id is string => typeof id === 'string') : [];
+    if (ids.length === 0) return new Set();
+    const entry = subscriptionEntry(conversationId);
+    const found = await getAll(this.db, this.tableName, WHAT, ids.map((connectionId) => ({ connectionId, entry })), { consistent: true });
+    const devices = new Set<string>();
+    for (const item of found) {
+      const subscription = toSubscription(item);
+      // Expired rows are left out here too (TTL may not have removed them yet).
+      if (subscription !== undefined && subscription.userId === userId && this.isLive(subscription)) devices.add(subscription.deviceId);
+    }
+    return devices;
+  }
+
   async remove(connectionId: string): Promise<RemovedConnection | undefined> {
     this.records.delete(connectionId);
     const items = await queryAll(this.db, WHAT, {

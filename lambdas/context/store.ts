@@ -1,7 +1,7 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoDevicePositions } from '../adapters/dynamo-device-positions.js';
 import { DynamoMessageLog } from '../adapters/dynamo-message-log.js';
-import type { DevicePositions, MessageLog } from '../ports.js';
+import type { DevicePositions, MessageLog, PushMarks } from '../ports.js';
 import { systemClock } from './settings.js';
 
 /** The message log and idempotency records (DynamoDB: the record of every message and seq). */
@@ -15,11 +15,11 @@ export function messageLog(
   });
 }
 
-/** Where each device stands in each conversation (DynamoDB). */
+/** Where each device stands in each conversation, and its push flag and marker (DynamoDB, one table). */
 export function devicePositions(
   config: { POSITIONS_TABLE: string; DEVICE_TTL_SECONDS: number; MAX_DEVICES_PER_USER: number },
   db: DynamoDBDocumentClient,
-): DevicePositions {
+): DevicePositions & PushMarks {
   return new DynamoDevicePositions(db, config.POSITIONS_TABLE, systemClock, {
     deviceTtlSeconds: config.DEVICE_TTL_SECONDS,
     maxDevicesPerUser: config.MAX_DEVICES_PER_USER,

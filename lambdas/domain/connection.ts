@@ -11,15 +11,18 @@ import {
 import { prune } from './delivery.js';
 import { pendingPage, lastSeqOf } from './messaging.js';
 import { leavePresence, touchPresence, type PresenceAnnouncing } from './presence.js';
+import { flagForPush, type PushFlagServices } from './push.js';
 import { requestIdOf } from './request-id.js';
 
-export type OpenConnectionServices = Pick<Services, 'handshake' | 'auth' | 'members' | 'positions' | 'messages' | 'seqCache' | 'registry' | 'clock'>;
+export type OpenConnectionServices = Pick<Services, 'handshake' | 'auth' | 'members' | 'positions' | 'messages' | 'seqCache' | 'registry' | 'clock'> &
+  PushFlagServices;
 export type AdmissionServices = Pick<Services, 'limits' | 'limiter'>;
 export type SubscribeServices = Pick<
   Services,
   'subscriptions' | 'registry' | 'members' | 'positions' | 'messages' | 'seqCache' | 'sealer' | 'clock' | 'log' | 'posterFor'
 > &
-  PresenceAnnouncing;
+  PresenceAnnouncing &
+  PushFlagServices;
 /** What forgetting a connection needs: the registry, and presence (its conversations lapse after the grace). */
 export type CloseConnectionServices = Pick<Services, 'registry' | 'log' | 'clock'> & { presence: Pick<Presence, 'leave'> };
 
@@ -74,8 +77,10 @@ export async function openConnection(services: OpenConnectionServices, request: 
       try {
         // Position first: a spare position is harmless; a live subscription whose device misses messages is not.
         const lastSeq = await lastSeqOf(services, conversationId);
-        await services.positions.register(conversationId, { userId, deviceId: clientId }, lastSeq, now);
+        const device = { userId, deviceId: clientId };
+        const position = await services.positions.register(conversationId, device, lastSeq, now);
         await services.registry.subscribe(record, [conversationId], now);
+        await flagForPush(services, device, [position]);
       } catch (error) {
         // The socket will not open: give the user's slot back.
         await services.registry.remove(record.connectionId).catch(() => undefined);
@@ -182,12 +187,14 @@ export async function subscribe(
     ),
   );
   await services.registry.subscribe(connection, ok, now);
-  // The other members learn that this user came online (once per user, not per device), beside the answer.
+  // The other members learn that this user came online (once per user, not per device), beside the answer; new
+  // positions of a device with a push target go into the push index meanwhile.
   const announced = touchPresence(services, connection, ok, endpoint);
+  const flagged = flagForPush(services, device, [...registered.values()].map((r) => r.position));
   try {
     return await answerSubscribe(services, connection, frame, { ok, memberships, registered, endpoint, device });
   } finally {
-    await announced;
+    await Promise.all([announced, flagged]);
   }
 }
 

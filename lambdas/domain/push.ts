@@ -1,19 +1,41 @@
 import * as z from 'zod/mini';
 import '../zod.js';
 import { BadRequestError, DecryptionError, errorSummary } from '../errors.js';
-import type { ConnectionRecord, NotifyJob, PushCandidate, PushNotification, PushSettings, PushTarget, Services, StoredPushTarget } from '../ports.js';
+import type {
+  ConnectionRecord,
+  Device,
+  DevicePosition,
+  NotifyJob,
+  PushCandidate,
+  PushNotification,
+  PushSettings,
+  PushTarget,
+  Services,
+  StoredPushTarget,
+} from '../ports.js';
 import type { PushRegisteredFrame, PushUnregisteredFrame, RegisterPushFrame, UnregisterPushFrame } from '../protocol.js';
 import { requestIdOf } from './request-id.js';
 
 /** Characters of the body a Web Push preview carries (only with PUSH_PREVIEW; never over APNs or FCM). */
 export const PREVIEW_CHARS = 100;
 
+/** Conversations of a user read per page, and push flags written at once, when a device registers for push. */
+const FLAG_PAGE = 100;
+const FLAG_CONCURRENCY = 8;
+
 export type RegisterPushServices = Pick<Services, 'pushTargets' | 'clock' | 'log'> & {
+  members: Pick<Services['members'], 'listByUser'>;
+  pushMarks: Pick<Services['pushMarks'], 'setPushable'>;
   push: Pick<PushSettings, 'maxTargetsPerUser' | 'webAllowedHosts' | 'allowLoopback' | 'apns' | 'fcm'>;
 };
 export type UnregisterPushServices = Pick<Services, 'pushTargets' | 'log'>;
+/** What `subscribe` and `$connect` need to flag a device's new positions for push. */
+export type PushFlagServices = Pick<Services, 'log'> & {
+  pushTargets: Pick<Services['pushTargets'], 'get'>;
+  pushMarks: Pick<Services['pushMarks'], 'setPushable'>;
+};
 export type NotifierServices = Pick<Services, 'pushTargets' | 'pushMarks' | 'pusher' | 'clock' | 'log' | 'metrics' | 'sealer'> & {
-  registry: Pick<Services['registry'], 'listByConversation'>;
+  registry: Pick<Services['registry'], 'devicesSubscribed'>;
   messages: Pick<Services['messages'], 'get'>;
   push: Pick<PushSettings, 'preview' | 'concurrency'>;
 };
@@ -61,14 +83,45 @@ function targetOf(services: RegisterPushServices, frame: RegisterPushFrame): Pus
   throw new BadRequestError('give exactly one of webPush, apns, fcm');
 }
 
-/** `registerPush`: this connection's device gets this target (replacing its earlier one); answers `pushRegistered`. */
+/**
+ * `registerPush`: this connection's device gets this target (replacing its earlier one), and its positions in each
+ * of its user's conversations go into the push index; answers `pushRegistered`. The target is stored first: a
+ * `subscribe` racing with this either sees it (and flags its new position) or made its position before the flags
+ * below are written. A failure part-way answers an error; registering again is harmless.
+ */
 export async function registerPush(services: RegisterPushServices, connection: ConnectionRecord, frame: RegisterPushFrame): Promise<PushRegisteredFrame> {
   const target = targetOf(services, frame);
   const stored: StoredPushTarget = { userId: connection.userId, deviceId: connection.deviceId, target, registeredAt: services.clock.now() };
   const { evicted } = await services.pushTargets.put(stored, services.push.maxTargetsPerUser);
+  const device = { userId: connection.userId, deviceId: connection.deviceId };
+  let flagged = 0;
+  let after: string | undefined;
+  do {
+    const page = await services.members.listByUser(connection.userId, { limit: FLAG_PAGE, ...(after === undefined ? {} : { after }) });
+    await inPool(page.memberships, FLAG_CONCURRENCY, (m) => services.pushMarks.setPushable(m.conversationId, device, true));
+    flagged += page.memberships.length;
+    after = page.nextAfter;
+  } while (after !== undefined);
   // Which kind and how many were dropped, never the endpoint, keys or token.
-  services.log.info('push target registered', { userId: connection.userId, deviceId: connection.deviceId, kind: target.kind, evicted: evicted.length });
+  services.log.info('push target registered', { ...device, kind: target.kind, evicted: evicted.length, conversations: flagged });
   return { type: 'pushRegistered', kind: target.kind, ...requestIdOf(frame) };
+}
+
+/**
+ * After `subscribe` / `$connect` registered the device's positions: the ones not in the push index yet are put
+ * there when the device has a push target (a conversation joined, or a position made, after `registerPush`).
+ * One read of the target when some position is not flagged; nothing at all when every one is. Never fails the
+ * caller: a position left unflagged only means no push in that conversation until the device's next subscribe.
+ */
+export async function flagForPush(services: PushFlagServices, device: Device, positions: readonly DevicePosition[]): Promise<void> {
+  const unflagged = positions.filter((p) => p.pushable !== true);
+  if (unflagged.length === 0) return;
+  try {
+    if ((await services.pushTargets.get(device.userId, device.deviceId)) === undefined) return;
+    await inPool(unflagged, FLAG_CONCURRENCY, (p) => services.pushMarks.setPushable(p.conversationId, device, true));
+  } catch (error) {
+    services.log.warn('push flags not set', { ...device, conversations: unflagged.length, error: errorSummary(error) });
+  }
 }
 
 /** `unregisterPush`: this connection's device is no longer woken; answers `pushUnregistered`. */
@@ -78,15 +131,15 @@ export async function unregisterPush(services: UnregisterPushServices, connectio
 }
 
 export interface NotifyReport {
-  /** Devices of others with the message pending and not pushed this offline period. */
+  /** Push-flagged devices of others with the message pending and not pushed this offline period. */
   candidates: number;
   /** Of those, the ones with no live subscription to the conversation and a push target. */
   targeted: number;
   pushed: number;
   gone: number;
+  /** Flagged devices found without a target (unregistered, evicted, gone): taken out of the push index. */
+  unflagged: number;
 }
-
-const deviceKey = (d: { userId: string; deviceId: string }) => `${encodeURIComponent(d.userId)}/${d.deviceId}`;
 
 /** The message is pending for the device: above its position and not acked out of order. */
 function isPending(position: PushCandidate, seq: number): boolean {
@@ -94,54 +147,76 @@ function isPending(position: PushCandidate, seq: number): boolean {
 }
 
 /**
- * The notifier, for one stored message (its ids from the queue): each member device other than the sender's own
- * (all of the sender's devices: their user wrote it) that has the message pending, no live subscription to the
- * conversation and a push target, is pushed, at most once per offline period per conversation: the push marker on
- * its position is set by a conditional write before the push, and only an ack or a reconnect clears it. A push
- * that fails clears the marker it set and the job throws (retried by SQS, then the DLQ); the devices pushed before
- * keep theirs, so a retry pushes no one twice. A target the push service says is gone is removed.
+ * The notifier, for one stored message (its ids from the queue): each push-flagged member device other than the
+ * sender's own (all of the sender's devices: their user wrote it) that has the message pending, no live
+ * subscription to the conversation and a push target, is pushed, at most once per offline period per
+ * conversation: the push marker on its position is set by a conditional write before the push, and only an ack
+ * or a reconnect clears it. A push that fails clears the marker it set and the job throws (retried by SQS, then
+ * the DLQ); the devices pushed before keep theirs, so a retry pushes no one twice. A target the push service says
+ * is gone is removed.
+ *
+ * The work follows the devices that can be pushed, not the conversation: one Query of the sparse push index, then
+ * per user with such a device their targets and their live subscriptions there (each one read).
  */
 export async function notify(services: NotifierServices, job: NotifyJob): Promise<NotifyReport> {
-  const report: NotifyReport = { candidates: 0, targeted: 0, pushed: 0, gone: 0 };
+  const report: NotifyReport = { candidates: 0, targeted: 0, pushed: 0, gone: 0, unflagged: 0 };
   const positions = (await services.pushMarks.candidates(job.conversationId)).filter(
     (p) => p.userId !== job.senderId && p.pushedAt === undefined && isPending(p, job.seq),
   );
   report.candidates = positions.length;
   if (positions.length === 0) return report;
-  const live = new Set((await services.registry.listByConversation(job.conversationId)).map(deviceKey));
-  const offline = positions.filter((p) => !live.has(deviceKey(p)));
-  if (offline.length === 0) return report;
 
-  const userIds = [...new Set(offline.map((p) => p.userId))];
-  const targets = new Map<string, StoredPushTarget>();
-  for (const list of await Promise.all(userIds.map((userId) => services.pushTargets.ofUser(userId)))) {
-    for (const stored of list) targets.set(deviceKey(stored), stored);
-  }
-  const work = offline.flatMap((position) => {
-    const stored = targets.get(deviceKey(position));
-    return stored === undefined ? [] : [{ position, stored }];
+  const byUser = new Map<string, PushCandidate[]>();
+  for (const position of positions) byUser.set(position.userId, [...(byUser.get(position.userId) ?? []), position]);
+  const work: { position: PushCandidate; stored: StoredPushTarget }[] = [];
+  const stale: PushCandidate[] = [];
+  await inPool([...byUser], services.push.concurrency, async ([userId, devices]) => {
+    const [targets, live] = await Promise.all([
+      services.pushTargets.ofUser(userId),
+      services.registry.devicesSubscribed(userId, job.conversationId),
+    ]);
+    const byDevice = new Map(targets.map((t) => [t.deviceId, t]));
+    for (const position of devices) {
+      const stored = byDevice.get(position.deviceId);
+      if (stored === undefined) stale.push(position);
+      else if (!live.has(position.deviceId)) work.push({ position, stored });
+    }
   });
   report.targeted = work.length;
+  // A flag without a target costs a read on every message: it goes (a new registration flags again).
+  await inPool(stale, services.push.concurrency, async (position) => {
+    await services.pushMarks.setPushable(job.conversationId, position, false);
+    report.unflagged += 1;
+  });
 
   const preview = once(() => previewOf(services, job));
   const failures: unknown[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < work.length) {
-      const item = work[next];
-      next += 1;
-      if (item === undefined) break;
-      try {
-        const outcome = await pushOne(services, job, item.position, item.stored, preview);
-        if (outcome !== 'skipped') report[outcome] += 1;
-      } catch (error) {
-        failures.push(error);
-      }
+  await inPool(work, services.push.concurrency, async (item) => {
+    try {
+      const outcome = await pushOne(services, job, item.position, item.stored, preview);
+      if (outcome !== 'skipped') report[outcome] += 1;
+    } catch (error) {
+      failures.push(error);
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(services.push.concurrency, work.length) }, worker));
+  });
   if (failures.length > 0) throw failures[0];
   return report;
+}
+
+/** Runs `run` over `items`, at most `concurrency` at a time; the first failure rejects (after the running ones end). */
+async function inPool<T>(items: readonly T[], concurrency: number, run: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next;
+      next += 1;
+      const item = items[index];
+      if (item !== undefined) await run(item);
+    }
+  };
+  const results = await Promise.allSettled(Array.from({ length: Math.min(Math.max(1, concurrency), items.length) }, worker));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
 }
 
 async function pushOne(
@@ -153,7 +228,7 @@ async function pushOne(
 ): Promise<'pushed' | 'gone' | 'skipped'> {
   const at = services.clock.now();
   // Another message of this offline period (or an ack since the read) got there first.
-  if (!(await services.pushMarks.mark(position, at))) return 'skipped';
+  if (!(await services.pushMarks.mark(position, job.seq, at))) return 'skipped';
   const fields = { userId: position.userId, deviceId: position.deviceId, kind: stored.target.kind, conversationId: job.conversationId, seq: job.seq };
   try {
     const notification: PushNotification = {

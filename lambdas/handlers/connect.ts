@@ -13,6 +13,7 @@ import { devicePositions, messageLog } from '../context/store.js';
 import { readJwtKeys } from '../context/secrets.js';
 import { conversationSizeSettings, deliverySettings, handshakeSettings, systemClock } from '../context/settings.js';
 import { fanoutQueue } from '../context/sqs.js';
+import { pushTargets } from '../context/push.js';
 import { openConnection, type OpenConnectionServices } from '../domain/connection.js';
 import { touchPresence, type PresenceAnnouncing } from '../domain/presence.js';
 import { HandshakeError, causeSummary, errorCodeOf, errorSummary, handshakeRefusalFor, type ErrorCode } from '../errors.js';
@@ -35,6 +36,7 @@ export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResp
     const db = once(() => documentClient(config, scope, env));
     const redis = once(() => redisHelpers(config, scope, env, log));
     const members = given.members ?? membershipStore(config, db());
+    const store = once(() => devicePositions(config, db()));
     const auth =
       given.auth ??
       new TokenVerifier({
@@ -55,7 +57,9 @@ export const route: Route<ConnectServices, (event: unknown) => Promise<RouteResp
       members,
       roster: given.roster ?? memberRoster(config, members),
       messages: given.messages ?? messageLog(config, db()),
-      positions: given.positions ?? devicePositions(config, db()),
+      positions: given.positions ?? store(),
+      pushMarks: given.pushMarks ?? store(),
+      pushTargets: given.pushTargets ?? pushTargets(config, db()),
       seqCache: given.seqCache ?? (await redis()).seqCache,
       presence: given.presence ?? presenceOf(await redis(), config),
       callbackUrl: config.CALLBACK_URL,

@@ -3,7 +3,8 @@ import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { metricsOf } from '../context/metrics.js';
-import { connectionRegistry } from '../context/members.js';
+import { connectionRegistry, membershipStore } from '../context/members.js';
+import { devicePositions } from '../context/store.js';
 import { pushTargets } from '../context/push.js';
 import { redisHelpers } from '../context/redis.js';
 import { rateSettings, systemClock } from '../context/settings.js';
@@ -28,6 +29,8 @@ export const route: Route<RegisterPushRouteServices, FrameHandler> = {
       registry: given.registry ?? connectionRegistry(config, db()),
       limiter: given.limiter ?? (await redis()).limiter,
       pushTargets: given.pushTargets ?? pushTargets(config, db()),
+      members: given.members ?? membershipStore(config, db()),
+      pushMarks: given.pushMarks ?? devicePositions(config, db()),
       push: {
         maxTargetsPerUser: config.MAX_PUSH_TARGETS_PER_USER,
         webAllowedHosts: config.PUSH_WEB_ALLOWED_HOSTS,

@@ -10,6 +10,7 @@ import { redisHelpers } from '../context/redis.js';
 import { readAppKeys } from '../context/secrets.js';
 import { conversationSizeSettings, deliverySettings, rateSettings, subscriptionSettings, systemClock } from '../context/settings.js';
 import { fanoutQueue } from '../context/sqs.js';
+import { pushTargets } from '../context/push.js';
 import { devicePositions, messageLog } from '../context/store.js';
 import { subscribe, type SubscribeServices } from '../domain/connection.js';
 import { MessageCipher } from '../encryption.js';
@@ -31,6 +32,7 @@ export const route: Route<SubscribeRouteServices, FrameHandler> = {
     const db = once(() => documentClient(config, scope, env));
     const redis = once(() => redisHelpers(config, scope, env, log));
     const members = given.members ?? membershipStore(config, db());
+    const store = once(() => devicePositions(config, db()));
     return {
       log,
       metrics,
@@ -43,7 +45,9 @@ export const route: Route<SubscribeRouteServices, FrameHandler> = {
       members,
       roster: given.roster ?? memberRoster(config, members),
       messages: given.messages ?? messageLog(config, db()),
-      positions: given.positions ?? devicePositions(config, db()),
+      positions: given.positions ?? store(),
+      pushMarks: given.pushMarks ?? store(),
+      pushTargets: given.pushTargets ?? pushTargets(config, db()),
       limiter: given.limiter ?? (await redis()).limiter,
       seqCache: given.seqCache ?? (await redis()).seqCache,
       presence: given.presence ?? presenceOf(await redis(), config),

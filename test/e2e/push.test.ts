@@ -2,7 +2,9 @@ import { GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from '@aw
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DynamoDevicePositions } from '../../lambdas/adapters/dynamo-device-positions.js';
 import { DynamoMembershipStore } from '../../lambdas/adapters/dynamo-members.js';
+import { systemClock } from '../../lambdas/context/settings.js';
 import { DynamoPushTargets } from '../../lambdas/adapters/dynamo-push-targets.js';
 import { PushFailedError } from '../../lambdas/errors.js';
 import { startLocalBackend, type LocalBackend } from '../../local/backend.js';
@@ -134,6 +136,31 @@ describe('push notifications through the local push service', () => {
     await notifierDrained(backend);
     expect(pushesTo(bob.subscription)).toHaveLength(2);
     expect(payloadOf(pushesTo(bob.subscription)[1])).toMatchObject({ conversationId, senderId: 'alice', count: 1 });
+  }, 60_000);
+
+  it('wakes a device in a conversation joined after it registered, and stops after it unregisters', async () => {
+    const first = await conversationWith('alice', 'dan');
+    const dan = await registered(backend, 'dan', 'phone', first);
+    // A conversation dan joins later: its position is made by this subscribe, after the registration.
+    const later = await conversationWith('alice', 'dan');
+    expect(await ask(dan.client, { action: 'subscribe', conversationIds: [later] })).toMatchObject({ type: 'subscribed' });
+    await dan.client.close();
+    const alice = await online(backend, 'alice', 'phone', later);
+    await say(alice, later, 'in the later one');
+    await notifierDrained(backend);
+    expect(pushesTo(dan.subscription).map((p) => payloadOf(p).conversationId)).toEqual([later]);
+
+    // Unregistered from another connection of the device: nothing more, and the stale flag is taken away.
+    const again = await ChatClient.connectDevice(backend, 'dan', 'phone');
+    open.push(again);
+    expect(await ask(again, { action: 'unregisterPush' })).toMatchObject({ type: 'pushUnregistered', removed: true });
+    await again.close();
+    expect(await ask(alice, { action: 'subscribe', conversationIds: [first] })).toMatchObject({ type: 'subscribed' });
+    await say(alice, first, 'in the first one');
+    await notifierDrained(backend);
+    expect(pushesTo(dan.subscription)).toHaveLength(1);
+    const positions = new DynamoDevicePositions(db, backend.tables.positions, systemClock);
+    await eventually(async () => !(await positions.candidates(first)).some((p) => p.userId === 'dan'));
   }, 60_000);
 
   it('removes a target the push service says is gone (410)', async () => {

@@ -51,6 +51,7 @@ beforeAll(async () => {
       MESSAGES_TABLE: TABLES.messages,
       IDEMPOTENCY_TABLE: TABLES.idempotency,
       POSITIONS_TABLE: TABLES.positions,
+      PUSH_TARGETS_TABLE: TABLES.pushTargets,
       DYNAMODB_ENDPOINT: dynamoProxy.endpoint,
       CALLBACK_URL: stub.endpoint,
       RATE_LIMIT_PER_SECOND: '100000',

@@ -20,6 +20,7 @@ const TABLES = {
   messages: `messages-${randomUUID()}`,
   idempotency: `idempotency-${randomUUID()}`,
   positions: `positions-${randomUUID()}`,
+  pushTargets: `push-targets-${randomUUID()}`,
 };
 const MASTER_KEY = 'integration-test-master-key-0123456789-abcdefghijklmnop';
 
@@ -47,6 +48,7 @@ function env(overrides: Record<string, string> = {}): Record<string, string> {
     MESSAGES_TABLE: TABLES.messages,
     IDEMPOTENCY_TABLE: TABLES.idempotency,
     POSITIONS_TABLE: TABLES.positions,
+    PUSH_TARGETS_TABLE: TABLES.pushTargets,
     FANOUT_QUEUE_URL: queueUrl,
     REDIS_URL: inject('redisUrl'),
     APP_SECRET_JSON: JSON.stringify({ masterKey: MASTER_KEY }),

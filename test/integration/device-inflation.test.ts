@@ -3,6 +3,9 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDevicePositions } from '../../lambdas/adapters/dynamo-device-positions.js';
 import { DynamoMembershipStore } from '../../lambdas/adapters/dynamo-members.js';
+import { DynamoPushTargets } from '../../lambdas/adapters/dynamo-push-targets.js';
+import type { NotifyJob } from '../../lambdas/ports.js';
+import { startLocalPushService, type LocalPushService } from '../../local/push-service.js';
 import { systemClock } from '../../lambdas/context/settings.js';
 import { startLocalBackend, type LocalBackend } from '../../local/backend.js';
 import { spawnRedis, type SpawnedRedis } from '../../local/redis-server.js';
@@ -22,11 +25,14 @@ import {
 } from '../support/durability.js';
 import { uniqueId } from '../support/env.js';
 import { messageEvent } from '../support/events.js';
+import { sqsRecord } from '../support/sqs-record.js';
 
 /**
  * Pending messages are the log after each device's position, so the work of one sendMessage must not grow with
  * the devices a conversation ever had: 2,000 throwaway devices (and 50 of them online) change the DynamoDB
- * requests and Redis commands per send by less than 2× (they should not change them at all).
+ * requests and Redis commands per send by less than 2× (they should not change them at all). Nor does the
+ * notifier's work per message: it follows the push-registered devices (the sparse push index), not the
+ * conversation's 2,000 positions.
  *
  * DynamoDB requests are counted by a proxy in front of dynalite (every request the real route sends, retries
  * included); Redis commands by MONITOR on a redis-server of this file's own, between two ECHO markers.
@@ -37,6 +43,7 @@ let redis: SpawnedRedis;
 let monitor: { commands: MonitoredCommand[]; close(): void };
 let marker: Redis;
 let backend: LocalBackend;
+let push: LocalPushService;
 let db: DynamoDBDocumentClient;
 const open: ChatClient[] = [];
 
@@ -46,14 +53,14 @@ const CONNECTED = 50;
 
 beforeAll(async () => {
   dynamo = await startDynalite();
+  push = await startLocalPushService();
   proxy = await startCountingProxy(dynamo.endpoint);
   redis = await spawnRedis();
   backend = await startLocalBackend({
     dynamodbEndpoint: proxy.endpoint,
     redisUrl: redis.url,
-    // The send path only: no notify jobs. The notifier works off the send path, and its cost per message still grows
-    // with the conversation's device positions and members (≈ 200 DynamoDB requests a message at this size; see the
-    // push section of docs/deploy.md).
+    // No notify jobs from sendMessage: the send path is measured alone, and the notifier is invoked by the test
+    // (as its SQS event source would) so that its requests are counted apart.
     env: { LOG_LEVEL: 'SILENT', RATE_LIMIT_PER_SECOND: '200', RATE_LIMIT_BURST: '400', NOTIFY_QUEUE_URL: '' },
   });
   // The test's own writes go straight to dynalite: only the handlers are counted.
@@ -71,6 +78,7 @@ afterAll(async () => {
   await proxy?.close();
   await dynamo?.stop();
   await redis?.stop();
+  await push?.close();
 });
 
 async function join(conversationId: string, userId: string, deviceId: string): Promise<ChatClient> {
@@ -119,7 +127,7 @@ describe('device inflation', () => {
     if (sendMessage === undefined) throw new Error('the backend has no sendMessage function');
     let sends = 0;
     /** One sendMessage through the real route (the function the gateway invokes), measured. */
-    const measureOne = async (): Promise<Measured & { messageId: string }> => {
+    const measureOne = async (): Promise<Measured & { messageId: string; seq: number }> => {
       sends += 1;
       const clientMessageId = `m-${sends}`;
       const errorsBefore = framesOf(alice, 'error').length;
@@ -135,6 +143,7 @@ describe('device inflation', () => {
       const requests = proxy.requests.slice(requestsBefore, requestsAfter);
       return {
         messageId: sent.messageId,
+        seq: sent.seq,
         dynamo: tally(requests.map((r) => `${r.operation} ${r.table ?? '-'}`)),
         dynamoTotal: requests.length,
         redis: tally(commands),
@@ -142,20 +151,35 @@ describe('device inflation', () => {
         redisSent: commands.filter((c) => !c.startsWith('lua:')).length,
       };
     };
-    const measure = async (label: string): Promise<Measured> => {
+    const measure = async (label: string): Promise<Measured & { sent: { seq: number; messageId: string } }> => {
       const runs = [await measureOne(), await measureOne(), await measureOne()];
       for (const run of runs) console.log(`${label}: DynamoDB ${JSON.stringify(run.dynamo)}; Redis ${JSON.stringify(run.redis)}`);
       // The largest of three sends: the per-send cost, whatever a single run happened to skip.
       const worst = runs.reduce((a, b) => (b.dynamoTotal + b.redisTotal > a.dynamoTotal + a.redisTotal ? b : a));
       const last = runs[runs.length - 1];
-      if (last !== undefined) await eventually(() => liveMessageIds(bob).includes(last.messageId));
-      return worst;
+      if (last === undefined) throw new Error('nothing was measured');
+      await eventually(() => liveMessageIds(bob).includes(last.messageId));
+      return { ...worst, sent: last };
+    };
+
+    const notifier = backend.functions.notifier;
+    if (notifier === undefined) throw new Error('the backend has no notifier function');
+    /** The notifier for the last measured message, invoked as its SQS event source would: its DynamoDB requests. */
+    const notifyOnce = async (sent: { seq: number; messageId: string }): Promise<{ dynamo: Record<string, number>; dynamoTotal: number }> => {
+      const job: NotifyJob = { conversationId, seq: sent.seq, messageId: sent.messageId, senderId: 'alice', senderDevice: 'phone' };
+      const before = proxy.requests.length;
+      const answer = await notifier({ Records: [sqsRecord(`notify-${sent.seq}`, JSON.stringify(job))] });
+      expect(answer).toEqual({ batchItemFailures: [] });
+      const requests = proxy.requests.slice(before);
+      return { dynamo: tally(requests.map((r) => `${r.operation} ${r.table ?? '-'}`)), dynamoTotal: requests.length };
     };
 
     // Warm-up: the route's first event builds its services, remembers the sender's binding, loads its scripts.
     await measureOne();
     await measureOne();
     const small = await measure('2 devices');
+    await notifyOnce(small.sent); // warm-up: the notifier builds its services
+    const smallNotify = await notifyOnce(small.sent);
 
     // 2,000 positions registered directly with the adapter (DynamoDevicePositions.register, as $connect does):
     // registering them through 2,000 sockets is too slow for a test. Even so this is ~4,200 dynalite requests,
@@ -202,6 +226,34 @@ describe('device inflation', () => {
     expect(large.redisTotal).toBeLessThan(2 * small.redisTotal);
     expect(large.redisSent).toBeLessThan(2 * small.redisSent);
     expect(errorFramesOf([alice, bob, ...online])).toEqual([]);
+
+    // The notifier: with none of the 2,000 devices registered for push, a message costs it what it costs with 2.
+    const unregisteredNotify = await notifyOnce(large.sent);
+    // 20 offline throwaway devices register for push (target stored, positions flagged, as registerPush does), and
+    // so does one online device (never pushed while it is subscribed).
+    const targets = new DynamoPushTargets(db, backend.tables.pushTargets);
+    const wakeable = users.slice(CONNECTED, CONNECTED + 20).map((userId) => ({ userId, deviceId: 'device-1' }));
+    for (const device of [...wakeable, { userId: users[0] ?? 'throwaway-0', deviceId: 'device-0' }]) {
+      const subscription = await push.subscribe({ applicationServerKey: backend.vapidPublicKey });
+      await targets.put({ ...device, target: { kind: 'webPush', subscription }, registeredAt: Date.now() }, 10);
+      await positions.setPushable(conversationId, device, true);
+    }
+    const pushesBefore = push.received().length;
+    const firstPush = await notifyOnce(large.sent);
+    expect(push.received().length - pushesBefore).toBe(wakeable.length);
+    // The next message of the same offline period pushes no one again.
+    const next = await measureOne();
+    const secondPush = await notifyOnce(next);
+    expect(push.received().length - pushesBefore).toBe(wakeable.length);
+    console.log(
+      `notifier per message: DynamoDB ${smallNotify.dynamoTotal} (2 devices) → ${unregisteredNotify.dynamoTotal} (2,002 devices, none registered); ` +
+        `${firstPush.dynamoTotal} pushing ${wakeable.length} of 21 registered, ${secondPush.dynamoTotal} the next message ${JSON.stringify(secondPush.dynamo)}`,
+    );
+    expect(unregisteredNotify.dynamoTotal).toBe(smallNotify.dynamoTotal);
+    // Per registered device at most: its user's targets and live connections (≤ 3 reads) and its marker.
+    expect(firstPush.dynamoTotal).toBeLessThanOrEqual(smallNotify.dynamoTotal + 4 * 21);
+    // Marked devices are skipped from the index alone; only the online one is looked at again.
+    expect(secondPush.dynamoTotal).toBeLessThanOrEqual(smallNotify.dynamoTotal + 3);
   }, 120_000);
 });
 

@@ -220,6 +220,28 @@ describe('DynamoConnectionRegistry on dynalite: subscriptions', () => {
     await expect(registry.connection(row.connectionId)).resolves.toEqual(row);
   });
 
+  it('answers which devices of one user are subscribed to a conversation, from the user’s own connections only', async () => {
+    const userId = newUser();
+    const conversationId = randomUUID();
+    const phone = record({ userId, deviceId: 'phone' });
+    const laptop = record({ userId, deviceId: 'laptop' });
+    const tablet = record({ userId, deviceId: 'tablet', expiresAt: nowSeconds() + 60 });
+    const otherUser = record({ userId: newUser(), deviceId: 'phone' });
+    for (const row of [phone, laptop, tablet, otherUser]) await registry.open(row, 10);
+    await registry.subscribe(phone, [conversationId], nowMs);
+    await registry.subscribe(laptop, [randomUUID()], nowMs);
+    await registry.subscribe(tablet, [conversationId], nowMs);
+    await registry.subscribe(otherUser, [conversationId], nowMs);
+    sent.length = 0;
+    await expect(registry.devicesSubscribed(userId, conversationId)).resolves.toEqual(new Set(['phone', 'tablet']));
+    // Two reads, whatever the conversation holds: the user's set, then one batch of their subscriptions there.
+    expect(commandNames()).toEqual(['GetItemCommand', 'BatchGetItemCommand']);
+    // An expired subscription is not live, though TTL has not removed it.
+    nowMs += 120_000;
+    await expect(registry.devicesSubscribed(userId, conversationId)).resolves.toEqual(new Set(['phone']));
+    await expect(registry.devicesSubscribed(newUser(), conversationId)).resolves.toEqual(new Set());
+  });
+
   it('reads a subscription strongly consistently', async () => {
     const row = record({ userId: newUser() });
     const conversationId = randomUUID();

@@ -60,46 +60,83 @@ describe('DynamoPushTargets', () => {
     await targets.setEndpointArn(web, 'arn:stale');
     await targets.setEndpointArn(again, 'arn:aws:sns:us-east-1:123456789012:endpoint/APNS/app/1');
     expect((await targets.ofUser(user))[0]?.endpointArn).toBe('arn:aws:sns:us-east-1:123456789012:endpoint/APNS/app/1');
+    expect(await targets.get(user, 'browser')).toEqual({ ...again, endpointArn: 'arn:aws:sns:us-east-1:123456789012:endpoint/APNS/app/1' });
+    expect(await targets.get(user, 'other')).toBeUndefined();
     expect(await targets.remove(user, 'browser')).toBe(true);
     expect(await targets.remove(user, 'browser')).toBe(false);
   });
 });
 
-describe('push markers on device positions', () => {
-  it('are set once per offline period, and cleared by a save (ack) or a register (reconnect)', async () => {
+describe('push flags and markers on device positions', () => {
+  it('put only push-flagged devices in the push index, and keep the flag across acks and reconnects', async () => {
+    const conversationId = `c-${randomUUID()}`;
+    const flagged = { userId: 'bob', deviceId: 'phone' };
+    const plain = { userId: 'bob', deviceId: 'laptop' };
+    const first = await positions.register(conversationId, flagged, 0, nowMs);
+    await positions.register(conversationId, plain, 0, nowMs);
+    expect(first.pushable).toBeUndefined();
+    expect(await positions.candidates(conversationId)).toEqual([]);
+
+    await positions.setPushable(conversationId, flagged, true);
+    // Never creates a position.
+    await positions.setPushable(conversationId, { userId: 'carol', deviceId: 'ghost' }, true);
+    await positions.setPushable(`c-${randomUUID()}`, flagged, true);
+    expect((await positions.candidates(conversationId)).map((p) => p.deviceId)).toEqual(['phone']);
+    expect((await positions.get(conversationId, flagged))?.pushable).toBe(true);
+    expect(await positions.get(conversationId, { userId: 'carol', deviceId: 'ghost' })).toBeUndefined();
+
+    // An ack (save) and a reconnect (register) keep the flag; its version moves as before.
+    const known = await positions.get(conversationId, flagged);
+    if (known === undefined) throw new Error('the position is gone');
+    expect(await positions.save({ ...known, ackedThrough: 4, acked: [6], version: known.version + 1 })).toBe(true);
+    await positions.register(conversationId, flagged, 0, nowMs + 1000);
+    const [after] = await positions.candidates(conversationId);
+    expect(after).toMatchObject({ deviceId: 'phone', ackedThrough: 4, acked: [6], version: known.version + 1, pushable: true });
+
+    await positions.setPushable(conversationId, flagged, false);
+    expect(await positions.candidates(conversationId)).toEqual([]);
+    expect((await positions.get(conversationId, flagged))?.pushable).toBeUndefined();
+  });
+
+  it('set a marker once per offline period, only while the message is pending, cleared by an ack or a reconnect', async () => {
     const conversationId = `c-${randomUUID()}`;
     const device = { userId: 'bob', deviceId: 'phone' };
     const registered = await positions.register(conversationId, device, 0, nowMs);
-    expect(await positions.mark(registered, 100)).toBe(true);
-    expect(await positions.mark(registered, 101)).toBe(false);
-    expect((await positions.candidates(conversationId))[0]?.pushedAt).toBe(100);
+    await positions.setPushable(conversationId, device, true);
+    const marker = async () => (await positions.candidates(conversationId))[0]?.pushedAt;
+    expect(await positions.mark(registered, 1, 100)).toBe(true);
+    expect(await positions.mark(registered, 2, 101)).toBe(false);
+    expect(await marker()).toBe(100);
 
-    // An ack saves the position: the marker goes, and a mark on the version read before the ack is refused.
-    expect(await positions.save({ ...registered, ackedThrough: 3, version: registered.version + 1 })).toBe(true);
-    expect((await positions.candidates(conversationId))[0]?.pushedAt).toBeUndefined();
-    expect(await positions.mark(registered, 102)).toBe(false);
-    const acked = await positions.get(conversationId, device);
-    expect(acked).toBeDefined();
-    if (acked === undefined) return;
-    expect(await positions.mark(acked, 103)).toBe(true);
+    // An ack saves the position: the marker goes. A mark for a message acked since (through, or out of order)
+    // is refused, whatever version the (eventually consistent) candidate was read at.
+    expect(await positions.save({ ...registered, ackedThrough: 3, acked: [5], version: registered.version + 1 })).toBe(true);
+    expect(await marker()).toBeUndefined();
+    expect(await positions.mark(registered, 3, 102)).toBe(false);
+    expect(await positions.mark(registered, 5, 102)).toBe(false);
+    expect(await positions.mark(registered, 4, 103)).toBe(true);
 
     // A failed push clears only its own marker.
-    await positions.unmark(acked, 999);
-    expect((await positions.candidates(conversationId))[0]?.pushedAt).toBe(103);
-    await positions.unmark(acked, 103);
-    expect((await positions.candidates(conversationId))[0]?.pushedAt).toBeUndefined();
+    await positions.unmark(registered, 999);
+    expect(await marker()).toBe(103);
+    await positions.unmark(registered, 103);
+    expect(await marker()).toBeUndefined();
 
     // A reconnect (register of a known device) clears it too.
-    expect(await positions.mark(acked, 104)).toBe(true);
+    expect(await positions.mark(registered, 6, 104)).toBe(true);
     await positions.register(conversationId, device, 0, nowMs + 1000);
-    expect((await positions.candidates(conversationId))[0]?.pushedAt).toBeUndefined();
+    expect(await marker()).toBeUndefined();
   });
 
   it('leave out devices not seen for the device TTL', async () => {
     const conversationId = `c-${randomUUID()}`;
-    await positions.register(conversationId, { userId: 'carol', deviceId: 'old' }, 0, nowMs);
+    const old = { userId: 'carol', deviceId: 'old' };
+    await positions.register(conversationId, old, 0, nowMs);
+    await positions.setPushable(conversationId, old, true);
     nowMs += 3_601_000;
-    await positions.register(conversationId, { userId: 'carol', deviceId: 'new' }, 0, nowMs);
+    const fresh = { userId: 'carol', deviceId: 'new' };
+    await positions.register(conversationId, fresh, 0, nowMs);
+    await positions.setPushable(conversationId, fresh, true);
     expect((await positions.candidates(conversationId)).map((p) => p.deviceId)).toEqual(['new']);
   });
 });

@@ -6,6 +6,7 @@ import {
   membersTable,
   messagesTable,
   positionsTable,
+  pushTargetsTable,
   type TableNames,
   type TableShape,
 } from '../../deploy/tables.js';
@@ -23,6 +24,7 @@ export async function createTables(client: DynamoDBClient, names: TestTableNames
   if (names.messages !== undefined) tables[names.messages] = messagesTable;
   if (names.idempotency !== undefined) tables[names.idempotency] = idempotencyTable;
   if (names.positions !== undefined) tables[names.positions] = positionsTable;
+  if (names.pushTargets !== undefined) tables[names.pushTargets] = pushTargetsTable;
   await ensureTables(client, tables, timeoutMs);
 }
 

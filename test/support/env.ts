@@ -11,6 +11,7 @@ export function completeEnv(redisUrl: string, overrides: Record<string, string> 
     MESSAGES_TABLE: 'messages-test',
     IDEMPOTENCY_TABLE: 'idempotency-test',
     POSITIONS_TABLE: 'positions-test',
+    PUSH_TARGETS_TABLE: 'push-targets-test',
     FANOUT_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/fanout-test',
     REDIS_URL: redisUrl,
     APP_SECRET_JSON: TEST_SECRET_JSON,

@@ -143,6 +143,10 @@ export function fakeServices(
         }
       }),
       listByConversation: vi.fn(async (conversationId: string) => connections.filter((c) => c.conversationId === conversationId)),
+      devicesSubscribed: vi.fn(
+        async (userId: string, conversationId: string) =>
+          new Set(connections.filter((c) => c.userId === userId && c.conversationId === conversationId).map((c) => c.deviceId)),
+      ),
       remove: vi.fn(async (id: string): Promise<RemovedConnection | undefined> => {
         const userId = [...records, ...connections].find((c) => c.connectionId === id)?.userId;
         const conversationIds = connections.filter((c) => c.connectionId === id).map((c) => c.conversationId);
@@ -293,12 +297,14 @@ export function fakeServices(
       remove: vi.fn(async (_userId: string, _deviceId: string) => false),
       removeIf: vi.fn(async (_stored: StoredPushTarget) => undefined),
       ofUser: vi.fn(async (_userId: string) => [] as StoredPushTarget[]),
+      get: vi.fn(async (_userId: string, _deviceId: string): Promise<StoredPushTarget | undefined> => undefined),
       setEndpointArn: vi.fn(async (_stored: StoredPushTarget, _arn: string) => undefined),
     },
     pushMarks: {
       candidates: vi.fn(async (_conversationId: string) => [] as PushCandidate[]),
-      mark: vi.fn(async (_position: DevicePosition, _at: number) => true),
+      mark: vi.fn(async (_position: DevicePosition, _seq: number, _at: number) => true),
       unmark: vi.fn(async (_position: DevicePosition, _at: number) => undefined),
+      setPushable: vi.fn(async (_conversationId: string, _device: Device, _pushable: boolean) => undefined),
     },
     pusher: { send: vi.fn(async (_stored: StoredPushTarget, _n: PushNotification): Promise<PushResult> => ({ outcome: 'delivered' })) },
     push: { maxTargetsPerUser: 10, webAllowedHosts: [], allowLoopback: false, preview: false, concurrency: 4, apns: false, fcm: false },

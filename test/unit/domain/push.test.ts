@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { MemoryPushSender } from '../../../lambdas/adapters/memory-push-sender.js';
 import { sendMessage } from '../../../lambdas/domain/messaging.js';
-import { notify, registerPush, webPushEndpointSchema } from '../../../lambdas/domain/push.js';
+import { flagForPush, notify, registerPush, webPushEndpointSchema } from '../../../lambdas/domain/push.js';
 import { BadRequestError, PushFailedError } from '../../../lambdas/errors.js';
 import type { ConnectionRecord, DevicePosition, NotifyJob, PushCandidate, PushSender, StoredPushTarget } from '../../../lambdas/ports.js';
 import { fakeServices } from '../../support/fake-services.js';
@@ -53,10 +53,16 @@ describe('notify (the notifier decision)', () => {
       [{ userId: 'bob', deviceId: 'laptop' }],
     );
     const report = await notify(services, JOB);
-    // bob's laptop is online, carol and dave have seq 5 acked, erin has no target.
+    // bob's laptop is online, carol and dave have seq 5 acked, erin has no target (any more): her flag goes.
     expect(pusher.sent.map((s) => `${s.stored.userId}/${s.stored.deviceId}`)).toEqual(['bob/phone']);
     expect(pusher.sent[0]?.notification).toEqual({ conversationId: 'conv', senderId: 'alice', seq: 5, count: 3 });
-    expect(report).toEqual({ candidates: 3, targeted: 1, pushed: 1, gone: 0 });
+    expect(report).toEqual({ candidates: 3, targeted: 1, pushed: 1, gone: 0, unflagged: 1 });
+    expect(services.pushMarks.setPushable.mock.calls).toEqual([['conv', position('erin', 'phone'), false]]);
+    // Liveness is asked per user with a candidate device, never for the whole conversation.
+    expect(services.registry.devicesSubscribed.mock.calls.map(([userId]) => userId).sort()).toEqual(['bob', 'erin']);
+    expect(services.registry.listByConversation).not.toHaveBeenCalled();
+    // The marker is set for the message's seq (the adapter checks it is still pending on the item).
+    expect(services.pushMarks.mark.mock.calls.map(([p, seq]) => [p.userId, seq])).toEqual([['bob', 5]]);
     // The next message of the same offline period: bob is not pushed again (carol and dave now have one pending).
     await notify(services, { ...JOB, seq: 6, messageId: 'm6' });
     expect(pusher.sent.map((s) => `${s.stored.userId}/${s.stored.deviceId}`)).toEqual(['bob/phone', 'carol/phone', 'dave/phone']);
@@ -67,9 +73,10 @@ describe('notify (the notifier decision)', () => {
       [position('alice', 'phone'), position('alice', 'tablet'), { ...position('bob', 'phone'), pushedAt: 1 }],
       [webTarget('alice', 'phone'), webTarget('alice', 'tablet'), webTarget('bob', 'phone')],
     );
-    expect(await notify(services, JOB)).toEqual({ candidates: 0, targeted: 0, pushed: 0, gone: 0 });
+    expect(await notify(services, JOB)).toEqual({ candidates: 0, targeted: 0, pushed: 0, gone: 0, unflagged: 0 });
     expect(pusher.sent).toEqual([]);
-    expect(services.registry.listByConversation).not.toHaveBeenCalled();
+    expect(services.registry.devicesSubscribed).not.toHaveBeenCalled();
+    expect(services.pushTargets.ofUser).not.toHaveBeenCalled();
   });
 
   it('removes a gone target, and on a failure clears its marker and throws after pushing the others', async () => {
@@ -132,6 +139,53 @@ describe('registerPush', () => {
     await expect(registerPush(services, connection, { action: 'registerPush', apns: 'ab'.repeat(32) })).rejects.toBeInstanceOf(BadRequestError);
     await expect(registerPush(services, connection, { action: 'registerPush', webPush: { endpoint: 'https://evil.example/x', keys } })).rejects.toBeInstanceOf(BadRequestError);
     expect(fake.logs.map((l) => JSON.stringify(l)).join('')).not.toContain('f'.repeat(40));
+  });
+
+  it('flags the device’s positions in every conversation of its user, page after page', async () => {
+    const fake = fakeServices();
+    const conversations = Array.from({ length: 230 }, (_, i) => `c${String(i).padStart(3, '0')}`);
+    for (const conversationId of conversations) fake.join(conversationId, 'bob');
+    fake.join('elsewhere', 'carol');
+    await registerPush({ ...fake.services, push: settings }, connection, { action: 'registerPush', fcm: 'f'.repeat(40) });
+    const calls = fake.services.pushMarks.setPushable.mock.calls;
+    expect(calls.map(([conversationId]) => conversationId).sort()).toEqual(conversations);
+    expect(calls.every(([, device, on]) => device.userId === 'bob' && device.deviceId === 'phone' && on)).toBe(true);
+    // The target is stored before any flag: a racing subscribe either sees it or made its position first.
+    const putAt = fake.services.pushTargets.put.mock.invocationCallOrder[0] ?? Infinity;
+    expect(Math.min(...fake.services.pushMarks.setPushable.mock.invocationCallOrder)).toBeGreaterThan(putAt);
+  });
+});
+
+describe('flagForPush (subscribe and $connect)', () => {
+  const device = { userId: 'bob', deviceId: 'phone' };
+  const at = (conversationId: string, pushable: boolean): DevicePosition => ({
+    conversationId,
+    ...device,
+    ackedThrough: 0,
+    acked: [],
+    lastSeenAt: 0,
+    version: 1,
+    ...(pushable ? { pushable: true as const } : {}),
+  });
+
+  it('flags the new positions of a device with a target, and reads nothing when all are flagged', async () => {
+    const fake = fakeServices();
+    fake.services.pushTargets.get.mockResolvedValue(webTarget('bob', 'phone'));
+    await flagForPush(fake.services, device, [at('a', true), at('b', false), at('c', false)]);
+    expect(fake.services.pushMarks.setPushable.mock.calls.map(([c, , on]) => [c, on])).toEqual([['b', true], ['c', true]]);
+    fake.services.pushTargets.get.mockClear();
+    await flagForPush(fake.services, device, [at('a', true)]);
+    expect(fake.services.pushTargets.get).not.toHaveBeenCalled();
+  });
+
+  it('flags nothing for a device without a target, and never fails its caller', async () => {
+    const fake = fakeServices();
+    await flagForPush(fake.services, device, [at('a', false)]);
+    expect(fake.services.pushTargets.get).toHaveBeenCalledWith('bob', 'phone');
+    expect(fake.services.pushMarks.setPushable).not.toHaveBeenCalled();
+    fake.services.pushTargets.get.mockRejectedValue(new Error('dynamo down'));
+    await expect(flagForPush(fake.services, device, [at('a', false)])).resolves.toBeUndefined();
+    expect(fake.logs.some((l) => l.message === 'push flags not set')).toBe(true);
   });
 });
 

@@ -184,6 +184,17 @@ function conversation(value: string | undefined): string {
   return id;
 }
 
+/** The stage's token age limit as the connect function reads it (MAX_TOKEN_AGE_SECONDS, default 24 h). */
+function maxTokenAgeOf(env: NodeJS.ProcessEnv): number {
+  const text = env.MAX_TOKEN_AGE_SECONDS;
+  if (text === undefined || text === '') return DEFAULT_MAX_TOKEN_AGE_SECONDS;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new UsageError(`MAX_TOKEN_AGE_SECONDS must be a positive integer, got "${text}"`);
+  return value;
+}
+
+const DEFAULT_MAX_TOKEN_AGE_SECONDS = 24 * 3600;
+
 export async function runAdmin(argv: string[], print: (line: string) => void): Promise<void> {
   // Node 20 is supported for local work; the SDK's notice about its own future Node 22 floor is noise here.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -195,6 +206,11 @@ export async function runAdmin(argv: string[], print: (line: string) => void): P
   }
   if (!['add-member', 'remove-member', 'token'].includes(command)) throw new UsageError(`unknown command "${command}"\n\n${USAGE}`);
   const ttlSeconds = parseTtl(values.ttl ?? '1h');
+  // The backend refuses a token that lives longer than its MAX_TOKEN_AGE_SECONDS: never print one it would refuse.
+  const maxAge = maxTokenAgeOf(process.env);
+  if (command === 'token' && (ttlSeconds <= 0 || ttlSeconds > maxAge)) {
+    throw new UsageError(`--ttl must be between 1s and ${maxAge}s (MAX_TOKEN_AGE_SECONDS); the backend refuses longer-lived tokens`);
+  }
   const target = await resolveTarget();
   try {
     if (command === 'add-member') {

@@ -75,6 +75,10 @@ describe('npm run admin against a running dev server', () => {
     await expect(admin('add-member', 'bad id!', 'x')).rejects.toThrow(/conversationId/);
     await expect(admin('add-member', 'c1')).rejects.toThrow(/missing <userId>/);
     await expect(admin('token', 'x', '--ttl', 'soon')).rejects.toThrow(/invalid TTL/);
+    // Longer than the backend's MAX_TOKEN_AGE_SECONDS (24 h): it would be refused at connect, so none is printed.
+    await expect(admin('token', 'x', '--ttl', '7d')).rejects.toThrow(/--ttl must be between 1s and 86400s/);
+    await expect(admin('token', 'x', '--ttl', '0')).rejects.toBeInstanceOf(UsageError);
+    expect(await admin('token', 'x', '--ttl', '1d')).toMatch(/^ey/);
     expect(await admin()).toMatch(/Usage/);
   });
 

@@ -31,7 +31,7 @@ let queueUrl: string;
 beforeAll(async () => {
   [dynamo, sqs] = await Promise.all([startDynalite(), startSqs()]);
   await createTables(dynamo.client, TABLES);
-  queueUrl = sqs.createQueue(`fanout-${randomUUID()}`);
+  queueUrl = await sqs.createQueue(`fanout-${randomUUID()}`);
 });
 
 afterAll(async () => {

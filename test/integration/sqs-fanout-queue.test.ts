@@ -73,7 +73,7 @@ function jobs(count: number): FanoutJob[] {
 
 describe('SqsFanoutQueue on fauxqs', () => {
   it('enqueues 25 jobs as 25 messages with the exact JSON bodies, in batches of at most 10', async () => {
-    const queueUrl = sqs.createQueue(`fanout-${randomUUID()}`);
+    const queueUrl = await sqs.createQueue(`fanout-${randomUUID()}`);
     const queue = new SqsFanoutQueue(sqs.client, queueUrl);
     const sent = jobs(25);
 
@@ -88,14 +88,14 @@ describe('SqsFanoutQueue on fauxqs', () => {
   });
 
   it('sends nothing for an empty list', async () => {
-    const queueUrl = sqs.createQueue(`fanout-${randomUUID()}`);
+    const queueUrl = await sqs.createQueue(`fanout-${randomUUID()}`);
     await new SqsFanoutQueue(sqs.client, queueUrl).enqueue([]);
     expect(batches).toEqual([]);
     await expect(drain(queueUrl)).resolves.toEqual([]);
   });
 
   it('rejects when the queue URL names no queue', async () => {
-    const queueUrl = sqs.createQueue(`fanout-${randomUUID()}`);
+    const queueUrl = await sqs.createQueue(`fanout-${randomUUID()}`);
     const missing = queueUrl.replace(/[^/]+$/, `missing-${randomUUID()}`);
     const error: unknown = await new SqsFanoutQueue(sqs.client, missing).enqueue(jobs(3)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Error);
@@ -103,7 +103,7 @@ describe('SqsFanoutQueue on fauxqs', () => {
   });
 
   it('does not retry an entry refused as the sender\'s fault; its batch-mates are sent', async () => {
-    const queueUrl = sqs.createQueue(`fanout-${randomUUID()}`, { MaximumMessageSize: '1024' });
+    const queueUrl = await sqs.createQueue(`fanout-${randomUUID()}`, { MaximumMessageSize: '1024' });
     const queue = new SqsFanoutQueue(sqs.client, queueUrl);
     const small = jobs(3);
     const huge: FanoutJob = { kind: 'typing', conversationId: 'c', userId: 'x'.repeat(2000), state: 'start', at: 1, connectionIds: ['c'] };

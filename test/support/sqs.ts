@@ -1,5 +1,5 @@
-import { SQSClient } from '@aws-sdk/client-sqs';
-import { startFauxqs } from 'fauxqs';
+import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { startSqsServer } from '../../local/services.js';
 import { DUMMY_CREDENTIALS } from './dynalite.js';
 
 export interface LocalSqs {
@@ -7,28 +7,29 @@ export interface LocalSqs {
   endpoint: string;
   region: string;
   client: SQSClient;
-  /**
-   * Creates a standard queue (optionally with SQS attributes such as `MaximumMessageSize`) and returns its URL,
-   * `http://sqs.<region>.localhost:<port>/000000000000/<name>`.
-   */
-  createQueue(name: string, attributes?: Record<string, string>): string;
+  /** Creates a standard queue (optionally with SQS attributes such as `MaximumMessageSize`) and returns its URL. */
+  createQueue(name: string, attributes?: Record<string, string>): Promise<string>;
   close(): Promise<void>;
 }
 
 /**
- * An in-process fauxqs (SQS over the SDK v3 JSON protocol) on a free port. The client sends every request to
- * `endpoint`; the queue URL travels in the request body only, so its `*.localhost` host never needs resolving.
+ * fauxqs (SQS over the SDK v3 JSON protocol) on a free loopback port, answering the SQS API only: the same server
+ * `npm start` runs (local/services.ts), never bound to every interface.
  */
 export async function startSqs(): Promise<LocalSqs> {
   const region = 'us-east-1';
-  const server = await startFauxqs({ port: 0, logger: false, defaultRegion: region });
-  const endpoint = server.address;
+  const server = await startSqsServer();
+  const endpoint = server.endpoint;
   const client = new SQSClient({ endpoint, region, credentials: DUMMY_CREDENTIALS, maxAttempts: 1 });
   return {
     endpoint,
     region,
     client,
-    createQueue: (name, attributes = {}) => server.createQueue(name, { region, attributes }).queueUrl,
+    createQueue: async (name, attributes = {}) => {
+      const { QueueUrl } = await client.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+      if (QueueUrl === undefined) throw new Error(`fauxqs made no URL for queue ${name}`);
+      return QueueUrl;
+    },
     close: async () => {
       client.destroy();
       await server.stop();

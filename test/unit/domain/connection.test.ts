@@ -94,6 +94,23 @@ describe('openConnection', () => {
     expect(record).toEqual({ connectionId: 'c1', userId: 'alice', deviceId: 'phone', connectedAt: NOW, expiresAt: NOW / 1000 + 3600, tokenExpiresAt: NOW + 3_600_000 });
   });
 
+  it('with a conversationId, flags the new position for push when the device has a target', async () => {
+    // Prepare
+    const fake = fakeServices();
+    fake.services.pushTargets.get.mockResolvedValue({
+      userId: 'alice',
+      deviceId: 'phone',
+      target: { kind: 'fcm', token: 'f'.repeat(40) },
+      registeredAt: 1,
+    });
+    // Act
+    await openConnection(fake.services, { connectionId: 'c1', query: withConversation, origin: undefined });
+    await openConnection(fake.services, { connectionId: 'c2', query: bare, origin: undefined });
+    // Assess: once, for the conversation of the v1 URL; a bare connection registers no position to flag.
+    expect(fake.services.pushTargets.get).toHaveBeenCalledTimes(1);
+    expect(fake.services.pushMarks.setPushable.mock.calls).toEqual([['conv', { userId: 'alice', deviceId: 'phone' }, true]]);
+  });
+
   it('starts the position at the log\'s last seq when the seq cache has none, and subscribes the connection', async () => {
     // Prepare
     const fake = fakeServices();
@@ -394,6 +411,32 @@ describe('subscribe', () => {
     expect(fake.positionOf({ userId: 'alice', deviceId: 'phone', conversationId: 'a' })).toMatchObject({ ackedThrough: 3 });
     expect(fake.positionOf({ userId: 'alice', deviceId: 'phone', conversationId: 'b' })).toBeUndefined();
     expect(fake.posted).toHaveLength(0);
+  });
+
+  it('flags the device\'s unflagged positions for push when it has a target, and answers even when that fails', async () => {
+    // Prepare
+    const fake = fakeServices();
+    const record = openRecord(fake);
+    fake.services.positions.register.mockImplementation(async (conversationId, device, startAfterSeq, now) => ({
+      conversationId,
+      ...device,
+      ackedThrough: startAfterSeq,
+      acked: [],
+      lastSeenAt: now,
+      version: 1,
+      // `a` was flagged by an earlier registerPush; `b` and `c` are new to the device.
+      ...(conversationId === 'a' ? { pushable: true as const } : {}),
+    }));
+    fake.services.pushTargets.get.mockResolvedValue({ userId: 'alice', deviceId: 'phone', target: { kind: 'fcm', token: 'f'.repeat(40) }, registeredAt: 1 });
+    // Act
+    const answer = await subscribe(fake.services, record, subscribeFrame(['a', 'b', 'c']), ENDPOINT);
+    fake.services.pushMarks.setPushable.mockRejectedValue(new UnavailableError('positions down'));
+    const again = await subscribe(fake.services, record, subscribeFrame(['d']), ENDPOINT);
+    // Assess
+    expect(answer).toMatchObject({ type: 'subscribed' });
+    expect(again).toMatchObject({ type: 'subscribed', conversations: [{ conversationId: 'd', status: 'ok' }] });
+    expect(fake.services.pushMarks.setPushable.mock.calls.map(([conversationId]) => conversationId).sort()).toEqual(['b', 'c', 'd']);
+    expect(fake.logs.filter((l) => l.message === 'push flags not set')).toHaveLength(1);
   });
 
   it('refuses more subscriptions than the cap with bad_request and writes nothing', async () => {

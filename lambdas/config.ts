@@ -312,6 +312,8 @@ export const functionEnvironments = {
   notifier: environment({ ...base, ...dynamo, ...connections, ...messages, ...positions, ...appSecret, ...notifier }),
   presenceSweeper: environment({ ...base, ...dynamo, ...connections, ...roster, ...redis, ...delivery, ...conversationSize, ...presence, ...presenceSweep }),
   redisPasswordRotation: environment({ ...base, ...passwordRotation }),
+  /** The custom resources of push (VAPID keys, SNS platform applications): what they act on comes with each event. */
+  pushSetup: environment({ ...base, ...secrets }),
 } as const;
 
 export type FunctionName = keyof typeof functionEnvironments;

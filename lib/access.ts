@@ -68,7 +68,7 @@ function grantMobilePush(role: IRole, platformArns: readonly string[]): void {
   for (const endpoint of endpoints) {
     acknowledge(
       role,
-      `AwsSolutions-IAM5[Resource::${endpoint}]`,
+      `AwsSolutions-IAM5[Resource::${nagNotation(role, endpoint)}]`,
       'SNS names a platform endpoint when it makes one (one per device token); the grant is limited to the endpoints of this stage\'s platform application.',
     );
   }

@@ -16,6 +16,9 @@ export const OUTPUTS = {
   jwtSecretArn: 'JwtSecretArn',
   notifyDeadLetterQueueUrl: 'NotifyDeadLetterQueueUrl',
   vapidSecretArn: 'VapidSecretArn',
+  vapidPublicKey: 'VapidPublicKey',
+  apnsPlatformArn: 'ApnsPlatformArn',
+  fcmPlatformArn: 'FcmPlatformArn',
   redisMode: 'RedisMode',
 } as const;
 

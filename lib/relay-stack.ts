@@ -13,6 +13,7 @@ import { Alarms } from './alarms.js';
 import { WebSocketGateway } from './api.js';
 import { OperationsDashboard } from './dashboard.js';
 import { RelayFunction, type FunctionEnvironment } from './functions.js';
+import { PushSetup, pushSetup } from './push-setup.js';
 import { FanoutQueues } from './queues.js';
 import { ExternalRedis, redisPasswordRotation, ServerlessRedis, type RedisBackend } from './redis.js';
 import { workerMaxConcurrency, type StackSettings } from './settings.js';
@@ -37,6 +38,8 @@ export const SWEEPER_SCHEDULE = Schedule.rate(Duration.minutes(1));
 export const MEMORY_MB = 512;
 /** A rotation step may wait for the ElastiCache user to be active again (about a minute or two at most). */
 export const ROTATION_TIMEOUT = Duration.minutes(3);
+/** The push custom resources: a key pair, or a few SNS calls. */
+export const PUSH_SETUP_TIMEOUT = Duration.minutes(1);
 export const ROTATION_MEMORY_MB = 256;
 /** A batch of 10 notify jobs, each a few reads and pushes (a push service answers within its 5 s timeout). */
 export const NOTIFIER_TIMEOUT = Duration.seconds(30);
@@ -66,6 +69,8 @@ export class RelayStack extends Stack {
   readonly sweeper: RelayFunction;
   /** Rotates the ElastiCache app user's password (serverless Redis only); Secrets Manager invokes it, nothing else. */
   readonly passwordRotation: RelayFunction | undefined;
+  /** The VAPID key pair and the SNS platform applications the stack makes (custom resources). */
+  readonly pushSetup: PushSetup;
   readonly gateway: WebSocketGateway;
   readonly alarms: Alarms;
   readonly dashboard: OperationsDashboard;
@@ -88,8 +93,8 @@ export class RelayStack extends Stack {
     // The same construct as the fan-out queues: encrypted, TLS only, senders limited by a resource policy, a DLQ
     // only SQS moves jobs to.
     this.notify = new FanoutQueues(this, 'Notify', { maxReceiveCount: settings.maxReceiveCount, workerTimeout: NOTIFIER_TIMEOUT });
-    // CloudFormation cannot make a P-256 key pair: the secret starts without one and Web Push pushes fail (DLQ,
-    // alarm) until the operator puts `{publicKey, privateKey, subject}` in it (the public key goes into the apps).
+    // CloudFormation cannot make a P-256 key pair: the secret starts without one, and the PushSetup custom resource
+    // below generates `{publicKey, privateKey, subject}` into it once (never replacing a pair it holds).
     this.vapidSecret = new Secret(this, 'VapidSecret', {
       description: `relay-ws ${settings.stage}: the VAPID key pair of Web Push ({"publicKey","privateKey","subject"})`,
       generateSecretString: { secretStringTemplate: '{}', generateStringKey: 'unset', passwordLength: 16, excludePunctuation: true },
@@ -154,8 +159,6 @@ export class RelayStack extends Stack {
       PUSH_TARGETS_TABLE: this.tables.byName.pushTargets.tableName,
       NOTIFY_QUEUE_URL: this.notify.queue.queueUrl,
       PUSH_VAPID_SECRET_ID: this.vapidSecret.secretArn,
-      ...(settings.pushApnsPlatformArn === undefined ? {} : { PUSH_APNS_PLATFORM_ARN: settings.pushApnsPlatformArn }),
-      ...(settings.pushFcmPlatformArn === undefined ? {} : { PUSH_FCM_PLATFORM_ARN: settings.pushFcmPlatformArn }),
       PUSH_PREVIEW: String(settings.pushPreview),
       ...(settings.pushWebAllowedHosts === undefined ? {} : { PUSH_WEB_ALLOWED_HOSTS: settings.pushWebAllowedHosts }),
       ...(settings.historyRetentionDays === undefined ? {} : { HISTORY_RETENTION_SECONDS: String(settings.historyRetentionDays * 24 * 3600) }),
@@ -185,6 +188,28 @@ export class RelayStack extends Stack {
         tracing: settings.tracing,
         placement: spec.access.redis ? this.redis.placement : undefined,
       });
+    this.pushSetup = new PushSetup(this, 'PushSetup', {
+      setupFunction: makeFunction(pushSetup, PUSH_SETUP_TIMEOUT),
+      namePrefix: `relay-ws-${settings.stage}`,
+      vapidSecret: this.vapidSecret,
+      vapidSubject: settings.pushVapidSubject,
+      ...(settings.pushApnsCredentialsSecretArn === undefined
+        ? {}
+        : { apns: { credentialsSecretArn: settings.pushApnsCredentialsSecretArn, platform: settings.pushApnsSandbox ? 'APNS_SANDBOX' : 'APNS' } }),
+      ...(settings.pushFcmCredentialsSecretArn === undefined ? {} : { fcm: { credentialsSecretArn: settings.pushFcmCredentialsSecretArn } }),
+      ...(settings.pushCredentialsVersion === undefined ? {} : { credentialsVersion: settings.pushCredentialsVersion }),
+      logRetention,
+      logRemovalPolicy: dataRemoval,
+    });
+    // The platform applications: the operator's, or the ones just made (read from their custom resources, so the
+    // functions that push are deployed after the applications exist).
+    const apnsArn = settings.pushApnsPlatformArn ?? this.pushSetup.apns?.arn;
+    const fcmArn = settings.pushFcmPlatformArn ?? this.pushSetup.fcm?.arn;
+    if (apnsArn !== undefined) values.PUSH_APNS_PLATFORM_ARN = apnsArn;
+    if (fcmArn !== undefined) values.PUSH_FCM_PLATFORM_ARN = fcmArn;
+    const pushPlatformArns = [settings.pushApnsPlatformArn ?? this.pushSetup.apns?.grantArn, settings.pushFcmPlatformArn ?? this.pushSetup.fcm?.grantArn].flatMap((arn) =>
+      arn === undefined ? [] : [arn],
+    );
     this.routeFunctions = routes.map((route) => ({ route, relayFunction: makeFunction(route, ROUTE_TIMEOUT) }));
 
     this.gateway = new WebSocketGateway(this, 'WebSocket', {
@@ -231,7 +256,7 @@ export class RelayStack extends Stack {
         fanoutQueue: this.fanout.queue,
         notifyQueue: this.notify.queue,
         vapidSecret: this.vapidSecret,
-        pushPlatformArns: [settings.pushApnsPlatformArn, settings.pushFcmPlatformArn].flatMap((arn) => (arn === undefined ? [] : [arn])),
+        pushPlatformArns,
         appSecret: this.appSecret,
         jwtSecret: this.jwtSecret,
         redis: this.redis,
@@ -269,7 +294,10 @@ export class RelayStack extends Stack {
     this.output(OUTPUTS.appSecretArn, this.appSecret.secretArn, 'App secret (admin CLI: APP_SECRET_ID)');
     this.output(OUTPUTS.jwtSecretArn, this.jwtSecret.secretArn, 'JWT secret of connection tokens (admin CLI: JWT_SECRET_ID)');
     this.output(OUTPUTS.notifyDeadLetterQueueUrl, this.notify.deadLetterQueue.queueUrl, 'Notifier dead-letter queue (push jobs that failed)');
-    this.output(OUTPUTS.vapidSecretArn, this.vapidSecret.secretArn, 'VAPID key pair of Web Push (fill it once: docs/deploy.md, "Push notifications")');
+    this.output(OUTPUTS.vapidSecretArn, this.vapidSecret.secretArn, 'VAPID key pair of Web Push (generated at the first deploy, never replaced)');
+    this.output(OUTPUTS.vapidPublicKey, this.pushSetup.vapidPublicKey, 'VAPID public key: the applicationServerKey of your web app');
+    if (this.pushSetup.apns !== undefined) this.output(OUTPUTS.apnsPlatformArn, this.pushSetup.apns.arn, 'SNS platform application of APNs (made by the stack)');
+    if (this.pushSetup.fcm !== undefined) this.output(OUTPUTS.fcmPlatformArn, this.pushSetup.fcm.arn, 'SNS platform application of FCM (made by the stack)');
     this.output(OUTPUTS.redisMode, this.redis.mode, 'serverless (ElastiCache) or external');
   }
 

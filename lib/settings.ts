@@ -106,6 +106,21 @@ export const contextSchema = z
      */
     pushApnsPlatformArn: optional(platformArn('APNS|APNS_SANDBOX')),
     pushFcmPlatformArn: optional(platformArn('GCM')),
+    /**
+     * Or: the stack makes the SNS platform applications itself from the operator's credentials secrets (JSON; see
+     * docs/deploy.md), APNs in the sandbox with pushApnsSandbox; pushCredentialsVersion changed = re-read them.
+     */
+    pushApnsCredentialsSecretArn: optional(secretArn),
+    pushApnsSandbox: unsetOr(flag.default(false)),
+    pushFcmCredentialsSecretArn: optional(secretArn),
+    pushCredentialsVersion: optional(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, dots, hyphens or underscores')),
+    /** The VAPID subject push services may contact the sender at (`mailto:` or `https:`; Apple refuses localhost). */
+    pushVapidSubject: unsetOr(
+      z
+        .string()
+        .regex(/^(mailto:[^@\s]+@[^@\s]+|https:\/\/\S+)$/, 'must be a mailto: address or an https: URL')
+        .default('mailto:webpush@example.com'),
+    ),
     pushPreview: unsetOr(flag.default(false)),
     pushWebAllowedHosts: optional(z.string().regex(/^[A-Za-z0-9*.,-]+$/, 'must be comma-separated host names (*. for subdomains)')),
     /**
@@ -134,6 +149,18 @@ export const contextSchema = z
       for (const key of ['jwtIssuer', 'jwtAudience'] as const) {
         if (ctx[key] === undefined) issues.addIssue({ code: 'custom', path: [key], message: 'is required with jwtJwksUrl' });
       }
+    }
+    // One source per platform: an application of the operator's, or one the stack makes from their credentials.
+    for (const [arn, secret] of [
+      ['pushApnsPlatformArn', 'pushApnsCredentialsSecretArn'],
+      ['pushFcmPlatformArn', 'pushFcmCredentialsSecretArn'],
+    ] as const) {
+      if (ctx[arn] !== undefined && ctx[secret] !== undefined) {
+        issues.addIssue({ code: 'custom', path: [secret], message: `give ${arn} (an existing platform application) or ${secret} (the stack makes one), not both` });
+      }
+    }
+    if (ctx.pushApnsSandbox && ctx.pushApnsCredentialsSecretArn === undefined) {
+      issues.addIssue({ code: 'custom', path: ['pushApnsSandbox'], message: 'is only used with pushApnsCredentialsSecretArn (an existing application says its own platform)' });
     }
     if (ctx.throttleBurst < ctx.throttleRate) {
       issues.addIssue({ code: 'custom', path: ['throttleBurst'], message: 'must be at least throttleRate' });

@@ -3,6 +3,7 @@ import { loadConfig, requiredVariablesOf, variablesOf } from '../../lambdas/conf
 import { ConfigError } from '../../lambdas/errors.js';
 import { fanoutWorker, notifier, presenceSweeper, routes } from '../../deploy/routes.js';
 import { redisPasswordRotation } from '../../lib/redis.js';
+import { pushSetup } from '../../lib/push-setup.js';
 import { configFor, functionEnvironments, type FunctionEnvironment } from './environment.js';
 import { removeAssembly, synthesize, type Synthesized } from './synth.js';
 
@@ -23,9 +24,9 @@ beforeAll(() => {
 afterAll(() => removeAssembly(synth));
 
 describe('function environment, checked against lambdas/config.ts', () => {
-  it('covers every function of the route table, the worker, the sweeper and the password rotation', () => {
+  it('covers every function of the route table, the worker, the sweeper, the password rotation and the push setup', () => {
     expect(environments.map((e) => e.functionName).sort()).toEqual(
-      [...routes, fanoutWorker, presenceSweeper, notifier, redisPasswordRotation].map((spec) => `RelayWs-dev-${spec.name}`).sort(),
+      [...routes, fanoutWorker, presenceSweeper, notifier, redisPasswordRotation, pushSetup].map((spec) => `RelayWs-dev-${spec.name}`).sort(),
     );
   });
 

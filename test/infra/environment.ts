@@ -29,7 +29,10 @@ export interface FunctionEnvironment {
 }
 
 export function functionEnvironments(json: TemplateJson): FunctionEnvironment[] {
-  return resourcesOfType(json, 'AWS::Lambda::Function').map(([id, resource]) => {
+  // The stage's functions are named; CDK's Provider framework function (it relays custom resource events to
+  // pushSetup, and reads no environment of ours) is not.
+  const named = resourcesOfType(json, 'AWS::Lambda::Function').filter(([, resource]) => typeof props(resource).FunctionName === 'string');
+  return named.map(([id, resource]) => {
     const properties = props(resource);
     const environment = properties.Environment;
     const variables =

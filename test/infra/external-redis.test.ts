@@ -51,7 +51,8 @@ describe('-c redis=external', () => {
 
   it('still gives every function an environment loadConfig accepts', () => {
     const environments = functionEnvironments(synth.json);
-    expect(environments).toHaveLength(routes.length + 3);
+    // The routes, the worker, the sweeper, the notifier and the push setup (no password rotation without ElastiCache).
+    expect(environments).toHaveLength(routes.length + 4);
     for (const environment of environments.filter((e) => variablesOf(e.name).includes('REDIS_URL'))) {
       const config = configFor(environment);
       expect(config.REDIS_URL_SECRET_ID).toBe(SECRET_ARN);

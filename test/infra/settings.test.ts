@@ -26,6 +26,8 @@ describe('context values', () => {
       tracing: false,
       apiGatewayCloudWatchRole: true,
       pushPreview: false,
+      pushApnsSandbox: false,
+      pushVapidSubject: 'mailto:webpush@example.com',
       callbackQuotaPerSecond: 10_000,
       callbackQuotaShare: 0.5,
       workerPostsPerSecond: 1_938,

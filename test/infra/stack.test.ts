@@ -13,6 +13,7 @@ import { ACCESS_LOG_FIELDS } from '../../lib/api.js';
 import { ESM_REQUIRE_BANNER } from '../../lib/functions.js';
 import { FanoutQueues } from '../../lib/queues.js';
 import { REDIS_APP_ACCESS, REDIS_APP_USER, REDIS_DEFAULT_ACCESS, redisPasswordRotation } from '../../lib/redis.js';
+import { pushSetup } from '../../lib/push-setup.js';
 import { OUTPUTS, WORKER_BATCH_SIZE } from '../../lib/relay-stack.js';
 import { parseSettings, workerMaxConcurrency } from '../../lib/settings.js';
 import {
@@ -34,9 +35,11 @@ import {
 const STACK = 'RelayWs-dev';
 const ALARM_EMAIL = 'ops@example.com';
 /** With `redis=serverless` (the default) the stack also has the Redis password rotation function. */
-const allSpecs = [...routes, fanoutWorker, presenceSweeper, notifier, redisPasswordRotation];
+const allSpecs = [...routes, fanoutWorker, presenceSweeper, notifier, redisPasswordRotation, pushSetup];
 
 let synth: Synthesized;
+/** The stage's own functions (each named `{stack}-{spec}`), not CDK's Provider framework one. */
+const ourFunctions = () => resourcesOfType(synth.json, 'AWS::Lambda::Function').filter(([, f]) => props(f).FunctionName !== undefined);
 
 beforeAll(() => {
   // The one synthesis with real esbuild bundling (about 5 s); the other infra test files skip bundling.
@@ -79,6 +82,8 @@ describe('the app', () => {
     // No AWS managed policy any more (IAM4 is left acknowledged for CDK's own API Gateway CloudWatch role).
     expect([...acknowledged.keys()].filter((id) => id.startsWith('AwsSolutions-IAM5')).sort()).toEqual([
       'AwsSolutions-IAM5[Resource::*]',
+      // The CDK Provider framework may invoke the push setup function's versions.
+      expect.stringMatching(/^AwsSolutions-IAM5\[Resource::<pushSetupFunction[A-Za-z0-9]+\.Arn>:\*\]$/),
       'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]',
       expect.stringMatching(/^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:execute-api:.*\/dev\/POST\/@connections\/\*\]$/),
     ]);
@@ -168,8 +173,11 @@ describe('WebSocket API', () => {
 
 describe('functions', () => {
   it('makes one function per route entry plus the fan-out worker, the sweeper and the password rotation', () => {
-    const names = resourcesOfType(synth.json, 'AWS::Lambda::Function').map(([, f]) => props(f).FunctionName);
+    const names = ourFunctions().map(([, f]) => props(f).FunctionName);
     expect(names.sort()).toEqual(allSpecs.map((spec) => `${STACK}-${spec.name}`).sort());
+    // And one more: CDK's Provider framework, which relays the push custom resources' events to pushSetup.
+    const others = resourcesOfType(synth.json, 'AWS::Lambda::Function').filter(([, f]) => props(f).FunctionName === undefined);
+    expect(others.map(([, f]) => String(props(f).Description))).toEqual([expect.stringMatching(/^AWS CDK resource provider framework - onEvent .*PushSetup/)]);
   });
 
   it.each(allSpecs.map((spec) => [spec.name, spec] as const))('%s: nodejs22.x on arm64, ESM, source maps, own log group', (_name, spec) => {
@@ -186,7 +194,7 @@ describe('functions', () => {
     expect(logGroup?.Type).toBe('AWS::Logs::LogGroup');
     expect(props(logGroup ?? { Type: '' }).RetentionInDays).toBe(30);
     // Its own group: no two functions share one.
-    const groups = resourcesOfType(synth.json, 'AWS::Lambda::Function').map(([, f]) =>
+    const groups = ourFunctions().map(([, f]) =>
       refTarget((props(f).LoggingConfig as { LogGroup: unknown }).LogGroup),
     );
     expect(new Set(groups).size).toBe(allSpecs.length);
@@ -435,7 +443,9 @@ describe('outputs', () => {
   it('prints the wss:// URL, the callback URL, tables, queues, secret and stage', () => {
     const outputs = synth.json.Outputs ?? {};
     const [apiId] = onlyResource(synth.json, 'AWS::ApiGatewayV2::Api');
-    expect(Object.keys(outputs).sort()).toEqual(Object.values(OUTPUTS).sort());
+    // The platform applications' ARNs only when the stack makes them (infra/push.test.ts).
+    const made = new Set<string>([OUTPUTS.apnsPlatformArn, OUTPUTS.fcmPlatformArn]);
+    expect(Object.keys(outputs).sort()).toEqual(Object.values(OUTPUTS).filter((key) => !made.has(key)).sort());
     expect(flat(outputs[OUTPUTS.webSocketUrl]?.Value)).toBe(`wss://<${apiId}>.execute-api.<AWS::Region>.<AWS::URLSuffix>/dev`);
     expect(flat(outputs[OUTPUTS.callbackUrl]?.Value)).toBe(`https://<${apiId}>.execute-api.<AWS::Region>.<AWS::URLSuffix>/dev`);
     expect(outputs[OUTPUTS.stageName]?.Value).toBe('dev');

@@ -48,7 +48,8 @@ const vapidSchema = z.object({
 
 /**
  * The VAPID key pair of Web Push: inline JSON locally, else the stage's secret. Undefined while the secret holds
- * no key pair yet (the stack creates it empty; docs/deploy.md, "Push notifications"): Web Push pushes then fail.
+ * no key pair yet (the stack creates it empty and its PushSetup custom resource fills it during the same deploy;
+ * docs/deploy.md, "Push notifications"): Web Push pushes fail until then.
  */
 export async function readVapidKeys(
   config: SecretsConfig & { PUSH_VAPID_SECRET_ID?: string | undefined; PUSH_VAPID_JSON?: string | undefined },

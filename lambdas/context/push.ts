@@ -1,19 +1,13 @@
 import { SNSClient } from '@aws-sdk/client-sns';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { DynamoPushTargets } from '../adapters/dynamo-push-targets.js';
 import { PushProviders } from '../adapters/push-providers.js';
 import { SnsPushSender } from '../adapters/sns-push-sender.js';
 import { noNotifyQueue, SqsNotifyQueue } from '../adapters/sqs-notify-queue.js';
 import { WebPushSender } from '../adapters/web-push-sender.js';
-import type { NotifyQueue, PushSender, PushTargetStore } from '../ports.js';
+import type { NotifyQueue, PushSender } from '../ports.js';
 import { credentialsOption } from './credentials.js';
 import type { Env, Scope } from './lazy.js';
 import { readVapidKeys } from './secrets.js';
 import { sqsClient } from './sqs.js';
-
-export function pushTargets(config: { PUSH_TARGETS_TABLE: string }, db: DynamoDBDocumentClient): PushTargetStore {
-  return new DynamoPushTargets(db, config.PUSH_TARGETS_TABLE);
-}
 
 /** The notify queue, or (no NOTIFY_QUEUE_URL) none: nothing is pushed. */
 export function notifyQueue(config: { AWS_REGION: string; SQS_ENDPOINT?: string | undefined; NOTIFY_QUEUE_URL?: string | undefined }, scope: Scope, env: Env): NotifyQueue {

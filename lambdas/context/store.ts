@@ -1,7 +1,8 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoDevicePositions } from '../adapters/dynamo-device-positions.js';
 import { DynamoMessageLog } from '../adapters/dynamo-message-log.js';
-import type { DevicePositions, MessageLog, PushMarks } from '../ports.js';
+import { DynamoPushTargets } from '../adapters/dynamo-push-targets.js';
+import type { DevicePositions, MessageLog, PushMarks, PushTargetStore } from '../ports.js';
 import { systemClock } from './settings.js';
 
 /** The message log and idempotency records (DynamoDB: the record of every message and seq). */
@@ -24,4 +25,12 @@ export function devicePositions(
     deviceTtlSeconds: config.DEVICE_TTL_SECONDS,
     maxDevicesPerUser: config.MAX_DEVICES_PER_USER,
   });
+}
+
+/**
+ * Each device's push target (DynamoDB). Here, not in context/push.ts: `subscribe` and `$connect` read targets,
+ * and must not bundle the push senders (web-push, the SNS client) for it.
+ */
+export function pushTargets(config: { PUSH_TARGETS_TABLE: string }, db: DynamoDBDocumentClient): PushTargetStore {
+  return new DynamoPushTargets(db, config.PUSH_TARGETS_TABLE);
 }

@@ -1,10 +1,10 @@
 import { createLog } from '../adapters/log.js';
 import { loadConfig } from '../config.js';
 import { documentClient } from '../context/dynamo.js';
+import { pushTargets } from '../context/store.js';
 import { lambdaHandler, once, type Route, type ServiceSource } from '../context/lazy.js';
 import { metricsOf } from '../context/metrics.js';
 import { connectionRegistry } from '../context/members.js';
-import { pushTargets } from '../context/push.js';
 import { redisHelpers } from '../context/redis.js';
 import { rateSettings, systemClock } from '../context/settings.js';
 import { unregisterPush, type UnregisterPushServices } from '../domain/push.js';

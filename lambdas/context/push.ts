@@ -1,19 +1,11 @@
 import { SNSClient } from '@aws-sdk/client-sns';
 import { PushProviders } from '../adapters/push-providers.js';
 import { SnsPushSender } from '../adapters/sns-push-sender.js';
-import { noNotifyQueue, SqsNotifyQueue } from '../adapters/sqs-notify-queue.js';
 import { WebPushSender } from '../adapters/web-push-sender.js';
-import type { NotifyQueue, PushSender } from '../ports.js';
+import type { PushSender } from '../ports.js';
 import { credentialsOption } from './credentials.js';
 import type { Env, Scope } from './lazy.js';
 import { readVapidKeys } from './secrets.js';
-import { sqsClient } from './sqs.js';
-
-/** The notify queue, or (no NOTIFY_QUEUE_URL) none: nothing is pushed. */
-export function notifyQueue(config: { AWS_REGION: string; SQS_ENDPOINT?: string | undefined; NOTIFY_QUEUE_URL?: string | undefined }, scope: Scope, env: Env): NotifyQueue {
-  if (config.NOTIFY_QUEUE_URL === undefined) return noNotifyQueue;
-  return new SqsNotifyQueue(sqsClient(config, scope, env), config.NOTIFY_QUEUE_URL);
-}
 
 /** Web Push (when the VAPID keys are there) and SNS mobile push (when a platform application is given). */
 export async function pushProviders(
